@@ -1,0 +1,1 @@
+//! Installing compiled filters in the calling process.

@@ -1,0 +1,1 @@
+//! Thin wrappers over syscalls: the only unsafe code.
