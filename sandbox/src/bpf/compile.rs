@@ -276,6 +276,11 @@ impl Gen {
             (Width::W32, Op::Ge) => self.test(lo_off, JGE, v_lo, t, f),
             (Width::W32, Op::AnyBits) => self.any_bits(lo_off, v_lo, t, f),
             (Width::W32, Op::InMask) => self.any_bits(lo_off, !v_lo, f, t),
+            (Width::W32, Op::MaskedEq(m)) => self.masked_eq(lo_off, m as u32, v_lo, t, f),
+            (Width::W64, Op::MaskedEq(m)) => {
+                let lo = self.masked_eq(lo_off, m as u32, v_lo, t, f);
+                self.masked_eq(hi_off, (m >> 32) as u32, v_hi, lo, f)
+            }
             (Width::W64, Op::Eq) => {
                 let lo = self.test(lo_off, JEQ, v_lo, t, f);
                 self.test(hi_off, JEQ, v_hi, lo, f)
@@ -304,6 +309,25 @@ impl Gen {
         }
         let j = self.jump(JMP | jop | K, k, t, f);
         self.load(off, j)
+    }
+
+    /// `t` when the word at `off`, masked, equals `v`, else `f`.
+    fn masked_eq(&mut self, off: u32, mask: u32, v: u32, t: Pos, f: Pos) -> Pos {
+        if t == f {
+            return t;
+        }
+        match (mask, v) {
+            // Nothing to compare: every value matches (the policy rejects v outside mask).
+            (0, 0) => t,
+            (0, _) => f,
+            (u32::MAX, _) => self.test(off, JEQ, v, t, f),
+            _ => {
+                let j = self.jump(JMP | JEQ | K, v, t, f);
+                self.fall_into(j);
+                let and = self.emit(SockFilter::stmt(ALU | AND | K, mask));
+                self.load(off, and)
+            }
+        }
     }
 
     /// `t` when any bit of `mask` is set in the word at `off`, else `f`.

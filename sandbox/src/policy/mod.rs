@@ -178,6 +178,8 @@ pub enum Op {
     AnyBits,
     /// `arg in v`: true when no bit outside `v` is set in the argument.
     InMask,
+    /// `arg & mask == v`: the argument's bits under `mask` equal `v`.
+    MaskedEq(u64),
 }
 
 impl Op {
@@ -192,6 +194,7 @@ impl Op {
             Op::Ge => ">=",
             Op::AnyBits => "&",
             Op::InMask => "in",
+            Op::MaskedEq(_) => "& ==",
         }
     }
 
@@ -206,6 +209,7 @@ impl Op {
             Op::Ge => x >= v,
             Op::AnyBits => x & v != 0,
             Op::InMask => x & !v == 0,
+            Op::MaskedEq(mask) => x & mask == v,
         }
     }
 }
@@ -285,6 +289,10 @@ impl ArgRef {
     pub fn in_mask(self, mask: u64) -> Expr {
         self.cond(Op::InMask, mask)
     }
+    /// `arg & mask == v`
+    pub fn masked_eq(self, mask: u64, v: u64) -> Expr {
+        self.cond(Op::MaskedEq(mask), v)
+    }
 }
 
 impl Expr {
@@ -323,7 +331,13 @@ impl Expr {
                 let raw = args.get(usize::from(c.arg)).copied().unwrap_or(0);
                 match width(c.arg) {
                     Width::W64 => c.op.holds(raw, c.value),
-                    Width::W32 => c.op.holds(u64::from(raw as u32), u64::from(c.value as u32)),
+                    Width::W32 => {
+                        let op = match c.op {
+                            Op::MaskedEq(m) => Op::MaskedEq(u64::from(m as u32)),
+                            op => op,
+                        };
+                        op.holds(u64::from(raw as u32), u64::from(c.value as u32))
+                    }
                 }
             }
             Expr::And(v) => v.iter().all(|e| e.holds(args, width)),
@@ -475,6 +489,16 @@ pub enum PolicyError {
         /// The one that conflicts.
         second: Action,
     },
+    /// A masked compare whose value has bits outside the mask.
+    #[error("`{syscall}`: `& {mask:#x} == {value:#x}` can never hold (the value has bits outside the mask)")]
+    NeverHolds {
+        /// The syscall.
+        syscall: &'static str,
+        /// The mask.
+        mask: u64,
+        /// The value.
+        value: u64,
+    },
     /// `And`/`Or` with nothing inside.
     #[error("an and/or with no operands")]
     EmptyCombinator,
@@ -558,14 +582,29 @@ impl Policy {
             if err.is_some() {
                 return;
             }
+            let w32 = params::width(s.name(), c.arg) == Width::W32;
             if c.arg > 5 {
                 err = Some(PolicyError::ArgIndex(c.arg));
-            } else if params::width(s.name(), c.arg) == Width::W32 && !fits_32(c.value) {
+            } else if w32 && !fits_32(c.value) {
                 err = Some(PolicyError::ValueTooWide {
                     syscall: s.name(),
                     arg: c.arg,
                     value: c.value,
                 });
+            } else if let Op::MaskedEq(mask) = c.op {
+                if w32 && !fits_32(mask) {
+                    err = Some(PolicyError::ValueTooWide {
+                        syscall: s.name(),
+                        arg: c.arg,
+                        value: mask,
+                    });
+                } else if c.value & !mask != 0 {
+                    err = Some(PolicyError::NeverHolds {
+                        syscall: s.name(),
+                        mask,
+                        value: c.value,
+                    });
+                }
             }
         });
         if let Some(e) = err {

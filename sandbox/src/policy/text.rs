@@ -128,33 +128,59 @@ impl Sources for EmbeddedSources {
     }
 }
 
+/// What a policy text is read for.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The architecture whose constant values are used (a few `O_*` flags differ).
+    pub arch: Arch,
+    /// Constants the caller binds, looked up before the built-in ones (e.g. the
+    /// presets' `SELF_PID`).
+    pub defines: Vec<(String, u64)>,
+}
+
+impl Options {
+    /// Read for `arch` with no extra constants.
+    pub fn new(arch: Arch) -> Options {
+        Options {
+            arch,
+            defines: Vec::new(),
+        }
+    }
+
+    /// Bind constant `name` to `value`.
+    pub fn define(mut self, name: &str, value: u64) -> Options {
+        self.defines.push((name.to_string(), value));
+        self
+    }
+}
+
 /// Parse the policy in file `path`.
 pub fn parse_file(
     path: &Path,
-    arch: Arch,
+    options: &Options,
     include_dirs: &[PathBuf],
 ) -> Result<Policy, ParseErrors> {
     let sources = FileSources {
         include_dirs: include_dirs.to_vec(),
     };
-    parse_with(&sources, &path.display().to_string(), arch)
+    parse_with(&sources, &path.display().to_string(), options)
 }
 
 /// Parse `text` as a policy file called `name`; includes are looked up in `sources`.
 pub fn parse_str(
     name: &str,
     text: &str,
-    arch: Arch,
+    options: &Options,
     sources: &dyn Sources,
 ) -> Result<Policy, ParseErrors> {
-    let mut p = Parser::new(arch, sources);
+    let mut p = Parser::new(options, sources);
     p.file(name.to_string(), name.to_string(), text, 0);
     p.finish()
 }
 
 /// Parse the file `top` found through `sources`.
-pub fn parse_with(sources: &dyn Sources, top: &str, arch: Arch) -> Result<Policy, ParseErrors> {
-    let mut p = Parser::new(arch, sources);
+pub fn parse_with(sources: &dyn Sources, top: &str, options: &Options) -> Result<Policy, ParseErrors> {
+    let mut p = Parser::new(options, sources);
     match sources.load(None, top) {
         Ok((key, display, text)) => p.file(key, display, &text, 0),
         Err(message) => p.errors.push(ParseError {
@@ -361,7 +387,7 @@ struct Cursor<'a> {
     toks: &'a [Token],
     pos: usize,
     end: usize,
-    arch: Arch,
+    options: &'a Options,
 }
 
 type PResult<T> = Result<T, (usize, String)>;
@@ -500,14 +526,27 @@ impl<'a> Cursor<'a> {
             }
         };
         let value_at = self.at();
-        let value = self.value(0)?;
-        Ok(Ast::Cond {
+        let mut value = self.value(0)?;
+        let mut op = op;
+        let mut value_at = value_at;
+        let mut negate = false;
+        if op == Op::AnyBits && (self.is_punct("==") || self.is_punct("!=")) {
+            // `arg & MASK == VALUE`: masked equality.
+            negate = self.is_punct("!=");
+            self.pos += 1;
+            value_at = self.at();
+            let mask = value;
+            value = self.value(0)?;
+            op = Op::MaskedEq(mask);
+        }
+        let cond = Ast::Cond {
             param,
             param_at,
             op,
             value,
             value_at,
-        })
+        };
+        Ok(if negate { Ast::Not(Box::new(cond)) } else { cond })
     }
 
     // value := term ('|' term)*
@@ -542,9 +581,14 @@ impl<'a> Cursor<'a> {
         }
         match self.bump() {
             Some(Tok::Num(n)) => Ok(*n),
-            Some(Tok::Word(w)) => {
-                consts::lookup(self.arch, w).ok_or_else(|| (at, format!("unknown constant `{w}`")))
-            }
+            Some(Tok::Word(w)) => self
+                .options
+                .defines
+                .iter()
+                .find(|(n, _)| n == w)
+                .map(|(_, v)| *v)
+                .or_else(|| consts::lookup(self.options.arch, w))
+                .ok_or_else(|| (at, format!("unknown constant `{w}`"))),
             _ => {
                 self.pos = self.pos.saturating_sub(1);
                 Err((at, format!("expected a value, found {}", self.describe())))
@@ -624,7 +668,7 @@ fn is_action_word(t: Option<&Tok>) -> bool {
 // The parser proper.
 
 struct Parser<'s> {
-    arch: Arch,
+    options: &'s Options,
     sources: &'s dyn Sources,
     policy: Policy,
     default: Option<(Action, String)>,
@@ -636,9 +680,9 @@ struct Parser<'s> {
 }
 
 impl<'s> Parser<'s> {
-    fn new(arch: Arch, sources: &'s dyn Sources) -> Parser<'s> {
+    fn new(options: &'s Options, sources: &'s dyn Sources) -> Parser<'s> {
         Parser {
-            arch,
+            options,
             sources,
             // Replaced by `@default` or left as kill-process.
             policy: Policy {
@@ -727,7 +771,7 @@ impl<'s> Parser<'s> {
             toks,
             pos: 0,
             end: line.text.len(),
-            arch: self.arch,
+            options: self.options,
         };
         match c.peek() {
             Some(Tok::Word(w)) if w.starts_with('@') => {
@@ -913,7 +957,8 @@ impl<'s> Parser<'s> {
                         format!("`{syscall}` has no parameter `{param}` ({hint})"),
                     )
                 })?;
-                if params::width(syscall, arg) == Width::W32 && !fits_32(*value) {
+                let mask_too_wide = matches!(op, Op::MaskedEq(m) if !fits_32(*m));
+                if params::width(syscall, arg) == Width::W32 && (!fits_32(*value) || mask_too_wide) {
                     return Err((*value_at, format!(
                         "value {value:#x} does not fit 32-bit parameter {param} of {syscall} (use a 32-bit or sign-extended value)"
                     )));
@@ -970,7 +1015,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Policy, ParseErrors> {
-        parse_str("t.policy", text, Arch::X86_64, &Mem(vec![]))
+        parse_str("t.policy", text, &Options::new(Arch::X86_64), &Mem(vec![]))
     }
 
     fn err(text: &str) -> ParseError {
@@ -1106,6 +1151,29 @@ ptrace: kill-process
     }
 
     #[test]
+    fn masked_equality_and_defines() {
+        let opts = Options::new(Arch::X86_64).define("SELF_PID", 42);
+        let p = parse_str(
+            "t",
+            "futex: op & FUTEX_CMD_MASK == FUTEX_WAIT || op & 0x7f != 6\nkill: pid == SELF_PID",
+            &opts,
+            &Mem(vec![]),
+        )
+        .expect("parses");
+        let a = Arch::X86_64;
+        let futex = a.syscall_number("futex").expect("futex");
+        let kill = a.syscall_number("kill").expect("kill");
+        let call = |nr, args| p.evaluate(a, &SeccompData::new(a, nr, args));
+        assert_eq!(call(futex, [0, 128, 0, 0, 0, 0]), Action::Allow);
+        assert_eq!(call(futex, [0, 6, 0, 0, 0, 0]), Action::KillProcess);
+        assert_eq!(call(futex, [0, 134, 0, 0, 0, 0]), Action::KillProcess);
+        assert_eq!(call(kill, [42, 0, 0, 0, 0, 0]), Action::Allow);
+        assert_eq!(call(kill, [43, 0, 0, 0, 0, 0]), Action::KillProcess);
+        let e = err("futex: op & 1 == 2");
+        assert!(e.message.contains("can never hold"), "{}", e.message);
+    }
+
+    #[test]
     fn conditional_statements_combine_in_order() {
         let p = parse(
             "prctl: arg0 == PR_SET_NAME\nprctl: arg0 == PR_GET_NAME\nprctl: arg0 == 4 => errno 1",
@@ -1122,9 +1190,9 @@ ptrace: kill-process
             ("loop1", "@include loop2"),
             ("loop2", "@include loop1"),
         ]);
-        let p = parse_with(&sources, "a.policy", Arch::X86_64).expect("parses");
+        let p = parse_with(&sources, "a.policy", &Options::new(Arch::X86_64)).expect("parses");
         assert!(p.rules_for("write").is_some());
-        let e = parse_with(&sources, "loop1", Arch::X86_64).expect_err("cycle");
+        let e = parse_with(&sources, "loop1", &Options::new(Arch::X86_64)).expect_err("cycle");
         assert!(
             e.0[0]
                 .message
@@ -1132,7 +1200,7 @@ ptrace: kill-process
             "{}",
             e
         );
-        let e = parse_with(&sources, "nope", Arch::X86_64).expect_err("missing");
+        let e = parse_with(&sources, "nope", &Options::new(Arch::X86_64)).expect_err("missing");
         assert!(e.0[0].message.contains("cannot find"));
     }
 
