@@ -1,1 +1,116 @@
-//! Installing compiled filters in the calling process.
+//! Installing a compiled filter in the calling process.
+//!
+//! A filter is installed with `seccomp(SECCOMP_SET_MODE_FILTER)`; by default with
+//! `SECCOMP_FILTER_FLAG_TSYNC`, so every thread of the process gets it, threads started
+//! before the call included. The kernel requires no_new_privs (or CAP_SYS_ADMIN);
+//! [`install`] does not set it behind the caller's back: lockdown sets it as its own
+//! step, and [`set_no_new_privs`] is here for callers that install a filter alone.
+//!
+//! Filters stack: a second install adds a filter, and for every syscall the most
+//! restrictive answer of all installed filters wins. A filter can never be removed.
+
+use crate::bpf::{self, Program};
+use crate::policy::arch::Arch;
+use crate::policy::Action;
+use crate::sys;
+use std::io;
+
+/// `SECCOMP_FILTER_FLAG_TSYNC`
+pub const FLAG_TSYNC: u32 = 1;
+/// `SECCOMP_FILTER_FLAG_LOG`
+pub const FLAG_LOG: u32 = 2;
+
+/// How to install a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Apply to every thread of the process (`SECCOMP_FILTER_FLAG_TSYNC`). On by default.
+    pub all_threads: bool,
+    /// Log every action but allow (`SECCOMP_FILTER_FLAG_LOG`).
+    pub log: bool,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            all_threads: true,
+            log: false,
+        }
+    }
+}
+
+/// Why a filter could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The program was compiled for another architecture than this process's.
+    #[error("the program was compiled for {program}, but this process runs on {native}")]
+    WrongArch {
+        /// The program's architecture.
+        program: Arch,
+        /// This process's.
+        native: Arch,
+    },
+    /// The kernel would refuse the program.
+    #[error("invalid program: {0}")]
+    Invalid(#[from] bpf::InterpError),
+    /// Neither no_new_privs nor CAP_SYS_ADMIN.
+    #[error("seccomp: no_new_privs is not set and the process lacks CAP_SYS_ADMIN (EACCES)")]
+    NeedNoNewPrivs,
+    /// TSYNC failed: a thread of the process could not be synchronised.
+    #[error("seccomp TSYNC: thread {0} has a diverging filter and could not be synchronised")]
+    Tsync(i64),
+    /// Another error from seccomp(2).
+    #[error("seccomp(SECCOMP_SET_MODE_FILTER): {0}")]
+    Kernel(io::Error),
+}
+
+/// Install `program` in the calling process.
+pub fn install(program: &Program, options: InstallOptions) -> Result<(), InstallError> {
+    if program.arch != Arch::native() {
+        return Err(InstallError::WrongArch {
+            program: program.arch,
+            native: Arch::native(),
+        });
+    }
+    install_raw(&program.instructions, options)
+}
+
+/// Install raw instructions (validated first as the kernel would).
+pub fn install_raw(
+    instructions: &[bpf::SockFilter],
+    options: InstallOptions,
+) -> Result<(), InstallError> {
+    bpf::validate(instructions)?;
+    let mut flags = 0;
+    if options.all_threads {
+        flags |= FLAG_TSYNC;
+    }
+    if options.log {
+        flags |= FLAG_LOG;
+    }
+    match sys::seccomp_set_mode_filter(instructions, flags) {
+        Ok(0) => Ok(()),
+        Ok(tid) => Err(InstallError::Tsync(tid)),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(InstallError::NeedNoNewPrivs),
+        Err(e) => Err(InstallError::Kernel(e)),
+    }
+}
+
+/// Set no_new_privs for the calling thread (inherited by children, irreversible).
+pub fn set_no_new_privs() -> io::Result<()> {
+    sys::set_no_new_privs()
+}
+
+/// Whether no_new_privs is set.
+pub fn no_new_privs() -> io::Result<bool> {
+    sys::no_new_privs()
+}
+
+/// The seccomp mode of the calling thread: 0 none, 1 strict, 2 filter.
+pub fn mode() -> io::Result<i32> {
+    sys::seccomp_mode()
+}
+
+/// Whether the running kernel knows `action` (`SECCOMP_GET_ACTION_AVAIL`).
+pub fn action_available(action: Action) -> bool {
+    sys::seccomp_action_available(action.to_ret() & crate::policy::RET_ACTION_FULL).is_ok()
+}

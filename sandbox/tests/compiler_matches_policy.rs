@@ -9,9 +9,30 @@ use sandbox::policy::{arg, Action, Expr, Op, Policy};
 
 /// Syscalls whose parameters mix 32- and 64-bit widths, plus plain ones.
 const NAMES: &[&str] = &[
-    "read", "write", "ioctl", "fcntl", "mmap", "mprotect", "madvise", "prctl", "clone",
-    "socket", "kill", "tgkill", "futex", "openat", "getpid", "exit_group", "close",
-    "clock_gettime", "getrandom", "memfd_create", "open", "uname", "ptrace", "bpf",
+    "read",
+    "write",
+    "ioctl",
+    "fcntl",
+    "mmap",
+    "mprotect",
+    "madvise",
+    "prctl",
+    "clone",
+    "socket",
+    "kill",
+    "tgkill",
+    "futex",
+    "openat",
+    "getpid",
+    "exit_group",
+    "close",
+    "clock_gettime",
+    "getrandom",
+    "memfd_create",
+    "open",
+    "uname",
+    "ptrace",
+    "bpf",
 ];
 
 fn interesting() -> impl Strategy<Value = u64> {
@@ -86,7 +107,14 @@ type RuleSpec = (usize, Option<Expr>, Action);
 fn policy_spec() -> impl Strategy<Value = (Action, Vec<RuleSpec>, Vec<(usize, Action)>)> {
     (
         action(),
-        prop::collection::vec((0..NAMES.len(), prop::option::weighted(0.8, expr()), action()), 1..14),
+        prop::collection::vec(
+            (
+                0..NAMES.len(),
+                prop::option::weighted(0.8, expr()),
+                action(),
+            ),
+            1..14,
+        ),
         prop::collection::vec((0..NAMES.len(), action()), 0..3),
     )
 }
@@ -220,13 +248,23 @@ fn long_jumps_use_trampolines() {
     }
     let prog = compile(&p, Arch::X86_64).expect("compiles");
     assert!(prog.instructions.len() > 600, "{}", prog.instructions.len());
-    assert!(prog.instructions.iter().any(|i| i.code == 0x05), "no `ja` was needed");
+    assert!(
+        prog.instructions.iter().any(|i| i.code == 0x05),
+        "no `ja` was needed"
+    );
     validate(&prog.instructions).expect("valid");
     for (i, n) in names.iter().enumerate() {
         let nr = Arch::X86_64.syscall_number(n).expect("nr");
-        for args in [[i as u64, 0, 0, 0, 0, 0], [0, 1 << 41, 0, 0, 0, 0], [i as u64 + 1, 5, 0, 0, 0, 0]] {
+        for args in [
+            [i as u64, 0, 0, 0, 0, 0],
+            [0, 1 << 41, 0, 0, 0, 0],
+            [i as u64 + 1, 5, 0, 0, 0, 0],
+        ] {
             let d = SeccompData::new(Arch::X86_64, nr, args);
-            assert_eq!(run(&prog.instructions, &d).expect("runs").action, p.evaluate(Arch::X86_64, &d));
+            assert_eq!(
+                run(&prog.instructions, &d).expect("runs").action,
+                p.evaluate(Arch::X86_64, &d)
+            );
         }
     }
 }
@@ -235,14 +273,19 @@ fn long_jumps_use_trampolines() {
 fn oversize_program_is_an_error_naming_its_size() {
     let mut p = Policy::new(Action::Errno(1)).expect("policy");
     let all = Arch::X86_64.syscalls();
-    let plain = all.iter().filter(|(n, _)| sandbox::policy::params::params(n).is_none());
+    let plain = all
+        .iter()
+        .filter(|(n, _)| sandbox::policy::params::params(n).is_none());
     for (n, _) in plain.take(300) {
         let e = (0..16u64).fold(arg(0).eq(1 << 40), |e, v| e.or(arg(1).eq((v + 3) << 36)));
         p.add_rule(n, e, Action::Allow).expect("rule");
     }
     let err = compile(&p, Arch::X86_64).expect_err("too large");
     let msg = err.to_string();
-    assert!(msg.contains("instructions; the kernel accepts at most 4096"), "{msg}");
+    assert!(
+        msg.contains("instructions; the kernel accepts at most 4096"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -1,1 +1,140 @@
-//! Built-in policies (filled in below).
+//! Built-in policies, kept as policy text in `src/policy/presets/` and embedded in the
+//! library. `sandbox policy show NAME` prints one; each line says why it is there.
+//!
+//! * [`Preset::Renderer`]: strict, modelled on Chromium's baseline policy.
+//! * [`Preset::Plugin`]: renderer plus executable (never writable) mappings.
+//! * [`Preset::Exec`]: for unmodified programs started by `sandbox run`.
+//!
+//! `renderer` and `plugin` refer to `SELF_PID`, the pid of the process that installs the
+//! filter (signals may only go to it): bind it with [`Preset::policy_for_self`] or
+//! [`Options::define`].
+
+use super::arch::Arch;
+use super::text::{self, EmbeddedSources, Options, ParseErrors};
+use super::Policy;
+use std::fmt;
+use std::str::FromStr;
+
+/// The embedded files, by the name `@include` uses.
+pub static FILES: &[(&str, &str)] = &[
+    ("runtime.policy", include_str!("presets/runtime.policy")),
+    ("renderer.policy", include_str!("presets/renderer.policy")),
+    ("plugin.policy", include_str!("presets/plugin.policy")),
+    ("exec.policy", include_str!("presets/exec.policy")),
+];
+
+/// A built-in policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Preset {
+    /// Strict: threads but no processes, no files, no new sockets, no exec.
+    Renderer,
+    /// Renderer plus code loaded at run time (W^X mappings).
+    Plugin,
+    /// Unmodified programs under `sandbox run`.
+    Exec,
+}
+
+impl Preset {
+    /// Every preset.
+    pub const ALL: [Preset; 3] = [Preset::Renderer, Preset::Plugin, Preset::Exec];
+
+    /// Its name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Preset::Renderer => "renderer",
+            Preset::Plugin => "plugin",
+            Preset::Exec => "exec",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Preset::Renderer => "renderer.policy",
+            Preset::Plugin => "plugin.policy",
+            Preset::Exec => "exec.policy",
+        }
+    }
+
+    /// The preset's text, with the files it includes after it.
+    pub fn text(self) -> String {
+        let mut out = String::new();
+        let own = FILES
+            .iter()
+            .find(|(n, _)| *n == self.file())
+            .map_or("", |(_, t)| t);
+        out.push_str(own);
+        for (name, t) in FILES {
+            if *name != self.file() && own.contains(&format!("@include {name}")) {
+                out.push_str(&format!("\n# ===== {name} (included above) =====\n"));
+                out.push_str(t);
+            }
+        }
+        out
+    }
+
+    /// Whether the preset needs `SELF_PID` bound.
+    pub const fn needs_self_pid(self) -> bool {
+        matches!(self, Preset::Renderer | Preset::Plugin)
+    }
+
+    /// The preset as a policy, read with `options` (which must bind `SELF_PID` for
+    /// presets that use it).
+    pub fn policy(self, options: &Options) -> Result<Policy, ParseErrors> {
+        text::parse_with(&EmbeddedSources(FILES), self.file(), options)
+    }
+
+    /// The preset for the calling process on this architecture (`SELF_PID` = getpid()).
+    pub fn policy_for_self(self) -> Result<Policy, ParseErrors> {
+        let options =
+            Options::new(Arch::native()).define("SELF_PID", u64::from(std::process::id()));
+        self.policy(&options)
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Preset, String> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown preset `{s}` (expected renderer, plugin or exec)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf;
+
+    #[test]
+    fn every_preset_parses_and_compiles_on_both_arches() {
+        for p in Preset::ALL {
+            for arch in Arch::ALL {
+                let opts = Options::new(arch).define("SELF_PID", 1234);
+                let policy = p
+                    .policy(&opts)
+                    .unwrap_or_else(|e| panic!("{p} on {arch}:\n{e}"));
+                let prog =
+                    bpf::compile(&policy, arch).unwrap_or_else(|e| panic!("{p} on {arch}: {e}"));
+                bpf::validate(&prog.instructions).expect("valid");
+            }
+        }
+    }
+
+    #[test]
+    fn self_pid_must_be_bound() {
+        let e = Preset::Renderer
+            .policy(&Options::new(Arch::X86_64))
+            .expect_err("SELF_PID unbound");
+        assert!(e.to_string().contains("unknown constant `SELF_PID`"), "{e}");
+        Preset::Exec
+            .policy(&Options::new(Arch::X86_64))
+            .expect("exec needs no SELF_PID");
+    }
+}

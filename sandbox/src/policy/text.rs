@@ -179,7 +179,11 @@ pub fn parse_str(
 }
 
 /// Parse the file `top` found through `sources`.
-pub fn parse_with(sources: &dyn Sources, top: &str, options: &Options) -> Result<Policy, ParseErrors> {
+pub fn parse_with(
+    sources: &dyn Sources,
+    top: &str,
+    options: &Options,
+) -> Result<Policy, ParseErrors> {
     let mut p = Parser::new(options, sources);
     match sources.load(None, top) {
         Ok((key, display, text)) => p.file(key, display, &text, 0),
@@ -546,7 +550,11 @@ impl<'a> Cursor<'a> {
             value,
             value_at,
         };
-        Ok(if negate { Ast::Not(Box::new(cond)) } else { cond })
+        Ok(if negate {
+            Ast::Not(Box::new(cond))
+        } else {
+            cond
+        })
     }
 
     // value := term ('|' term)*
@@ -958,7 +966,8 @@ impl<'s> Parser<'s> {
                     )
                 })?;
                 let mask_too_wide = matches!(op, Op::MaskedEq(m) if !fits_32(*m));
-                if params::width(syscall, arg) == Width::W32 && (!fits_32(*value) || mask_too_wide) {
+                if params::width(syscall, arg) == Width::W32 && (!fits_32(*value) || mask_too_wide)
+                {
                     return Err((*value_at, format!(
                         "value {value:#x} does not fit 32-bit parameter {param} of {syscall} (use a 32-bit or sign-extended value)"
                     )));
