@@ -10,5 +10,6 @@
 
 pub mod bpf;
 pub mod policy;
+pub mod probe;
 pub mod seccomp;
 mod sys;

@@ -1,0 +1,56 @@
+//! Probes: single harmless syscalls made through unusual doors, and a SIGSYS recorder.
+//! Tests and `sandbox check` use them to show what a filter does to a real process.
+
+use crate::sys;
+use std::io;
+
+/// What the last seccomp trap reported (see [`install_sigsys_recorder`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trap {
+    /// How many SIGSYS were recorded so far.
+    pub count: u32,
+    /// `si_syscall`: the trapped syscall's number.
+    pub syscall: i32,
+    /// `si_arch`: its AUDIT_ARCH.
+    pub arch: u32,
+    /// `si_errno`: the trap's data (`SECCOMP_RET_DATA`).
+    pub data: i32,
+    /// `si_code` (1 = SYS_SECCOMP).
+    pub code: i32,
+}
+
+/// Install a SIGSYS handler that records each trap and returns. After it returns, the
+/// trapped call appears to return garbage (the kernel rolled back its registers): this
+/// is for tests and probes, not for a renderer, whose handler must not return.
+pub fn install_sigsys_recorder() -> io::Result<()> {
+    sys::install_sigsys_recorder()
+}
+
+/// The last trap recorded, if any.
+pub fn last_trap() -> Option<Trap> {
+    let (count, syscall, arch, data, code) = sys::last_sigsys();
+    (count > 0).then_some(Trap {
+        count,
+        syscall,
+        arch,
+        data,
+        code,
+    })
+}
+
+/// getpid through the x32 ABI (number with bit 30 set).
+#[cfg(target_arch = "x86_64")]
+pub fn x32_getpid() -> io::Result<i64> {
+    sys::x32_getpid()
+}
+
+/// getpid through `int 0x80` (the i386 entry) from 64-bit code; raw result.
+#[cfg(target_arch = "x86_64")]
+pub fn i386_getpid() -> i64 {
+    sys::i386_getpid()
+}
+
+/// `ioctl(fd, FIONREAD | high << 32, &n)`, returning n.
+pub fn fionread_with_high_bits(fd: i32, high: u32) -> io::Result<i32> {
+    sys::fionread_with_high_bits(fd, high)
+}
