@@ -183,6 +183,22 @@ impl Gen {
         }
     }
 
+    /// Something here that does what the far instruction `target` does: a copy of it if
+    /// it is a return (one instruction either way, and one fewer executed; later jumps
+    /// reuse the nearer copy), else a `ja` to it.
+    fn near_copy(&mut self, target: Pos) -> Pos {
+        match self.rev.get(target).copied() {
+            Some(ins) if class(ins.code) == RET => {
+                let copy = self.emit(ins);
+                if ins.code == RET | K {
+                    self.rets.insert(Action::from_ret(ins.k), copy);
+                }
+                copy
+            }
+            _ => self.ja(target),
+        }
+    }
+
     /// `A = word at offset`, then continue at `next`.
     fn load(&mut self, offset: u32, next: Pos) -> Pos {
         self.fall_into(next);
@@ -197,11 +213,11 @@ impl Gen {
         }
         loop {
             if self.distance(jt) > 255 {
-                jt = self.ja(jt);
+                jt = self.near_copy(jt);
                 continue;
             }
             if self.distance(jf) > 255 {
-                jf = self.ja(jf);
+                jf = self.near_copy(jf);
                 continue;
             }
             break;
