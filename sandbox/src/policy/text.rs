@@ -48,6 +48,10 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // Not about a line: the file itself could not be read.
+            return write!(f, "{}: error: {}", self.file, self.message);
+        }
         writeln!(
             f,
             "{}:{}:{}: error: {}",
@@ -104,7 +108,15 @@ impl Sources for FileSources {
         }
         let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
             let tried: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-            format!("cannot find `{path}` (looked at {})", tried.join(", "))
+            let hint = if written.is_absolute() && self.include_dirs.is_empty() {
+                "; for an installed path, pass --include-dir DIR holding a file of that name"
+            } else {
+                ""
+            };
+            format!(
+                "cannot find `{path}` (looked at {}){hint}",
+                tried.join(", ")
+            )
         })?;
         let key = std::fs::canonicalize(found)
             .map_err(|e| format!("cannot open `{}`: {e}", found.display()))?;
@@ -262,9 +274,13 @@ fn logical_lines(text: &str) -> Vec<Logical> {
         }
         cur.pieces
             .push((cur.text.len(), line_no, raw.to_string(), col0));
-        if cur.text.len() < MAX_LINE {
-            cur.text.push_str(piece_text);
+        // Past the limit, keep one byte too many so the length check reports it.
+        let room = (MAX_LINE + 1).saturating_sub(cur.text.len());
+        let mut cut = piece_text.len().min(room);
+        while !piece_text.is_char_boundary(cut) {
+            cut -= 1;
         }
+        cur.text.push_str(&piece_text[..cut]);
         if !continues {
             if let Some(l) = current.take() {
                 out.push(l);
@@ -1071,6 +1087,18 @@ ptrace: kill-process
         assert_eq!(call("getppid", [0; 6]), Action::Errno(1));
         assert_eq!(call("ptrace", [0; 6]), Action::KillProcess);
         assert_eq!(call("getpid", [0; 6]), Action::Trap(0));
+    }
+
+    #[test]
+    fn overlong_lines_are_errors() {
+        let long = format!("read: arg0 == {}", "1".repeat(70_000));
+        assert!(err(&long).message.contains("longer than"));
+        let continued = format!(
+            "read: arg0 == 1 {}\n|| arg0 == 2",
+            "|| arg0 == 1 ".repeat(6_000)
+        );
+        let continued = continued.replace("\n", "\\\n");
+        assert!(err(&continued).message.contains("longer than"));
     }
 
     #[test]

@@ -230,7 +230,7 @@ pub fn i386_getpid() -> i64 {
 /// `ioctl(fd, FIONREAD | (high << 32), &n)`: the command with junk in its high half.
 pub fn fionread_with_high_bits(fd: i32, high: u32) -> std::io::Result<i32> {
     let mut n: libc::c_int = 0;
-    let cmd = (u64::from(high) << 32) | libc::FIONREAD as u64;
+    let cmd = (u64::from(high) << 32) | u64::from(libc::FIONREAD as u32);
     // SAFETY: FIONREAD (the kernel uses the low 32 bits of the command) writes one int
     // through the pointer, which points at the local `n`, live across the call.
     let r = unsafe { libc::syscall(libc::SYS_ioctl, fd, cmd, &mut n as *mut libc::c_int) };
