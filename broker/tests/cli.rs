@@ -32,7 +32,12 @@ fn eval(file: &str, extra: &[&str]) -> String {
     let mut args = vec!["policy", "eval", file];
     args.extend_from_slice(extra);
     let o = sandbox(&args);
-    assert_eq!(o.status.code(), Some(0), "eval {extra:?}: {}", text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "eval {extra:?}: {}",
+        text(&o.stderr)
+    );
     text(&o.stdout).trim().to_string()
 }
 
@@ -42,19 +47,34 @@ fn action_of(line: &str) -> &str {
 
 #[test]
 fn check_reports_errors_with_position_and_caret_and_exits_2() {
-    let p = tmp("bad.policy", "read: allow\nwrite: arg0 == NOPE\nfrob: allow\n");
+    let p = tmp(
+        "bad.policy",
+        "read: allow\nwrite: arg0 == NOPE\nfrob: allow\n",
+    );
     let o = sandbox(&["policy", "check", p.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     let path = p.display().to_string();
-    assert!(err.contains(&format!("{path}:2:16: error: unknown constant `NOPE`")), "{err}");
-    assert!(err.contains("    write: arg0 == NOPE\n                   ^"), "{err}");
-    assert!(err.contains(&format!("{path}:3:1: error: unknown syscall `frob`")), "{err}");
+    assert!(
+        err.contains(&format!("{path}:2:16: error: unknown constant `NOPE`")),
+        "{err}"
+    );
+    assert!(
+        err.contains("    write: arg0 == NOPE\n                   ^"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{path}:3:1: error: unknown syscall `frob`")),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_accepts_a_good_policy() {
-    let p = tmp("good.policy", "@default errno EPERM\n{read, write}: allow\n");
+    let p = tmp(
+        "good.policy",
+        "@default errno EPERM\n{read, write}: allow\n",
+    );
     let o = sandbox(&["policy", "check", p.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
 }
@@ -64,14 +84,27 @@ fn empty_policy_is_an_error() {
     let p = tmp("empty.policy", "# nothing\n@default allow\n");
     let o = sandbox(&["policy", "check", p.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("empty policy"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("empty policy"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
 fn compile_prints_a_listing_and_writes_raw_instructions() {
-    let p = tmp("c.policy", "@default trap\nread: allow\nioctl: cmd == TCGETS; errno ENOTTY\n");
+    let p = tmp(
+        "c.policy",
+        "@default trap\nread: allow\nioctl: cmd == TCGETS; errno ENOTTY\n",
+    );
     let out = tmp("c.bpf", "");
-    let o = sandbox(&["policy", "compile", p.to_str().expect("utf-8"), "--output", out.to_str().expect("utf-8")]);
+    let o = sandbox(&[
+        "policy",
+        "compile",
+        p.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let listing = text(&o.stdout);
     assert!(listing.contains("ld   [4]"), "{listing}");
@@ -100,21 +133,76 @@ fn eval_spells_actions_and_counts_instructions() {
     );
     let f = p.to_str().expect("utf-8");
     assert!(eval(f, &["--syscall", "read", "--arch", "x86_64"]).starts_with("allow instructions="));
-    assert_eq!(action_of(&eval(f, &["--syscall", "getppid", "--arch", "x86_64"])), "errno 1");
-    assert_eq!(action_of(&eval(f, &["--syscall", "ptrace", "--arch", "x86_64"])), "kill-process");
-    assert_eq!(action_of(&eval(f, &["--syscall", "kill", "--arch", "x86_64"])), "log");
-    assert_eq!(action_of(&eval(f, &["--syscall", "tgkill", "--arch", "x86_64"])), "user-notify");
-    assert_eq!(action_of(&eval(f, &["--syscall", "getpid", "--arch", "x86_64"])), "kill-thread");
-    assert_eq!(action_of(&eval(f, &["--syscall", "gettid", "--arch", "x86_64"])), "trace 3");
-    assert_eq!(action_of(&eval(f, &["--syscall", "uname", "--arch", "x86_64"])), "trap");
-    assert_eq!(action_of(&eval(f, &["--syscall", "write", "--arg0", "2", "--arch", "x86_64"])), "allow");
-    assert_eq!(action_of(&eval(f, &["--syscall", "write", "--arg0", "3", "--arch", "x86_64"])), "trap");
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "getppid", "--arch", "x86_64"])),
+        "errno 1"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "ptrace", "--arch", "x86_64"])),
+        "kill-process"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "kill", "--arch", "x86_64"])),
+        "log"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "tgkill", "--arch", "x86_64"])),
+        "user-notify"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "getpid", "--arch", "x86_64"])),
+        "kill-thread"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "gettid", "--arch", "x86_64"])),
+        "trace 3"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "uname", "--arch", "x86_64"])),
+        "trap"
+    );
+    assert_eq!(
+        action_of(&eval(
+            f,
+            &["--syscall", "write", "--arg0", "2", "--arch", "x86_64"]
+        )),
+        "allow"
+    );
+    assert_eq!(
+        action_of(&eval(
+            f,
+            &["--syscall", "write", "--arg0", "3", "--arch", "x86_64"]
+        )),
+        "trap"
+    );
     // Junk in the high half of the 32-bit fd: the default (trap), never the rule.
-    assert_eq!(action_of(&eval(f, &["--syscall", "write", "--arg0", "0x100000001", "--arch", "x86_64"])), "trap");
+    assert_eq!(
+        action_of(&eval(
+            f,
+            &[
+                "--syscall",
+                "write",
+                "--arg0",
+                "0x100000001",
+                "--arch",
+                "x86_64"
+            ]
+        )),
+        "trap"
+    );
     // By number, on aarch64, the i386 arch value, an x32 number.
-    assert_eq!(action_of(&eval(f, &["--syscall", "63", "--arch", "aarch64"])), "allow");
-    assert_eq!(action_of(&eval(f, &["--syscall", "0", "--arch", "0x40000003"])), "kill-process");
-    assert_eq!(action_of(&eval(f, &["--syscall", "0x40000000", "--arch", "x86_64"])), "kill-process");
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "63", "--arch", "aarch64"])),
+        "allow"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "0", "--arch", "0x40000003"])),
+        "kill-process"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "0x40000000", "--arch", "x86_64"])),
+        "kill-process"
+    );
 }
 
 #[test]
@@ -122,17 +210,61 @@ fn show_prints_presets_and_presets_work_as_files() {
     let o = sandbox(&["policy", "show", "renderer"]);
     assert_eq!(o.status.code(), Some(0));
     let t = text(&o.stdout);
-    assert!(t.contains("@default trap") && t.contains("runtime.policy"), "{t}");
+    assert!(
+        t.contains("@default trap") && t.contains("runtime.policy"),
+        "{t}"
+    );
     let o = sandbox(&["policy", "check", "renderer"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--define SELF_PID="), "{}", text(&o.stderr));
-    let line = eval("renderer", &["--define", "SELF_PID=7", "--syscall", "kill", "--arg0", "7", "--arch", "x86_64"]);
+    assert!(
+        text(&o.stderr).contains("--define SELF_PID="),
+        "{}",
+        text(&o.stderr)
+    );
+    let line = eval(
+        "renderer",
+        &[
+            "--define",
+            "SELF_PID=7",
+            "--syscall",
+            "kill",
+            "--arg0",
+            "7",
+            "--arch",
+            "x86_64",
+        ],
+    );
     assert_eq!(action_of(&line), "allow");
-    let line = eval("renderer", &["--define", "SELF_PID=7", "--syscall", "kill", "--arg0", "8", "--arch", "x86_64"]);
+    let line = eval(
+        "renderer",
+        &[
+            "--define",
+            "SELF_PID=7",
+            "--syscall",
+            "kill",
+            "--arg0",
+            "8",
+            "--arch",
+            "x86_64",
+        ],
+    );
     assert_eq!(action_of(&line), "trap");
-    let line = eval("exec", &["--syscall", "ioctl", "--arg1", "0x5412", "--arch", "x86_64"]);
+    let line = eval(
+        "exec",
+        &["--syscall", "ioctl", "--arg1", "0x5412", "--arch", "x86_64"],
+    );
     assert_eq!(action_of(&line), "errno 1");
-    let line = eval("exec", &["--syscall", "ioctl", "--arg1", "0x100005412", "--arch", "x86_64"]);
+    let line = eval(
+        "exec",
+        &[
+            "--syscall",
+            "ioctl",
+            "--arg1",
+            "0x100005412",
+            "--arch",
+            "x86_64",
+        ],
+    );
     assert_eq!(action_of(&line), "kill-process", "TIOCSTI | 1 << 32");
 }
 
@@ -140,14 +272,29 @@ fn show_prints_presets_and_presets_work_as_files() {
 /// `bwrap --seccomp FD` and does what `eval` says.
 #[test]
 fn compiled_program_loads_in_bubblewrap_and_enforces_the_same_outcomes() {
-    let p = tmp("bwrap.policy", "@default allow\nuname: kill-process\n{mkdir, mkdirat}: errno EACCES\n");
+    let p = tmp(
+        "bwrap.policy",
+        "@default allow\nuname: kill-process\n{mkdir, mkdirat}: errno EACCES\n",
+    );
     let f = p.to_str().expect("utf-8");
     let out = tmp("bwrap.bpf", "");
-    let o = sandbox(&["policy", "compile", f, "--output", out.to_str().expect("utf-8")]);
+    let o = sandbox(&[
+        "policy",
+        "compile",
+        f,
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let arch = sandbox::policy::arch::Arch::native().name();
-    assert_eq!(action_of(&eval(f, &["--syscall", "mkdirat", "--arch", arch])), "errno 13");
-    assert_eq!(action_of(&eval(f, &["--syscall", "uname", "--arch", arch])), "kill-process");
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "mkdirat", "--arch", arch])),
+        "errno 13"
+    );
+    assert_eq!(
+        action_of(&eval(f, &["--syscall", "uname", "--arch", arch])),
+        "kill-process"
+    );
 
     let run = |script: &str| {
         // The shell opens the program at fd 9 for bwrap, as bwrap's manual shows.
@@ -162,12 +309,27 @@ fn compiled_program_loads_in_bubblewrap_and_enforces_the_same_outcomes() {
             .expect("sh")
     };
     let o = run("mkdir /tmp/x; echo mkdir=$?");
-    assert!(text(&o.stdout).contains("mkdir=1"), "{} {}", text(&o.stdout), text(&o.stderr));
-    assert!(text(&o.stderr).contains("Permission denied"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("mkdir=1"),
+        "{} {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("Permission denied"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = run("echo before; exec uname");
     assert!(text(&o.stdout).contains("before"), "{}", text(&o.stderr));
     // bwrap passes on the status of its child: 128 + SIGSYS.
-    assert_eq!(o.status.code(), Some(128 + libc::SIGSYS), "{:?} {}", o.status, text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(128 + libc::SIGSYS),
+        "{:?} {}",
+        o.status,
+        text(&o.stderr)
+    );
     assert_eq!(o.status.signal(), None);
 }
 
@@ -185,7 +347,12 @@ fn every_corpus_policy_checks_and_compiles_on_both_arches() {
         let f = path.to_str().expect("utf-8");
         for arch in ["x86_64", "aarch64"] {
             let o = sandbox(&["policy", "compile", f, "--include-dir", d, "--arch", arch]);
-            assert_eq!(o.status.code(), Some(0), "{f} on {arch}: {}", text(&o.stderr));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{f} on {arch}: {}",
+                text(&o.stderr)
+            );
         }
     }
     assert_eq!(n, 9, "the corpus has nine policies");
@@ -205,46 +372,145 @@ fn corpus_policies_evaluate_as_their_text_says() {
     let fs = f("fs_device.policy");
     // From common_device.policy (included by absolute path, found through --include-dir).
     assert_eq!(ev(&fs, &["--syscall", "brk"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "clone", "--arg0", "0x10000"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "clone", "--arg0", "0x11"]), "kill-process");
+    assert_eq!(
+        ev(&fs, &["--syscall", "clone", "--arg0", "0x10000"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&fs, &["--syscall", "clone", "--arg0", "0x11"]),
+        "kill-process"
+    );
     assert_eq!(ev(&fs, &["--syscall", "mmap", "--arg2", "3"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "mmap", "--arg2", "7"]), "kill-process");
+    assert_eq!(
+        ev(&fs, &["--syscall", "mmap", "--arg2", "7"]),
+        "kill-process"
+    );
     assert_eq!(ev(&fs, &["--syscall", "tgkill", "--arg2", "6"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "tgkill", "--arg2", "9"]), "kill-process");
+    assert_eq!(
+        ev(&fs, &["--syscall", "tgkill", "--arg2", "9"]),
+        "kill-process"
+    );
     // prctl: PR_SET_VMA from common_device and PR_SET_NAME from fs_device combine.
-    assert_eq!(ev(&fs, &["--syscall", "prctl", "--arg0", "0x53564d41"]), "allow");
+    assert_eq!(
+        ev(&fs, &["--syscall", "prctl", "--arg0", "0x53564d41"]),
+        "allow"
+    );
     assert_eq!(ev(&fs, &["--syscall", "prctl", "--arg0", "15"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "prctl", "--arg0", "22"]), "kill-process");
+    assert_eq!(
+        ev(&fs, &["--syscall", "prctl", "--arg0", "22"]),
+        "kill-process"
+    );
     // ioctl from both files; named FS_IOC_* constants.
-    assert_eq!(ev(&fs, &["--syscall", "ioctl", "--arg1", "0x801c581f"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "ioctl", "--arg1", "0xc0096616"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "ioctl", "--arg1", "0xaa00"]), "allow");
-    assert_eq!(ev(&fs, &["--syscall", "ioctl", "--arg1", "0x5412"]), "kill-process");
+    assert_eq!(
+        ev(&fs, &["--syscall", "ioctl", "--arg1", "0x801c581f"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&fs, &["--syscall", "ioctl", "--arg1", "0xc0096616"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&fs, &["--syscall", "ioctl", "--arg1", "0xaa00"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&fs, &["--syscall", "ioctl", "--arg1", "0x5412"]),
+        "kill-process"
+    );
     assert_eq!(ev(&fs, &["--syscall", "open"]), "errno 2");
     assert_eq!(ev(&fs, &["--syscall", "openat"]), "allow");
     assert_eq!(ev(&fs, &["--syscall", "ptrace"]), "kill-process");
 
     let gpu = f("gpu_device.policy");
     // `arg1 & 0x6400` in gpu_common.policy.
-    assert_eq!(ev(&gpu, &["--syscall", "ioctl", "--arg1", "0x400"]), "allow");
-    assert_eq!(ev(&gpu, &["--syscall", "ioctl", "--arg1", "0x1000"]), "kill-process");
-    assert_eq!(ev(&gpu, &["--syscall", "socket", "--arg0", "1", "--arg1", "0x80001", "--arg2", "0"]), "allow");
-    assert_eq!(ev(&gpu, &["--syscall", "socket", "--arg0", "1", "--arg1", "2", "--arg2", "0"]), "kill-process");
-    assert_eq!(ev(&gpu, &["--syscall", "socket", "--arg0", "2", "--arg1", "1", "--arg2", "0"]), "kill-process");
-    assert_eq!(ev(&gpu, &["--syscall", "memfd_create", "--arg1", "3"]), "allow");
-    assert_eq!(ev(&gpu, &["--syscall", "memfd_create", "--arg1", "2"]), "kill-process");
+    assert_eq!(
+        ev(&gpu, &["--syscall", "ioctl", "--arg1", "0x400"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&gpu, &["--syscall", "ioctl", "--arg1", "0x1000"]),
+        "kill-process"
+    );
+    assert_eq!(
+        ev(
+            &gpu,
+            &[
+                "--syscall",
+                "socket",
+                "--arg0",
+                "1",
+                "--arg1",
+                "0x80001",
+                "--arg2",
+                "0"
+            ]
+        ),
+        "allow"
+    );
+    assert_eq!(
+        ev(
+            &gpu,
+            &[
+                "--syscall",
+                "socket",
+                "--arg0",
+                "1",
+                "--arg1",
+                "2",
+                "--arg2",
+                "0"
+            ]
+        ),
+        "kill-process"
+    );
+    assert_eq!(
+        ev(
+            &gpu,
+            &[
+                "--syscall",
+                "socket",
+                "--arg0",
+                "2",
+                "--arg1",
+                "1",
+                "--arg2",
+                "0"
+            ]
+        ),
+        "kill-process"
+    );
+    assert_eq!(
+        ev(&gpu, &["--syscall", "memfd_create", "--arg1", "3"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&gpu, &["--syscall", "memfd_create", "--arg1", "2"]),
+        "kill-process"
+    );
     assert_eq!(ev(&gpu, &["--syscall", "fcntl", "--arg1", "1033"]), "allow");
 
     let net = f("net_device.policy");
-    assert_eq!(ev(&net, &["--syscall", "ioctl", "--arg1", "0x400454d0"]), "allow");
-    assert_eq!(ev(&net, &["--syscall", "ioctl", "--arg1", "0xc018aa3f"]), "allow");
+    assert_eq!(
+        ev(&net, &["--syscall", "ioctl", "--arg1", "0x400454d0"]),
+        "allow"
+    );
+    assert_eq!(
+        ev(&net, &["--syscall", "ioctl", "--arg1", "0xc018aa3f"]),
+        "allow"
+    );
     assert_eq!(ev(&net, &["--syscall", "openat"]), "errno 2");
     assert_eq!(ev(&net, &["--syscall", "prctl", "--arg0", "1"]), "allow");
 
     let xhci = f("xhci_device.policy");
     assert_eq!(ev(&xhci, &["--syscall", "socket", "--arg0", "16"]), "allow");
-    assert_eq!(ev(&xhci, &["--syscall", "socket", "--arg0", "2"]), "kill-process");
-    assert_eq!(ev(&xhci, &["--syscall", "ioctl", "--arg1", "0x90044802"]), "allow");
+    assert_eq!(
+        ev(&xhci, &["--syscall", "socket", "--arg0", "2"]),
+        "kill-process"
+    );
+    assert_eq!(
+        ev(&xhci, &["--syscall", "ioctl", "--arg1", "0x90044802"]),
+        "allow"
+    );
 }
 
 #[test]
@@ -253,12 +519,19 @@ fn every_unconditional_corpus_statement_evaluates_as_written() {
     // long as no other statement of the same policy names the syscall conditionally.
     let dir = corpus();
     let d = dir.to_str().expect("utf-8");
-    for file in ["block.policy", "common_device.policy", "swap_monitor.policy", "gpu_common.policy"] {
+    for file in [
+        "block.policy",
+        "common_device.policy",
+        "swap_monitor.policy",
+        "gpu_common.policy",
+    ] {
         let path = dir.join(file);
         let f = path.to_str().expect("utf-8");
         let body = std::fs::read_to_string(&path).expect("read corpus");
         for line in body.lines() {
-            let Some((name, rhs)) = line.split_once(':') else { continue };
+            let Some((name, rhs)) = line.split_once(':') else {
+                continue;
+            };
             if name.starts_with('#') || name.starts_with('@') || name.contains(' ') {
                 continue;
             }
@@ -267,7 +540,11 @@ fn every_unconditional_corpus_statement_evaluates_as_written() {
                 "return ENOENT" => "errno 2".to_string(),
                 _ => continue,
             };
-            let got = action_of(&eval(f, &["--syscall", name, "--include-dir", d, "--arch", "x86_64"])).to_string();
+            let got = action_of(&eval(
+                f,
+                &["--syscall", name, "--include-dir", d, "--arch", "x86_64"],
+            ))
+            .to_string();
             assert_eq!(got, want, "{file}: {line}");
         }
     }

@@ -31,7 +31,7 @@ use std::time::Instant;
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// Timed runs per configuration (each in its own child); the median is reported.
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 9;
 /// `getpid` calls per timed run.
 const CALLS: u32 = 2_000_000;
 /// Untimed `getpid` calls before the timed run.

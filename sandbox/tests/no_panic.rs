@@ -7,12 +7,69 @@ use sandbox::policy::arch::Arch;
 use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
 
 const TOKENS: &[&str] = &[
-    "read", "write", "ioctl", "clone", ":", "{", "}", ",", ";", "=>", "(", ")", "||", "&&", "!",
-    "==", "!=", "<", "<=", ">", ">=", "&", "in", "|", "~", "-", "arg0", "arg5", "arg6", "fd",
-    "cmd", "flags", "0", "1", "0x", "0xffffffffffffffff", "0x1ffffffffffffffff", "-1", "077",
-    "09", "TCGETS", "PROT_READ", "NOPE", "allow", "errno", "return", "trap", "kill-process",
-    "log", "user-notify", "trace", "kill", "@default", "@include", "@frequency", "x.policy",
-    "\\\n", "\n", " ", "#", "é", "\0", "\t",
+    "read",
+    "write",
+    "ioctl",
+    "clone",
+    ":",
+    "{",
+    "}",
+    ",",
+    ";",
+    "=>",
+    "(",
+    ")",
+    "||",
+    "&&",
+    "!",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "&",
+    "in",
+    "|",
+    "~",
+    "-",
+    "arg0",
+    "arg5",
+    "arg6",
+    "fd",
+    "cmd",
+    "flags",
+    "0",
+    "1",
+    "0x",
+    "0xffffffffffffffff",
+    "0x1ffffffffffffffff",
+    "-1",
+    "077",
+    "09",
+    "TCGETS",
+    "PROT_READ",
+    "NOPE",
+    "allow",
+    "errno",
+    "return",
+    "trap",
+    "kill-process",
+    "log",
+    "user-notify",
+    "trace",
+    "kill",
+    "@default",
+    "@include",
+    "@frequency",
+    "x.policy",
+    "\\\n",
+    "\n",
+    " ",
+    "#",
+    "é",
+    "\0",
+    "\t",
 ];
 
 const INCLUDES: &[(&str, &str)] = &[
@@ -22,7 +79,12 @@ const INCLUDES: &[(&str, &str)] = &[
 
 fn check(text: &str) {
     for arch in Arch::ALL {
-        if let Ok(p) = parse_str("fuzz.policy", text, &Options::new(arch), &EmbeddedSources(INCLUDES)) {
+        if let Ok(p) = parse_str(
+            "fuzz.policy",
+            text,
+            &Options::new(arch),
+            &EmbeddedSources(INCLUDES),
+        ) {
             let _ = compile(&p, arch);
         }
     }
@@ -60,18 +122,48 @@ proptest! {
 
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
-    let deep = format!("read: {}arg0 == 1{}", "(".repeat(100_000), ")".repeat(100_000));
-    let r = parse_str("deep", &deep, &Options::new(Arch::X86_64), &EmbeddedSources(&[]));
+    let deep = format!(
+        "read: {}arg0 == 1{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let r = parse_str(
+        "deep",
+        &deep,
+        &Options::new(Arch::X86_64),
+        &EmbeddedSources(&[]),
+    );
     assert!(r.is_err());
     let bangs = format!("read: {}arg0 == 1", "!".repeat(100_000));
-    assert!(parse_str("deep", &bangs, &Options::new(Arch::X86_64), &EmbeddedSources(&[])).is_err());
+    assert!(parse_str(
+        "deep",
+        &bangs,
+        &Options::new(Arch::X86_64),
+        &EmbeddedSources(&[])
+    )
+    .is_err());
     let tildes = format!("read: arg0 == {}1", "~".repeat(100_000));
-    assert!(parse_str("deep", &tildes, &Options::new(Arch::X86_64), &EmbeddedSources(&[])).is_err());
+    assert!(parse_str(
+        "deep",
+        &tildes,
+        &Options::new(Arch::X86_64),
+        &EmbeddedSources(&[])
+    )
+    .is_err());
 }
 
 #[test]
 fn self_include_is_a_cycle_error() {
-    let r = parse_str("top", "@include x.policy\n", &Options::new(Arch::X86_64), &EmbeddedSources(INCLUDES));
+    let r = parse_str(
+        "top",
+        "@include x.policy\n",
+        &Options::new(Arch::X86_64),
+        &EmbeddedSources(INCLUDES),
+    );
     let e = r.expect_err("cycle");
-    assert!(e.to_string().contains("include cycle: x.policy -> x.policy"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("include cycle: x.policy -> x.policy"),
+        "{e}"
+    );
 }
