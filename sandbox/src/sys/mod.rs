@@ -63,62 +63,44 @@ pub fn seccomp_action_available(action: u32) -> io::Result<()> {
     }
 }
 
-/// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
-pub fn set_no_new_privs() -> io::Result<()> {
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes only integer arguments; no memory is touched.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_SET_NO_NEW_PRIVS,
-            1 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if r != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+/// A prctl whose options are all integers: PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS,
+/// PR_GET_SECCOMP. Only those are accepted, so no option that reads or writes memory
+/// through an argument can be passed.
+fn prctl_integer_only(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
+    if ![
+        libc::PR_SET_NO_NEW_PRIVS,
+        libc::PR_GET_NO_NEW_PRIVS,
+        libc::PR_GET_SECCOMP,
+    ]
+    .contains(&option)
+    {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-}
-
-/// `prctl(PR_GET_NO_NEW_PRIVS)`.
-pub fn no_new_privs() -> io::Result<bool> {
-    // SAFETY: PR_GET_NO_NEW_PRIVS takes only integer arguments; no memory is touched.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_GET_NO_NEW_PRIVS,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r == 1)
-    }
-}
-
-/// `prctl(PR_GET_SECCOMP)`: 0 none, 2 filter mode.
-pub fn seccomp_mode() -> io::Result<i32> {
-    // SAFETY: PR_GET_SECCOMP takes only integer arguments; no memory is touched. (With
-    // a filter installed that does not allow prctl, this call is itself filtered.)
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_GET_SECCOMP,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
+    let zero: libc::c_ulong = 0;
+    // SAFETY: `option` is one of the three checked above, each of which takes only
+    // integer arguments and touches no memory of the caller.
+    let r = unsafe { libc::prctl(option, arg2, zero, zero, zero) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(r)
     }
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
+pub fn set_no_new_privs() -> io::Result<()> {
+    prctl_integer_only(libc::PR_SET_NO_NEW_PRIVS, 1).map(|_| ())
+}
+
+/// `prctl(PR_GET_NO_NEW_PRIVS)`.
+pub fn no_new_privs() -> io::Result<bool> {
+    prctl_integer_only(libc::PR_GET_NO_NEW_PRIVS, 0).map(|r| r == 1)
+}
+
+/// `prctl(PR_GET_SECCOMP)`: 0 none, 2 filter mode. (Under a filter that does not allow
+/// prctl, this call is itself filtered.)
+pub fn seccomp_mode() -> io::Result<i32> {
+    prctl_integer_only(libc::PR_GET_SECCOMP, 0)
 }
 
 // ---------------------------------------------------------------------------------
