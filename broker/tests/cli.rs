@@ -175,6 +175,13 @@ fn eval_spells_actions_and_counts_instructions() {
         )),
         "trap"
     );
+    // A negative value as a separate argument: -1 is a sign-extended 32-bit fd,
+    // compared by its low half (0xffffffff), so it is neither 1 nor 2.
+    let neg = eval(
+        f,
+        &["--syscall", "write", "--arg0", "-1", "--arch", "x86_64"],
+    );
+    assert_eq!(action_of(&neg), "trap");
     // Junk in the high half of the 32-bit fd: the default (trap), never the rule.
     assert_eq!(
         action_of(&eval(

@@ -40,22 +40,22 @@ pub enum PolicyCommand {
         #[arg(long)]
         syscall: String,
         /// Argument 0 (decimal, 0x hex, or negative; up to 64 bits).
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        #[arg(long, value_parser = parse_u64, default_value = "0", allow_hyphen_values = true)]
         arg0: u64,
         /// Argument 1.
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        #[arg(long, value_parser = parse_u64, default_value = "0", allow_hyphen_values = true)]
         arg1: u64,
         /// Argument 2.
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        #[arg(long, value_parser = parse_u64, default_value = "0", allow_hyphen_values = true)]
         arg2: u64,
         /// Argument 3.
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        #[arg(long, value_parser = parse_u64, default_value = "0", allow_hyphen_values = true)]
         arg3: u64,
         /// Argument 4.
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        #[arg(long, value_parser = parse_u64, default_value = "0", allow_hyphen_values = true)]
         arg4: u64,
         /// Argument 5.
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        #[arg(long, value_parser = parse_u64, default_value = "0", allow_hyphen_values = true)]
         arg5: u64,
     },
     /// Print a built-in preset's text.
@@ -82,8 +82,8 @@ pub struct Source {
     pub defines: Vec<(String, u64)>,
 }
 
-/// Parse a number: decimal, 0x hex, 0o/0 octal, 0b binary, or negative (two's
-/// complement, 64 bits).
+/// Parse a number: decimal (a leading 0 is still decimal), 0x hex, 0o octal, 0b
+/// binary, or negative (two's complement, 64 bits).
 pub fn parse_u64(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (neg, body) = match t.strip_prefix('-') {

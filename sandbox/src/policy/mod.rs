@@ -479,6 +479,16 @@ pub enum PolicyError {
     /// A syscall already has an unconditional rule, so a later rule could never run.
     #[error("`{0}` already has an unconditional rule; a later rule for it could never apply")]
     Unreachable(&'static str),
+    /// A fallback that an unconditional rule of the same syscall makes unreachable.
+    #[error(
+        "`{syscall}` has an unconditional rule, so its fallback `{fallback}` could never apply"
+    )]
+    DeadFallback {
+        /// The syscall.
+        syscall: &'static str,
+        /// The fallback.
+        fallback: Action,
+    },
     /// A syscall was given two different fallback actions.
     #[error("`{syscall}` already falls back to `{first}`; cannot also fall back to `{second}`")]
     ConflictingFallback {
@@ -598,7 +608,9 @@ impl Policy {
                         arg: c.arg,
                         value: mask,
                     });
-                } else if c.value & !mask != 0 {
+                } else if (w32 && (c.value as u32) & !(mask as u32) != 0)
+                    || (!w32 && c.value & !mask != 0)
+                {
                     err = Some(PolicyError::NeverHolds {
                         syscall: s.name(),
                         mask,
@@ -613,6 +625,14 @@ impl Policy {
         let entry = self.syscalls.entry(s).or_default();
         if entry.has_unconditional() {
             return Err(PolicyError::Unreachable(s.name()));
+        }
+        if when == Expr::True {
+            if let Some(fallback) = entry.otherwise {
+                return Err(PolicyError::DeadFallback {
+                    syscall: s.name(),
+                    fallback,
+                });
+            }
         }
         let existing: usize = entry.rules.iter().map(|r| count_conds(&r.when)).sum();
         if existing + count > MAX_CONDITIONS_PER_SYSCALL {
@@ -637,6 +657,12 @@ impl Policy {
         let s = Syscall::new(syscall)?;
         let action = action.validate()?;
         let entry = self.syscalls.entry(s).or_default();
+        if entry.has_unconditional() {
+            return Err(PolicyError::DeadFallback {
+                syscall: s.name(),
+                fallback: action,
+            });
+        }
         match entry.otherwise {
             Some(first) if first != action => Err(PolicyError::ConflictingFallback {
                 syscall: s.name(),

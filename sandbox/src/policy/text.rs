@@ -837,7 +837,9 @@ impl<'s> Parser<'s> {
             }
             "@include" | "@frequency" => {
                 // The path is the rest of the line, verbatim.
-                let rest_at = line.text.len().min(at + word.len());
+                let after = line.text.len().min(at + word.len());
+                let rest = line.text.get(after..).unwrap_or("");
+                let rest_at = after + (rest.len() - rest.trim_start().len());
                 let path = line.text.get(rest_at..).unwrap_or("").trim();
                 if path.is_empty() {
                     return Err((rest_at, format!("{word} needs a file name")));
@@ -907,7 +909,7 @@ impl<'s> Parser<'s> {
         } else if c.done() {
             return Err((body_at, "expected an action or a condition".into()));
         } else {
-            let e = c.expr(0)?;
+            let e = c.expr(1)?;
             let action = if c.eat("=>") {
                 c.action()?
             } else {
@@ -1208,6 +1210,32 @@ ptrace: kill-process
         assert_eq!(call(kill, [43, 0, 0, 0, 0, 0]), Action::KillProcess);
         let e = err("futex: op & 1 == 2");
         assert!(e.message.contains("can never hold"), "{}", e.message);
+    }
+
+    #[test]
+    fn review_findings_stay_fixed() {
+        // A fallback that a later unconditional rule would make dead is an error.
+        let e = err("read: fd == 0; errno 1\nread: allow");
+        assert!(e.message.contains("could never apply"), "{}", e.message);
+        let e = err("read: allow\nread: fd == 0; errno 1");
+        assert!(e.message.contains("unconditional rule"), "{}", e.message);
+        // Masked equality on a 32-bit parameter is judged on the low halves.
+        parse("futex: op & 0xffffffff == -1").expect("holds for op == -1");
+        // clone's flags and mmap's fd are read as 32 bits by the kernel.
+        let e = err("clone: flags == 0x100000000");
+        assert!(
+            e.message.contains("does not fit 32-bit parameter flags"),
+            "{}",
+            e.message
+        );
+        // The caret of an @include error points at the path.
+        let e = err("@include   missing.policy");
+        assert_eq!(e.column, 12);
+        // prctl's later arguments are argN only.
+        let e = err("prctl: arg2x == 1");
+        assert!(e.message.contains("no parameter"), "{}", e.message);
+        parse("prctl: option == PR_SET_NAME && arg1 == 0")
+            .expect("arg1 is prctl's second argument");
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! `unsafe`; each block says which invariant makes it sound.
 #![allow(unsafe_code)]
 
+#[allow(dead_code)] // Used by the lockdown layer, which lands next.
+pub mod process;
+#[allow(dead_code)] // Used by the lockdown layer, which lands next.
+pub mod spawn;
+
 use crate::bpf::SockFilter;
 use std::io;
 
@@ -63,44 +68,20 @@ pub fn seccomp_action_available(action: u32) -> io::Result<()> {
     }
 }
 
-/// A prctl whose options are all integers: PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS,
-/// PR_GET_SECCOMP. Only those are accepted, so no option that reads or writes memory
-/// through an argument can be passed.
-fn prctl_integer_only(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
-    if ![
-        libc::PR_SET_NO_NEW_PRIVS,
-        libc::PR_GET_NO_NEW_PRIVS,
-        libc::PR_GET_SECCOMP,
-    ]
-    .contains(&option)
-    {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let zero: libc::c_ulong = 0;
-    // SAFETY: `option` is one of the three checked above, each of which takes only
-    // integer arguments and touches no memory of the caller.
-    let r = unsafe { libc::prctl(option, arg2, zero, zero, zero) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 /// `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
 pub fn set_no_new_privs() -> io::Result<()> {
-    prctl_integer_only(libc::PR_SET_NO_NEW_PRIVS, 1).map(|_| ())
+    process::prctl_int(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(|_| ())
 }
 
 /// `prctl(PR_GET_NO_NEW_PRIVS)`.
 pub fn no_new_privs() -> io::Result<bool> {
-    prctl_integer_only(libc::PR_GET_NO_NEW_PRIVS, 0).map(|r| r == 1)
+    process::prctl_int(libc::PR_GET_NO_NEW_PRIVS, 0, 0).map(|r| r == 1)
 }
 
 /// `prctl(PR_GET_SECCOMP)`: 0 none, 2 filter mode. (Under a filter that does not allow
 /// prctl, this call is itself filtered.)
 pub fn seccomp_mode() -> io::Result<i32> {
-    prctl_integer_only(libc::PR_GET_SECCOMP, 0)
+    process::prctl_int(libc::PR_GET_SECCOMP, 0, 0)
 }
 
 // ---------------------------------------------------------------------------------

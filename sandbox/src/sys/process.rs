@@ -1,0 +1,152 @@
+//! Process attributes the lockdown sets and reads back: descriptors, capabilities,
+//! securebits, the Landlock ABI.
+
+use std::io;
+
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `close_range(first, u32::MAX, 0)`: close every descriptor from `first` up.
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range takes integers only. Closing descriptors cannot break memory
+    // safety; descriptors owned by Rust objects (OwnedFd, File) above `first` would be
+    // closed under them, which is why callers run this only on fds they name as kept.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }).map(|_| ())
+}
+
+/// `close_range(first, last, 0)`.
+pub fn close_between(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: as in `close_from`; the caller names the range.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(|_| ())
+}
+
+/// Which of the descriptors `0..n` are open, in one `poll` call (an unopened
+/// descriptor reports POLLNVAL).
+pub fn open_fds(n: usize) -> io::Result<Vec<i32>> {
+    let mut fds: Vec<libc::pollfd> = (0..n as i32)
+        .map(|fd| libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a live, initialised array of `n` pollfd structs that the kernel
+    // may write (revents) during the call; timeout 0 returns at once.
+    check(unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, 0) }.into())?;
+    Ok(fds
+        .iter()
+        .filter(|p| p.revents & libc::POLLNVAL == 0)
+        .map(|p| p.fd)
+        .collect())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The calling thread's (effective, permitted, inheritable) capability sets, 64 bits each.
+pub fn capget() -> io::Result<(u64, u64, u64)> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: version 3 makes the kernel write exactly two CapData structs into
+    // `data`, which has room for two; both pointers are to live locals.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    })?;
+    let join = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | (u64::from(f(&data[1])) << 32);
+    Ok((
+        join(|d| d.effective),
+        join(|d| d.permitted),
+        join(|d| d.inheritable),
+    ))
+}
+
+/// Empty the calling thread's effective, permitted and inheritable sets.
+pub fn capset_none() -> io::Result<()> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: version 3 makes the kernel read two CapData structs from `data`, which
+    // holds two; both pointers are to live locals.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) })
+        .map(|_| ())
+}
+
+/// A prctl whose arguments are all integers. Only the options listed are accepted, so
+/// no option that reads or writes memory through an argument can be passed.
+pub fn prctl_int(
+    option: libc::c_int,
+    arg2: libc::c_ulong,
+    arg3: libc::c_ulong,
+) -> io::Result<libc::c_int> {
+    const INTEGER_ONLY: [libc::c_int; 10] = [
+        libc::PR_SET_NO_NEW_PRIVS,
+        libc::PR_GET_NO_NEW_PRIVS,
+        libc::PR_GET_SECCOMP,
+        libc::PR_CAPBSET_DROP,
+        libc::PR_CAPBSET_READ,
+        libc::PR_CAP_AMBIENT,
+        libc::PR_SET_SECUREBITS,
+        libc::PR_GET_SECUREBITS,
+        libc::PR_SET_DUMPABLE,
+        libc::PR_GET_DUMPABLE,
+    ];
+    if !INTEGER_ONLY.contains(&option) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let zero: libc::c_ulong = 0;
+    // SAFETY: `option` is one of the integer-only options above; none touches memory.
+    let r = unsafe { libc::prctl(option, arg2, arg3, zero, zero) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The Landlock ABI version of the running kernel (0 if Landlock is unavailable, with
+/// the errno: ENOSYS not built in, EOPNOTSUPP disabled at boot).
+pub fn landlock_abi() -> (u32, Option<i32>) {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with the VERSION flag the kernel reads no memory (attr is NULL, size 0)
+    // and returns the ABI version.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if r < 0 {
+        (0, io::Error::last_os_error().raw_os_error())
+    } else {
+        (r as u32, None)
+    }
+}
