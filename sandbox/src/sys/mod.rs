@@ -2,9 +2,7 @@
 //! `unsafe`; each block says which invariant makes it sound.
 #![allow(unsafe_code)]
 
-#[allow(dead_code)] // Used by the lockdown layer, which lands next.
 pub mod process;
-#[allow(dead_code)] // Used by the lockdown layer, which lands next.
 pub mod spawn;
 
 use crate::bpf::SockFilter;

@@ -58,10 +58,10 @@ impl PreparedExec {
 }
 
 /// Clone a child with `flags` (CLONE_NEW* bits; SIGCHLD is added). The child:
-/// sets PR_SET_PDEATHSIG to SIGKILL; waits for one byte on `go` (EOF — the parent died
+/// sets PR_SET_PDEATHSIG to SIGKILL; makes itself dumpable until exec; waits for one byte on `go` (EOF — the parent died
 /// or gave up — ends it: this closes the race between clone and PDEATHSIG); moves the
-/// remapped fds into place; execs. If exec fails it writes its errno (4 bytes) to
-/// `report` and exits 127. Both `go` and `report` must be close-on-exec.
+/// remapped fds into place; execs. It writes `R` to `report` once the parent may
+/// write its id maps, and on any failure `E` and its errno (4 bytes), then exits 127. Both `go` and `report` must be close-on-exec.
 ///
 /// Returns the child's pid (in the caller's pid namespace).
 pub fn clone_and_exec(
@@ -102,7 +102,8 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
     // before the clone and still mapped (the child has a copy of it).
     unsafe {
         let fail = |errno: libc::c_int| -> ! {
-            let bytes = errno.to_ne_bytes();
+            let e = errno.to_ne_bytes();
+            let bytes = [b'E', e[0], e[1], e[2], e[3]];
             libc::write(report, bytes.as_ptr().cast(), bytes.len());
             libc::_exit(127)
         };
@@ -115,6 +116,16 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
         ) != 0
         {
             fail(*libc::__errno_location());
+        }
+        // A caller that changed its uids (e.g. root dropping to a service user) is not
+        // dumpable, and neither would this copy of it be: its /proc files would then
+        // belong to root and the caller could not write its id maps. exec resets it.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+            fail(*libc::__errno_location());
+        }
+        // Tell the parent it may write the id maps now.
+        if libc::write(report, b"R".as_ptr().cast(), 1) != 1 {
+            libc::_exit(126);
         }
         // The parent writes one byte once the id maps are written. EOF means it died
         // before that (possibly before PDEATHSIG was armed): end here.

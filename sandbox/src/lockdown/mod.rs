@@ -1,0 +1,270 @@
+//! Renderer lockdown: the layers of `docs/architecture.md`, in a fixed order, each
+//! fail-closed.
+//!
+//! ```text
+//! spawn (broker side, namespaces.rs)   user, pid, net, mount, ipc, uts, cgroup namespaces
+//! ── exec ──
+//! lock_down (renderer side, this file)
+//!   1. empty root      root.rs      pivot_root into an empty read-only tmpfs
+//!   2. descriptors     fds.rs       close_range all but the kept ones, checked
+//!   3. rlimits         rlimits.rs   address space, files, file size 0, core 0, CPU, memlock 0
+//!   4. capabilities    caps.rs      all sets and the bounding set empty, securebits locked,
+//!                                   not dumpable, parent-death signal checked
+//!   5. no_new_privs
+//!   6. Landlock        landlock.rs  every file right of the kernel's ABI denied, TCP
+//!                                   bind/connect denied, abstract sockets and signals scoped
+//!   7. seccomp         (crate::seccomp) with TSYNC, from a preset or a policy
+//! ```
+//!
+//! Every layer is required. Running without one is a named [`OptOut`], recorded in the
+//! [`Status`]. Any error names its layer and the failing call with its errno, and
+//! [`LockdownError::exit_code`] gives a distinct exit code per layer. Only a
+//! [`LockedDown`] value — which only [`lock_down`] makes — lets serving code start.
+
+mod caps;
+mod fds;
+mod landlock;
+pub mod namespaces;
+mod rlimits;
+mod root;
+pub mod status;
+
+pub use rlimits::Rlimits;
+pub use status::{Layer, LayerStatus, Status};
+
+use crate::bpf;
+use crate::policy::arch::Arch;
+use crate::policy::presets::Preset;
+use crate::policy::text::Options;
+use crate::policy::Policy;
+use crate::seccomp::{self, InstallOptions};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+/// A layer the caller explicitly runs without, or a weaker form it accepts. Each is
+/// listed in the [`Status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OptOut {
+    /// Keep the file system root (Landlock alone guards files).
+    KeepRoot,
+    /// Run without Landlock when the kernel has none.
+    AllowMissingLandlock,
+    /// Accept a Landlock domain that covers only the calling thread when other threads
+    /// exist and the kernel cannot apply it to all of them.
+    LandlockCallingThreadOnly,
+    /// Install no seccomp filter.
+    NoSeccomp,
+}
+
+/// A path made visible inside the empty root (and granted in Landlock).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Absolute path, the same inside and outside.
+    pub path: PathBuf,
+    /// Writable (else read-only).
+    pub writable: bool,
+}
+
+/// Which seccomp policy the last layer installs.
+#[derive(Clone, Debug)]
+pub enum SeccompChoice {
+    /// A built-in preset, with `SELF_PID` bound to the renderer's own pid.
+    Preset(Preset),
+    /// A policy the embedder built.
+    Policy(Policy),
+}
+
+/// What [`lock_down`] applies. [`Config::default`] is every layer with the `renderer`
+/// preset, no grants, and only fds 0, 1 and 2 kept.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Descriptors that stay open (everything else is closed).
+    pub keep_fds: Vec<RawFd>,
+    /// Resource limits.
+    pub rlimits: Rlimits,
+    /// Paths visible in the new root and granted in Landlock.
+    pub grants: Vec<Grant>,
+    /// The lowest Landlock ABI accepted (an error below it).
+    pub landlock_min_abi: u32,
+    /// The seccomp policy.
+    pub seccomp: SeccompChoice,
+    /// Explicit opt-outs.
+    pub opt_outs: Vec<OptOut>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keep_fds: vec![0, 1, 2],
+            rlimits: Rlimits::default(),
+            grants: Vec::new(),
+            landlock_min_abi: 1,
+            seccomp: SeccompChoice::Preset(Preset::Renderer),
+            opt_outs: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    fn opted_out(&self, o: OptOut) -> bool {
+        self.opt_outs.contains(&o)
+    }
+}
+
+/// Why lockdown stopped. The process must not go on to untrusted work.
+#[derive(Debug, thiserror::Error)]
+#[error("lockdown failed at {layer} ({call}): {source}")]
+pub struct LockdownError {
+    /// The layer.
+    pub layer: Layer,
+    /// The call or check that failed.
+    pub call: &'static str,
+    /// The cause (an OS error carries its errno).
+    #[source]
+    pub source: io::Error,
+}
+
+impl LockdownError {
+    pub(crate) fn new(layer: Layer, call: &'static str, source: io::Error) -> LockdownError {
+        LockdownError {
+            layer,
+            call,
+            source,
+        }
+    }
+
+    pub(crate) fn msg(layer: Layer, call: &'static str, msg: String) -> LockdownError {
+        LockdownError::new(layer, call, io::Error::other(msg))
+    }
+
+    /// A distinct exit code per layer (100 + the layer's position).
+    pub fn exit_code(&self) -> i32 {
+        100 + self.layer as i32
+    }
+
+    /// The errno, if the cause was an OS error.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+/// Proof that [`lock_down`] completed: the only way to obtain one.
+#[derive(Debug)]
+pub struct LockedDown {
+    status: Status,
+}
+
+impl LockedDown {
+    /// What was applied and verified.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+}
+
+/// Facts read before the file system disappears.
+struct Before {
+    threads: usize,
+    cap_last_cap: u32,
+}
+
+fn read_before() -> Result<Before, LockdownError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| LockdownError::new(Layer::Namespaces, "read /proc/self/status", e))?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1);
+    let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63);
+    Ok(Before {
+        threads,
+        cap_last_cap,
+    })
+}
+
+/// Lock the calling process down as `config` says, in order, and verify each layer
+/// from inside. On error the process must exit (e.g. with
+/// [`LockdownError::exit_code`]) without running untrusted work.
+pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
+    let mut status = Status::new(config);
+    let before = read_before()?;
+    status.record_namespaces(namespaces::inside_user_namespace());
+
+    // The filter is compiled first: a bad policy fails before anything changes.
+    let program = if config.opted_out(OptOut::NoSeccomp) {
+        None
+    } else {
+        let policy = match &config.seccomp {
+            SeccompChoice::Preset(p) => p
+                .policy(
+                    &Options::new(Arch::native()).define("SELF_PID", u64::from(std::process::id())),
+                )
+                .map_err(|e| LockdownError::msg(Layer::Seccomp, "policy", e.to_string()))?,
+            SeccompChoice::Policy(p) => p.clone(),
+        };
+        Some(
+            bpf::compile(&policy, Arch::native())
+                .map_err(|e| LockdownError::msg(Layer::Seccomp, "compile", e.to_string()))?,
+        )
+    };
+
+    if config.opted_out(OptOut::KeepRoot) {
+        status.skip(Layer::EmptyRoot);
+    } else {
+        let method = root::enter_empty_root(&config.grants)?;
+        let listing = root::verify_empty(&config.grants)?;
+        status.record(Layer::EmptyRoot, true, listing, format!("{method:?}"));
+        status.root_method = Some(method);
+    }
+
+    fds::close_all_but(&config.keep_fds)?;
+    let open = fds::verify(&config.keep_fds, config.rlimits.open_files)?;
+    status.record(Layer::Fds, true, true, format!("open: {open:?}"));
+
+    rlimits::apply(&config.rlimits)?;
+    status.record(
+        Layer::Rlimits,
+        true,
+        rlimits::verify(&config.rlimits)?,
+        format!("{:?}", config.rlimits),
+    );
+
+    caps::drop_all(before.cap_last_cap)?;
+    let caps_detail = caps::verify(before.cap_last_cap)?;
+    status.record(Layer::Capabilities, true, true, caps_detail);
+
+    seccomp::set_no_new_privs()
+        .map_err(|e| LockdownError::new(Layer::NoNewPrivs, "prctl(PR_SET_NO_NEW_PRIVS)", e))?;
+    let nnp = seccomp::no_new_privs()
+        .map_err(|e| LockdownError::new(Layer::NoNewPrivs, "prctl(PR_GET_NO_NEW_PRIVS)", e))?;
+    status.record(Layer::NoNewPrivs, true, nnp, String::new());
+
+    let ll = landlock::restrict(config, before.threads)?;
+    status.landlock_abi = ll.abi;
+    status.record(Layer::Landlock, ll.applied, ll.applied, ll.detail);
+
+    match program {
+        None => status.skip(Layer::Seccomp),
+        Some(program) => {
+            seccomp::install(&program, InstallOptions::default()).map_err(|e| {
+                LockdownError::msg(
+                    Layer::Seccomp,
+                    "seccomp(SECCOMP_SET_MODE_FILTER)",
+                    e.to_string(),
+                )
+            })?;
+            status.record(
+                Layer::Seccomp,
+                true,
+                true,
+                format!("{} instructions, all threads", program.instructions.len()),
+            );
+        }
+    }
+    Ok(LockedDown { status })
+}

@@ -1,0 +1,172 @@
+//! The empty root: a private mount namespace, a new empty tmpfs as `/` (pivot_root,
+//! or chroot where pivot_root cannot work), the old root detached, the new root
+//! remounted read-only, cwd `/`, no /proc. Granted paths are bind-mounted in first, at
+//! the same place, read-only unless writable.
+
+use super::{Grant, Layer, LockdownError};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+
+/// How the root was changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RootMethod {
+    /// pivot_root(2) into the new root; the old root is detached.
+    PivotRoot,
+    /// chroot(2): pivot_root failed with EINVAL (e.g. the root is an initramfs). The old
+    /// root stays mounted, unreachable by path.
+    Chroot,
+}
+
+fn err(call: &'static str) -> impl Fn(nix::Error) -> LockdownError {
+    move |e| LockdownError::new(Layer::EmptyRoot, call, e.into())
+}
+
+/// Where the new root is built: a directory every system has, shadowed only in this
+/// private mount namespace (bubblewrap uses /tmp the same way).
+const STAGING: [&str; 3] = ["/tmp", "/run", "/mnt"];
+
+pub(super) fn enter_empty_root(grants: &[Grant]) -> Result<RootMethod, LockdownError> {
+    for g in grants {
+        if !g.path.is_absolute()
+            || g.path
+                .components()
+                .any(|c| matches!(c, Component::ParentDir))
+        {
+            return Err(LockdownError::msg(
+                Layer::EmptyRoot,
+                "grant",
+                format!(
+                    "{}: grants must be absolute paths without `..`",
+                    g.path.display()
+                ),
+            ));
+        }
+    }
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err("mount(/, MS_REC|MS_PRIVATE)"))?;
+    let base = STAGING
+        .iter()
+        .find(|d| Path::new(d).is_dir())
+        .ok_or_else(|| {
+            LockdownError::msg(
+                Layer::EmptyRoot,
+                "staging",
+                "none of /tmp, /run, /mnt exists".into(),
+            )
+        })?;
+    mount(
+        Some("tmpfs"),
+        *base,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=1m,nr_inodes=1024"),
+    )
+    .map_err(err("mount(tmpfs)"))?;
+    for g in grants {
+        bind_into(base, g)?;
+    }
+    nix::unistd::chdir(*base).map_err(err("chdir(new root)"))?;
+    let method = match nix::unistd::pivot_root(".", ".") {
+        Ok(()) => {
+            // The old root is stacked under the new one at "/": detach it.
+            umount2(".", MntFlags::MNT_DETACH).map_err(err("umount2(old root, MNT_DETACH)"))?;
+            RootMethod::PivotRoot
+        }
+        Err(nix::Error::EINVAL) => {
+            nix::unistd::chroot(".").map_err(err("chroot"))?;
+            RootMethod::Chroot
+        }
+        Err(e) => return Err(err("pivot_root")(e)),
+    };
+    nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(err("mount(/, MS_REMOUNT|MS_RDONLY)"))?;
+    Ok(method)
+}
+
+fn bind_into(base: &str, g: &Grant) -> Result<(), LockdownError> {
+    let relative: PathBuf = g
+        .path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let target = Path::new(base).join(relative);
+    let io =
+        |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
+    if g.path.is_dir() {
+        std::fs::create_dir_all(&target).map_err(io("mkdir (bind target)"))?;
+    } else {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io("mkdir (bind target)"))?;
+        }
+        std::fs::File::create(&target).map_err(io("create (bind target)"))?;
+    }
+    mount(
+        Some(&g.path),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(err("mount(MS_BIND)"))?;
+    // A bind remount must keep the flags the kernel locked on the source mount.
+    let source = statvfs(&g.path).map_err(err("statvfs"))?.flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if !g.writable || source.contains(FsFlags::ST_RDONLY) {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    if source.contains(FsFlags::ST_NOEXEC) {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
+        .map_err(err("mount(MS_REMOUNT|MS_BIND)"))
+}
+
+/// The root must list nothing but the first components of the grants.
+pub(super) fn verify_empty(grants: &[Grant]) -> Result<bool, LockdownError> {
+    let allowed: Vec<std::ffi::OsString> = grants
+        .iter()
+        .filter_map(|g| {
+            g.path.components().find_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            })
+        })
+        .collect();
+    let entries = std::fs::read_dir("/")
+        .map_err(|e| LockdownError::new(Layer::EmptyRoot, "readdir(/)", e))?;
+    for entry in entries {
+        let name = entry
+            .map_err(|e| LockdownError::new(Layer::EmptyRoot, "readdir(/)", e))?
+            .file_name();
+        if !allowed.contains(&name) {
+            return Err(LockdownError::msg(
+                Layer::EmptyRoot,
+                "verify",
+                format!("/ still holds {name:?}"),
+            ));
+        }
+    }
+    if std::path::Path::new("/proc/self").exists() {
+        return Err(LockdownError::msg(
+            Layer::EmptyRoot,
+            "verify",
+            "/proc is reachable".into(),
+        ));
+    }
+    Ok(true)
+}

@@ -1,0 +1,477 @@
+//! Lockdown effect tests. Each case runs in a fresh *spawner* process (this binary
+//! with `--spawner CASE`), which may first drop to uid 65534 or break something on
+//! purpose, then spawns a *renderer* (this binary with `--renderer CASE`) in new
+//! namespaces. The renderer locks down and sends its status report; the spawner
+//! verifies it from outside (/proc/PID/status, /proc/PID/ns/*), lets the renderer run
+//! its probes, and prints everything; the test asserts exact outcomes.
+
+use sandbox::lockdown::namespaces::{spawn, NetMode, SpawnSpec};
+use sandbox::lockdown::status::verify_from_outside;
+use sandbox::lockdown::{lock_down, Config, Layer, OptOut, SeccompChoice, Status};
+use sandbox::policy::presets::Preset;
+use sandbox::probe;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+// ------------------------------------------------------------------------------------
+// Renderer side.
+
+fn errno_of<T>(r: std::io::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(-1)),
+    }
+}
+
+fn renderer(case: &str) -> ! {
+    let mut out = std::io::stdout().lock();
+    // A thread that exists before lockdown: it must be filtered too.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (res_tx, res_rx) = std::sync::mpsc::channel::<String>();
+    let early_thread = case.starts_with("thread").then(|| {
+        std::thread::spawn(move || {
+            let _ = go_rx.recv();
+            let s = errno_of(std::net::TcpListener::bind("127.0.0.1:0"));
+            let o = errno_of(std::fs::File::open("/etc/passwd"));
+            let _ = res_tx.send(format!("thread socket={s} open={o}"));
+        })
+    });
+    let _ = probe::install_sigsys_recorder();
+    let mut config = Config::default();
+    match case {
+        "full" | "full_nobody" => {}
+        "layers" | "layers_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
+        "keep_root" => {
+            config.seccomp = SeccompChoice::Preset(Preset::Exec);
+            config.opt_outs.push(OptOut::KeepRoot);
+        }
+        "thread" => config.opt_outs.push(OptOut::LandlockCallingThreadOnly),
+        "thread_strict" => {}
+        "landlock_too_new" => config.landlock_min_abi = 99,
+        _ => {}
+    }
+    let locked = match lock_down(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "LOCKDOWN-ERROR layer={} errno={:?} {e}",
+                e.layer,
+                e.errno()
+            );
+            let _ = out.flush();
+            std::process::exit(e.exit_code());
+        }
+    };
+    let report = locked.status().encode();
+    let _ = out.write_all(&(report.len() as u32).to_le_bytes());
+    let _ = out.write_all(&report);
+    let _ = out.flush();
+    // Wait until the spawner has looked at us from outside.
+    let mut byte = [0u8];
+    let _ = std::io::stdin().read_exact(&mut byte);
+
+    let trapped = || probe::last_trap().map_or(-1, |t| t.syscall);
+    let mut say = |s: String| {
+        let _ = writeln!(out, "{s}");
+    };
+    say(format!("pid={}", std::process::id()));
+    say(format!(
+        "open /etc/passwd: {}",
+        errno_of(std::fs::File::open("/etc/passwd"))
+    ));
+    say(format!(
+        "readdir /: {}",
+        errno_of(std::fs::read_dir("/").map(|d| d.count()))
+    ));
+    say(format!(
+        "socket inet: {}",
+        errno_of(std::net::TcpListener::bind("127.0.0.1:0"))
+    ));
+    say(format!(
+        "connect inet: {}",
+        errno_of(std::net::TcpStream::connect("127.0.0.1:9"))
+    ));
+    say(format!(
+        "spawn: {}",
+        errno_of(Command::new("/bin/true").spawn())
+    ));
+    if case.starts_with("full") || case.starts_with("thread") {
+        // getppid() is 0 in a new pid namespace; kill(0, 0) would be the process group.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(0), None);
+        say(format!("kill parent trapped: {}", trapped()));
+        let _ = nix::unistd::execv(c"/bin/true", &[c"/bin/true"]);
+        say(format!("execve trapped: {}", trapped()));
+    }
+    if let Some(t) = early_thread {
+        let _ = go_tx.send(());
+        say(res_rx.recv().unwrap_or_default());
+        let _ = t.join();
+    }
+    let _ = out.flush();
+    std::process::exit(0)
+}
+
+// ------------------------------------------------------------------------------------
+// Spawner side.
+
+fn drop_to_nobody() {
+    let g = nix::unistd::Gid::from_raw(65534);
+    let u = nix::unistd::Uid::from_raw(65534);
+    nix::unistd::setgroups(&[]).expect("setgroups (the tests run as root)");
+    nix::unistd::setresgid(g, g, g).expect("setresgid");
+    nix::unistd::setresuid(u, u, u).expect("setresuid");
+}
+
+fn forbid_user_namespaces() {
+    use sandbox::policy::arch::Arch;
+    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
+    let policy = parse_str(
+        "forbid",
+        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\nunshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS",
+        &Options::new(Arch::native()),
+        &EmbeddedSources(&[]),
+    )
+    .expect("policy");
+    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
+    sandbox::seccomp::set_no_new_privs().expect("nnp");
+    sandbox::seccomp::install(&program, Default::default()).expect("install");
+}
+
+fn exhaust_user_namespaces() {
+    // Enter a user namespace of our own, become root in it, and set its limit on
+    // nested user namespaces to 0.
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).expect("unshare(CLONE_NEWUSER)");
+    std::fs::write("/proc/self/setgroups", "deny").expect("setgroups");
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).expect("uid_map");
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).expect("gid_map");
+    std::fs::write("/proc/sys/user/max_user_namespaces", "0").expect("max_user_namespaces");
+}
+
+fn spawner(case: &str) -> ! {
+    let renderer_case = case.trim_end_matches("_spawn");
+    if case.ends_with("_nobody") {
+        drop_to_nobody();
+    }
+    match case {
+        "unshare_forbidden" => forbid_user_namespaces(),
+        "userns_exhausted" => exhaust_user_namespaces(),
+        _ => {}
+    }
+    let (in_r, in_w) = nix::unistd::pipe().expect("pipe");
+    let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+    let exe = std::env::current_exe().expect("own path");
+    let mut spec = SpawnSpec::new(exe, &["--renderer", renderer_case]);
+    spec.fds = vec![(in_r.as_raw_fd(), 0), (out_w.as_raw_fd(), 1), (2, 2)];
+    spec.namespaces.net = NetMode::Shared;
+    if case.starts_with("layers") {
+        spec.namespaces.net = NetMode::Fresh;
+    }
+    let mut child = match spawn(&spec) {
+        Ok(c) => c,
+        Err(e) => {
+            println!(
+                "SPAWN-ERROR layer={} call={} errno={:?}",
+                e.layer,
+                e.call,
+                e.errno()
+            );
+            std::process::exit(0);
+        }
+    };
+    drop(in_r);
+    drop(out_w);
+    let mut from = std::fs::File::from(out_r);
+    let mut len = [0u8; 4];
+    if from.read_exact(&mut len).is_ok() && &len != b"LOCK" {
+        let n = u32::from_le_bytes(len) as usize;
+        let mut report = vec![0u8; n.min(sandbox::lockdown::status::MAX_REPORT + 1)];
+        from.read_exact(&mut report).expect("report");
+        match Status::decode(&report) {
+            Ok(status) => {
+                print!("{status}");
+                let expected = spec.namespaces.expected_new();
+                match verify_from_outside(child.pid(), &status, &expected) {
+                    Ok(view) => println!(
+                        "OUTSIDE-OK caps={:x?} new-ns={:?} seccomp={}",
+                        view.caps, view.new_namespaces, view.seccomp_mode
+                    ),
+                    Err(p) => println!("OUTSIDE-MISMATCH {p:?}"),
+                }
+            }
+            Err(e) => println!("BAD-REPORT {e}"),
+        }
+        let _ = std::fs::File::from(in_w).write_all(&[1]);
+    }
+    let mut rest = String::new();
+    if &len == b"LOCK" {
+        // Not a report: the renderer's error line, which starts with "LOCKDOWN-ERROR".
+        rest.push_str("LOCK");
+    }
+    let _ = from.read_to_string(&mut rest);
+    for line in rest.lines() {
+        println!("R: {line}");
+    }
+    println!("EXIT {:?}", child.wait());
+    std::process::exit(0)
+}
+
+// ------------------------------------------------------------------------------------
+// Test runner.
+
+fn run(case: &str) -> String {
+    let exe = std::env::current_exe().expect("own path");
+    let o = Command::new(exe)
+        .args(["--spawner", case])
+        .output()
+        .expect("spawner");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if o.status.code() != Some(0) {
+        return format!("SPAWNER FAILED {:?}\n{text}", o.status);
+    }
+    text
+}
+
+fn expect(out: &str, wants: &[String]) -> Result<(), String> {
+    for w in wants {
+        if !out.contains(w.as_str()) {
+            return Err(format!("missing `{w}` in:\n{out}"));
+        }
+    }
+    Ok(())
+}
+
+fn nr(name: &str) -> i64 {
+    sandbox::policy::arch::Arch::native()
+        .syscall_number(name)
+        .map_or(-1, i64::from)
+}
+
+fn full_case(case: &str) -> Result<(), String> {
+    let out = run(case);
+    expect(
+        &out,
+        &[
+            "OUTSIDE-OK caps=[0, 0, 0, 0, 0]".into(),
+            "\"user\", \"pid\", \"mnt\", \"ipc\", \"uts\", \"cgroup\"".into(),
+            "seccomp=2".into(),
+            "R: pid=1".into(),
+            // The renderer preset answers file access with EACCES before the path is looked up.
+            format!("R: open /etc/passwd: errno {}", libc::EACCES),
+            format!("R: socket inet: errno {}", libc::EPERM),
+            format!("R: spawn: errno {}", libc::EPERM),
+            format!("R: kill parent trapped: {}", nr("kill")),
+            format!("R: execve trapped: {}", nr("execve")),
+            "EXIT Ok(Exited(".into(),
+        ],
+    )?;
+    // Every layer requested, applied, verified.
+    for layer in Layer::ALL {
+        let line = format!("{:<14} yes       yes     yes", layer.to_string());
+        expect(&out, &[line])?;
+    }
+    Ok(())
+}
+
+fn layers_case(case: &str) -> Result<(), String> {
+    let out = run(case);
+    expect(
+        &out,
+        &[
+            "OUTSIDE-OK".into(),
+            "\"net\"".into(),
+            // The path does not exist in the empty root.
+            format!("R: open /etc/passwd: errno {}", libc::ENOENT),
+            // Landlock handles READ_DIR with no rule: the root cannot even be listed.
+            format!("R: readdir /: errno {}", libc::EACCES),
+            // Landlock denies TCP connect before any routing.
+            format!("R: connect inet: errno {}", libc::EACCES),
+            "EXIT Ok(Exited(".into(),
+        ],
+    )
+}
+
+type Case = (&'static str, fn() -> Result<(), String>);
+
+const CASES: &[Case] = &[
+    ("all_layers_with_renderer_preset", || full_case("full")),
+    ("all_layers_with_renderer_preset_as_nobody", || {
+        full_case("full_nobody")
+    }),
+    ("each_layer_has_its_own_effect", || layers_case("layers")),
+    ("each_layer_has_its_own_effect_as_nobody", || {
+        layers_case("layers_nobody")
+    }),
+    ("empty_root_was_listed_empty_before_landlock", || {
+        let out = run("layers");
+        expect(
+            &out,
+            &["empty-root     yes       yes     yes      PivotRoot".into()],
+        )
+    }),
+    ("with_the_root_kept_landlock_alone_refuses", || {
+        let out = run("keep_root");
+        expect(
+            &out,
+            &[
+                "empty-root     no        no      no       opted out".into(),
+                "opt-outs: [KeepRoot]".into(),
+                format!("R: open /etc/passwd: errno {}", libc::EACCES),
+            ],
+        )
+    }),
+    ("a_thread_made_before_lockdown_is_filtered", || {
+        let out = run("thread");
+        expect(
+            &out,
+            &[
+                "opt-outs: [LandlockCallingThreadOnly]".into(),
+                format!(
+                    "R: thread socket=errno {} open=errno {}",
+                    libc::EPERM,
+                    libc::EACCES
+                ),
+            ],
+        )
+    }),
+    ("threads_without_landlock_tsync_are_refused", || {
+        let out = run("thread_strict");
+        expect(
+            &out,
+            &[
+                "LOCKDOWN-ERROR layer=landlock".into(),
+                "restricts only the calling thread".into(),
+                format!("EXIT Ok(Exited(Pid({}), {}))", "", 106).replace("Pid(), ", ""),
+            ],
+        )
+        .or_else(|_| {
+            expect(
+                &out,
+                &["LOCKDOWN-ERROR layer=landlock".into(), ", 106))".into()],
+            )
+        })
+    }),
+    ("landlock_beyond_the_kernel_abi_is_an_error", || {
+        let out = run("landlock_too_new");
+        expect(
+            &out,
+            &[
+                "LOCKDOWN-ERROR layer=landlock".into(),
+                "ABI 99 was required".into(),
+                ", 106))".into(),
+            ],
+        )
+    }),
+    ("forbidden_unshare_is_an_error_naming_the_layer", || {
+        let out = run("unshare_forbidden");
+        expect(
+            &out,
+            &[format!(
+                "SPAWN-ERROR layer=namespaces call=clone errno=Some({})",
+                libc::EPERM
+            )],
+        )
+    }),
+    (
+        "exhausted_user_namespaces_are_an_error_naming_the_layer",
+        || {
+            let out = run("userns_exhausted");
+            expect(
+                &out,
+                &[format!(
+                    "SPAWN-ERROR layer=namespaces call=clone errno=Some({})",
+                    libc::ENOSPC
+                )],
+            )
+        },
+    ),
+    ("an_unlocked_process_fails_outside_verification", || {
+        // A plain child: nothing applied. The outside check must list the gaps.
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        // What a lying renderer might report: everything done.
+        let fake = Status {
+            layers: Layer::ALL
+                .iter()
+                .map(|l| sandbox::lockdown::LayerStatus {
+                    layer: *l,
+                    requested: true,
+                    applied: true,
+                    verified: true,
+                    detail: String::new(),
+                })
+                .collect(),
+            opt_outs: Vec::new(),
+            landlock_abi: 7,
+            root_method: None,
+        };
+        let r = verify_from_outside(child.id() as i32, &fake, &["user", "pid"]);
+        let _ = child.kill();
+        let _ = child.wait();
+        match r {
+            Ok(v) => Err(format!("accepted {v:?}")),
+            Err(p) => {
+                let all = p.join("; ");
+                expect(
+                    &all,
+                    &[
+                        "NoNewPrivs is not 1".into(),
+                        "Seccomp is 0".into(),
+                        "capabilities not empty".into(),
+                        "namespace user is the caller's".into(),
+                    ],
+                )
+            }
+        }
+    }),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--renderer") {
+        renderer(args.get(i + 1).map_or("", String::as_str));
+    }
+    if let Some(i) = args.iter().position(|a| a == "--spawner") {
+        spawner(args.get(i + 1).map_or("", String::as_str));
+    }
+    let filters: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
+    println!("\nrunning {} tests", CASES.len());
+    for (name, case) in CASES {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        match case() {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(e) => {
+                println!("test {name} ... FAILED\n{e}");
+                failed.push(*name);
+            }
+        }
+    }
+    let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out\n",
+        failed.len()
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
+    }
+}
