@@ -556,3 +556,61 @@ fn every_unconditional_corpus_statement_evaluates_as_written() {
         }
     }
 }
+
+#[test]
+fn check_reports_the_kernel_and_exits_0_when_the_default_configuration_applies() {
+    // This machine class (Linux 6.18, Landlock ABI 7, user namespaces on) has everything.
+    let o = sandbox(&["check"]);
+    let t = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for row in [
+        "user namespaces",
+        "cgroup namespace",
+        "seccomp TSYNC",
+        "close_range",
+        "openat2",
+        "pidfd",
+    ] {
+        assert!(
+            t.lines().any(|l| l.starts_with(row) && l.contains(" yes ")),
+            "{row}: {t}"
+        );
+    }
+    assert!(t.contains("landlock") && t.contains("ABI "), "{t}");
+    assert!(t.contains("can be applied in full"), "{t}");
+}
+
+#[test]
+fn check_exits_1_when_user_namespaces_are_forbidden() {
+    let p = tmp(
+        "no-userns.policy",
+        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\nunshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS\n",
+    );
+    let out = tmp("no-userns.bpf", "");
+    let o = sandbox(&[
+        "policy",
+        "compile",
+        p.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec bwrap --ro-bind / / --dev /dev --proc /proc --die-with-parent --seccomp 9 {} check 9< '{}'",
+            env!("CARGO_BIN_EXE_sandbox"),
+            out.display()
+        ))
+        .output()
+        .expect("sh");
+    let t = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{t}{}", text(&o.stderr));
+    assert!(
+        t.lines().any(|l| l.starts_with("user namespaces")
+            && l.contains(" NO ")
+            && l.contains("Operation not permitted")),
+        "{t}"
+    );
+    assert!(t.contains("CANNOT be applied in full"), "{t}");
+}

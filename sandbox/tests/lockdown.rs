@@ -408,6 +408,7 @@ const CASES: &[Case] = &[
                     applied: true,
                     verified: true,
                     detail: String::new(),
+                    micros: 0,
                 })
                 .collect(),
             opt_outs: Vec::new(),

@@ -19,11 +19,31 @@ pub enum Command {
     /// Check, compile, evaluate and show seccomp policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Show which sandbox layers this kernel and user offer; exit 0 when the default
+    /// renderer configuration can be applied in full, 1 when it cannot.
+    Check {
+        /// Print the report as JSON-like debug output instead of a table.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 /// Run the command line; returns the process exit code.
 pub fn main_with(cli: Cli) -> i32 {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Check { verbose } => {
+            let report = sandbox::lockdown::check::probe();
+            if verbose {
+                println!("{report:#?}");
+            } else {
+                print!("{report}");
+            }
+            if report.default_config_applies() {
+                0
+            } else {
+                1
+            }
+        }
     }
 }

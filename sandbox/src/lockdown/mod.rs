@@ -22,6 +22,7 @@
 //! [`LockedDown`] value — which only [`lock_down`] makes — lets serving code start.
 
 mod caps;
+pub mod check;
 mod fds;
 mod landlock;
 pub mod namespaces;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// A layer the caller explicitly runs without, or a weaker form it accepts. Each is
 /// listed in the [`Status`].
@@ -196,23 +198,15 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     status.record_namespaces(namespaces::inside_user_namespace());
 
     // The filter is compiled first: a bad policy fails before anything changes.
+    let t = Instant::now();
     let program = if config.opted_out(OptOut::NoSeccomp) {
         None
     } else {
-        let policy = match &config.seccomp {
-            SeccompChoice::Preset(p) => p
-                .policy(
-                    &Options::new(Arch::native()).define("SELF_PID", u64::from(std::process::id())),
-                )
-                .map_err(|e| LockdownError::msg(Layer::Seccomp, "policy", e.to_string()))?,
-            SeccompChoice::Policy(p) => p.clone(),
-        };
-        Some(
-            bpf::compile(&policy, Arch::native())
-                .map_err(|e| LockdownError::msg(Layer::Seccomp, "compile", e.to_string()))?,
-        )
+        Some(compile(&config.seccomp)?)
     };
+    let compile_time = t.elapsed();
 
+    let t = Instant::now();
     if config.opted_out(OptOut::KeepRoot) {
         status.skip(Layer::EmptyRoot);
     } else {
@@ -221,33 +215,46 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
         status.record(Layer::EmptyRoot, true, listing, format!("{method:?}"));
         status.root_method = Some(method);
     }
+    status.time(Layer::EmptyRoot, t.elapsed());
 
+    let t = Instant::now();
     fds::close_all_but(&config.keep_fds)?;
     let open = fds::verify(&config.keep_fds, config.rlimits.open_files)?;
     status.record(Layer::Fds, true, true, format!("open: {open:?}"));
+    status.time(Layer::Fds, t.elapsed());
 
+    let t = Instant::now();
     rlimits::apply(&config.rlimits)?;
+    let limits_ok = rlimits::verify(&config.rlimits)?;
     status.record(
         Layer::Rlimits,
         true,
-        rlimits::verify(&config.rlimits)?,
+        limits_ok,
         format!("{:?}", config.rlimits),
     );
+    status.time(Layer::Rlimits, t.elapsed());
 
+    let t = Instant::now();
     caps::drop_all(before.cap_last_cap)?;
     let caps_detail = caps::verify(before.cap_last_cap)?;
     status.record(Layer::Capabilities, true, true, caps_detail);
+    status.time(Layer::Capabilities, t.elapsed());
 
+    let t = Instant::now();
     seccomp::set_no_new_privs()
         .map_err(|e| LockdownError::new(Layer::NoNewPrivs, "prctl(PR_SET_NO_NEW_PRIVS)", e))?;
     let nnp = seccomp::no_new_privs()
         .map_err(|e| LockdownError::new(Layer::NoNewPrivs, "prctl(PR_GET_NO_NEW_PRIVS)", e))?;
     status.record(Layer::NoNewPrivs, true, nnp, String::new());
+    status.time(Layer::NoNewPrivs, t.elapsed());
 
+    let t = Instant::now();
     let ll = landlock::restrict(config, before.threads)?;
     status.landlock_abi = ll.abi;
     status.record(Layer::Landlock, ll.applied, ll.applied, ll.detail);
+    status.time(Layer::Landlock, t.elapsed());
 
+    let t = Instant::now();
     match program {
         None => status.skip(Layer::Seccomp),
         Some(program) => {
@@ -262,9 +269,27 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
                 Layer::Seccomp,
                 true,
                 true,
-                format!("{} instructions, all threads", program.instructions.len()),
+                format!(
+                    "{} instructions, all threads; compiled in {} µs, installed in {} µs",
+                    program.instructions.len(),
+                    compile_time.as_micros(),
+                    t.elapsed().as_micros()
+                ),
             );
         }
     }
+    // Compiling the policy (done first) counts as part of this layer.
+    status.time(Layer::Seccomp, t.elapsed() + compile_time);
     Ok(LockedDown { status })
+}
+
+fn compile(choice: &SeccompChoice) -> Result<bpf::Program, LockdownError> {
+    let policy = match choice {
+        SeccompChoice::Preset(p) => p
+            .policy(&Options::new(Arch::native()).define("SELF_PID", u64::from(std::process::id())))
+            .map_err(|e| LockdownError::msg(Layer::Seccomp, "policy", e.to_string()))?,
+        SeccompChoice::Policy(p) => p.clone(),
+    };
+    bpf::compile(&policy, Arch::native())
+        .map_err(|e| LockdownError::msg(Layer::Seccomp, "compile", e.to_string()))
 }

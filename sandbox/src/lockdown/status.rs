@@ -71,6 +71,8 @@ pub struct LayerStatus {
     pub verified: bool,
     /// What was read back.
     pub detail: String,
+    /// How long applying and verifying it took, in microseconds (0 at spawn).
+    pub micros: u32,
 }
 
 /// The whole report.
@@ -101,6 +103,7 @@ impl Status {
                     applied: false,
                     verified: false,
                     detail: String::new(),
+                    micros: 0,
                 })
                 .collect(),
             opt_outs: config.opt_outs.clone(),
@@ -118,6 +121,13 @@ impl Status {
             e.applied = applied;
             e.verified = verified;
             e.detail = detail.chars().take(MAX_DETAIL).collect();
+        }
+    }
+
+    pub(super) fn time(&mut self, layer: Layer, took: std::time::Duration) {
+        let micros = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+        if let Some(e) = self.entry(layer) {
+            e.micros = micros;
         }
     }
 
@@ -193,12 +203,13 @@ impl fmt::Display for Status {
             let yn = |b: bool| if b { "yes" } else { "no" };
             writeln!(
                 f,
-                "{:<14} {:<9} {:<7} {:<8} {}",
+                "{:<14} {:<9} {:<7} {:<8} {} [{} µs]",
                 l.layer.to_string(),
                 yn(l.requested),
                 yn(l.applied),
                 yn(l.verified),
-                l.detail
+                l.detail,
+                l.micros
             )?;
         }
         if !self.opt_outs.is_empty() {

@@ -535,16 +535,19 @@ static O_FLAGS_AARCH64: &[(&str, u64)] = &[
 
 /// The value of constant `name` on `arch`.
 pub fn lookup(arch: Arch, name: &str) -> Option<u64> {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, u64>> =
+        std::sync::OnceLock::new();
     let per_arch = match arch {
         Arch::X86_64 => O_FLAGS_X86_64,
         Arch::Aarch64 => O_FLAGS_AARCH64,
     };
-    per_arch
-        .iter()
-        .chain(EXTRA)
-        .chain(COMMON)
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
+    if let Some((_, v)) = per_arch.iter().find(|(n, _)| *n == name) {
+        return Some(*v);
+    }
+    INDEX
+        .get_or_init(|| EXTRA.iter().chain(COMMON).map(|(n, v)| (*n, *v)).collect())
+        .get(name)
+        .copied()
 }
 
 /// Every constant name known (for error hints and documentation).

@@ -150,3 +150,52 @@ pub fn landlock_abi() -> (u32, Option<i32>) {
         (r as u32, None)
     }
 }
+
+/// Whether seccomp(SECCOMP_SET_MODE_FILTER) knows filter flag `flag`: called with a
+/// NULL program, a known flag fails later with EFAULT, an unknown one with EINVAL.
+pub fn seccomp_flag_known(flag: u32) -> bool {
+    // SAFETY: the program pointer is NULL, so the kernel fails with EFAULT (or EINVAL
+    // before that) without installing anything or touching our memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1u32,
+            flag,
+            std::ptr::null::<libc::c_void>(),
+        )
+    };
+    r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+/// pidfd_open(own pid): whether pidfds work.
+pub fn pidfd_works() -> bool {
+    // SAFETY: integer arguments only; the returned fd is closed at once.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0u32) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: closes the descriptor just returned to us and owned by nothing else.
+    unsafe { libc::close(fd as libc::c_int) };
+    true
+}
+
+/// Whether close_range exists: an empty range at the top closes nothing.
+pub fn close_range_works() -> bool {
+    // SAFETY: the range u32::MAX..=u32::MAX holds no open descriptor.
+    unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0u32) == 0 }
+}
+
+/// Whether openat2 exists: with a zero-sized `how` it fails with EINVAL, not ENOSYS.
+pub fn openat2_exists() -> bool {
+    // SAFETY: size 0 makes the kernel refuse before reading `how` or the path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+        )
+    };
+    r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+}

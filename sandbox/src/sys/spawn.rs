@@ -164,3 +164,31 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
         fail(*libc::__errno_location())
     }
 }
+
+/// Whether a child can be created with `flags` (CLONE_NEW* bits): a fork-like clone
+/// whose child exits at once.
+pub fn clone_probe(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: a fork-like clone (no CLONE_VM, NULL stack); the child only calls _exit,
+    // which is async-signal-safe and touches no memory.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; the child ends here.
+        unsafe { libc::_exit(0) }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just created; `status` is a live local.
+    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+    Ok(())
+}

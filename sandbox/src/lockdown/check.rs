@@ -1,0 +1,189 @@
+//! What this kernel and this user can provide, for `sandbox check`.
+
+use crate::policy::Action;
+use crate::seccomp;
+use crate::sys::{process, spawn};
+use serde::{Deserialize, Serialize};
+
+/// One line of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feature {
+    /// What was probed.
+    pub name: String,
+    /// Whether it is there.
+    pub available: bool,
+    /// Whether the default renderer configuration needs it.
+    pub required: bool,
+    /// Details (errno, version).
+    pub detail: String,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelReport {
+    /// Every probe, in order.
+    pub features: Vec<Feature>,
+}
+
+impl KernelReport {
+    /// Whether every feature the default renderer configuration needs is there.
+    pub fn default_config_applies(&self) -> bool {
+        self.features.iter().all(|f| f.available || !f.required)
+    }
+}
+
+fn feature(name: &str, required: bool, r: Result<String, String>) -> Feature {
+    let (available, detail) = match r {
+        Ok(d) => (true, d),
+        Err(d) => (false, d),
+    };
+    Feature {
+        name: name.to_string(),
+        available,
+        required,
+        detail,
+    }
+}
+
+fn clone_with(flags: libc::c_int) -> Result<String, String> {
+    spawn::clone_probe(flags)
+        .map(|()| String::new())
+        .map_err(|e| e.to_string())
+}
+
+/// Probe the running kernel.
+pub fn probe() -> KernelReport {
+    let mut f = Vec::new();
+    f.push(feature(
+        "user namespaces",
+        true,
+        clone_with(libc::CLONE_NEWUSER),
+    ));
+    for (name, flag) in [
+        ("pid namespace", libc::CLONE_NEWPID),
+        ("network namespace", libc::CLONE_NEWNET),
+        ("mount namespace", libc::CLONE_NEWNS),
+        ("ipc namespace", libc::CLONE_NEWIPC),
+        ("uts namespace", libc::CLONE_NEWUTS),
+        ("cgroup namespace", libc::CLONE_NEWCGROUP),
+    ] {
+        f.push(feature(name, true, clone_with(libc::CLONE_NEWUSER | flag)));
+    }
+    let (abi, errno) = process::landlock_abi();
+    f.push(feature(
+        "landlock",
+        true,
+        if abi > 0 {
+            Ok(format!("ABI {abi}"))
+        } else {
+            Err(format!("unavailable (errno {errno:?})"))
+        },
+    ));
+    for (name, action, required) in [
+        ("seccomp kill-process", Action::KillProcess, true),
+        ("seccomp kill-thread", Action::KillThread, false),
+        ("seccomp trap", Action::Trap(0), true),
+        ("seccomp errno", Action::Errno(1), true),
+        ("seccomp user-notify", Action::UserNotify, false),
+        ("seccomp trace", Action::Trace(0), false),
+        ("seccomp log", Action::Log, false),
+        ("seccomp allow", Action::Allow, true),
+    ] {
+        let ok = seccomp::action_available(action);
+        f.push(feature(
+            name,
+            required,
+            if ok {
+                Ok(String::new())
+            } else {
+                Err("SECCOMP_GET_ACTION_AVAIL says no".into())
+            },
+        ));
+    }
+    let yes_no = |ok: bool, no: &str| {
+        if ok {
+            Ok(String::new())
+        } else {
+            Err(no.to_string())
+        }
+    };
+    f.push(feature(
+        "seccomp TSYNC",
+        true,
+        yes_no(
+            process::seccomp_flag_known(seccomp::FLAG_TSYNC),
+            "flag refused",
+        ),
+    ));
+    f.push(feature(
+        "seccomp user notification listener",
+        false,
+        yes_no(
+            process::seccomp_flag_known(1 << 3),
+            "SECCOMP_FILTER_FLAG_NEW_LISTENER refused",
+        ),
+    ));
+    f.push(feature(
+        "pidfd",
+        false,
+        yes_no(process::pidfd_works(), "pidfd_open failed"),
+    ));
+    f.push(feature(
+        "close_range",
+        true,
+        yes_no(process::close_range_works(), "ENOSYS"),
+    ));
+    f.push(feature(
+        "openat2",
+        false,
+        yes_no(process::openat2_exists(), "ENOSYS"),
+    ));
+    f.push(feature("cgroup v2 delegation", false, cgroup_delegation()));
+    KernelReport { features: f }
+}
+
+fn cgroup_delegation() -> Result<String, String> {
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return Err("cgroup v2 is not mounted at /sys/fs/cgroup".into());
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+    let path = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("no cgroup v2 entry in /proc/self/cgroup")?;
+    let dir = format!("/sys/fs/cgroup{}", path.trim());
+    nix::unistd::access(dir.as_str(), nix::unistd::AccessFlags::W_OK)
+        .map(|()| format!("{dir} is writable"))
+        .map_err(|e| format!("{dir}: {e}"))
+}
+
+impl std::fmt::Display for KernelReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<36} {:<10} {:<9} detail",
+            "feature", "available", "required"
+        )?;
+        for x in &self.features {
+            writeln!(
+                f,
+                "{:<36} {:<10} {:<9} {}",
+                x.name,
+                if x.available { "yes" } else { "NO" },
+                if x.required { "yes" } else { "" },
+                x.detail
+            )?;
+        }
+        if self.default_config_applies() {
+            writeln!(
+                f,
+                "\nthe default renderer configuration can be applied in full"
+            )
+        } else {
+            writeln!(
+                f,
+                "\nthe default renderer configuration CANNOT be applied in full"
+            )
+        }
+    }
+}
