@@ -214,16 +214,16 @@ pub fn parse_with(
 // Lines: comments, continuations, positions.
 
 /// A logical line: physical lines joined at trailing backslashes.
-struct Logical {
+struct Logical<'a> {
     text: String,
     /// (offset in `text` where the piece starts, physical line number, physical text,
     /// column in the physical line where the piece starts)
-    pieces: Vec<(usize, usize, String, usize)>,
+    pieces: Vec<(usize, usize, &'a str, usize)>,
 }
 
-impl Logical {
-    /// Physical (line, column, text) of byte offset `at` of the logical text.
-    fn locate(&self, at: usize) -> (usize, usize, String) {
+impl Logical<'_> {
+    /// Physical (line, column) of byte offset `at` of the logical text.
+    fn position(&self, at: usize) -> (usize, usize) {
         let piece = self
             .pieces
             .iter()
@@ -231,17 +231,27 @@ impl Logical {
             .find(|(start, ..)| *start <= at)
             .or(self.pieces.first());
         match piece {
-            Some((start, line, text, col0)) => {
+            Some((start, line, _, col0)) => {
                 let within = at.saturating_sub(*start);
                 let logical_piece = self.text.get(*start..).unwrap_or("");
                 let chars = logical_piece
                     .char_indices()
                     .take_while(|(i, _)| *i < within)
                     .count();
-                (*line, col0 + chars + 1, text.clone())
+                (*line, col0 + chars + 1)
             }
-            None => (0, 1, String::new()),
+            None => (0, 1),
         }
+    }
+
+    /// The physical line holding byte offset `at`.
+    fn physical(&self, at: usize) -> String {
+        self.pieces
+            .iter()
+            .rev()
+            .find(|(start, ..)| *start <= at)
+            .or(self.pieces.first())
+            .map_or(String::new(), |(_, _, text, _)| text.to_string())
     }
 }
 
@@ -252,7 +262,7 @@ fn strip_comment(line: &str) -> &str {
     }
 }
 
-fn logical_lines(text: &str) -> Vec<Logical> {
+fn logical_lines(text: &str) -> Vec<Logical<'_>> {
     let mut out = Vec::new();
     let mut current: Option<Logical> = None;
     for (n, raw) in text.lines().enumerate() {
@@ -272,8 +282,7 @@ fn logical_lines(text: &str) -> Vec<Logical> {
         if !cur.text.is_empty() {
             cur.text.push(' ');
         }
-        cur.pieces
-            .push((cur.text.len(), line_no, raw.to_string(), col0));
+        cur.pieces.push((cur.text.len(), line_no, raw, col0));
         // Past the limit, keep one byte too many so the length check reports it.
         let room = (MAX_LINE + 1).saturating_sub(cur.text.len());
         let mut cut = piece_text.len().min(room);
@@ -732,7 +741,8 @@ impl<'s> Parser<'s> {
         if self.errors.len() >= MAX_ERRORS {
             return;
         }
-        let (line_no, column, line_text) = line.locate(at);
+        let (line_no, column) = line.position(at);
+        let line_text = line.physical(at);
         self.errors.push(ParseError {
             file: file.to_string(),
             line: line_no,
@@ -932,7 +942,6 @@ impl<'s> Parser<'s> {
                 None => Expr::True,
                 Some(ast) => self.resolve(syscall.name(), ast)?,
             };
-            let here = location(display, line, at);
             if when == Expr::True {
                 if let Some(first) = self.unconditional.get(syscall.name()) {
                     return Err((at, format!(
@@ -948,7 +957,8 @@ impl<'s> Parser<'s> {
                 .add_rule(syscall.name(), when.clone(), action)
                 .map_err(|e| (at, policy_message(e)))?;
             if when == Expr::True {
-                self.unconditional.insert(syscall.name(), here);
+                self.unconditional
+                    .insert(syscall.name(), location(display, line, at));
             }
             if let Some(o) = otherwise {
                 self.policy
@@ -1011,8 +1021,8 @@ impl<'s> Parser<'s> {
     }
 }
 
-fn location(display: &str, line: &Logical, at: usize) -> String {
-    let (l, c, _) = line.locate(at);
+fn location(display: &str, line: &Logical<'_>, at: usize) -> String {
+    let (l, c) = line.position(at);
     format!("{display}:{l}:{c}")
 }
 

@@ -16,11 +16,14 @@ pub struct PreparedExec {
     envp_ptrs: Vec<*const libc::c_char>,
     /// (source fd in the parent, number it gets in the child)
     remaps: Vec<(RawFd, RawFd)>,
+    /// Where the child parks copies of the sources before moving them into place: just
+    /// above every destination, so no move clobbers a parked copy. (Kept low: the
+    /// descriptor table never shrinks, and a big one slows every later close_range.)
+    park_base: RawFd,
 }
 
-/// Where the child's copies of the remapped fds are parked before being moved into
-/// place (above any fd a caller is likely to name).
-const PARK_BASE: RawFd = 1 << 14;
+/// The highest destination descriptor accepted.
+const MAX_DESTINATION: RawFd = 1 << 12;
 
 impl PreparedExec {
     /// Prepare `path` with `argv` (argv[0] included) and `envp` ("K=V"), and fds to
@@ -42,10 +45,11 @@ impl PreparedExec {
         if remaps.len() > 64
             || remaps
                 .iter()
-                .any(|(s, d)| *s < 0 || *d < 0 || *d >= PARK_BASE)
+                .any(|(s, d)| *s < 0 || *d < 0 || *d > MAX_DESTINATION)
         {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        let park_base = remaps.iter().map(|(_, d)| *d + 1).max().unwrap_or(3).max(3);
         Ok(PreparedExec {
             path,
             _argv: argv,
@@ -53,6 +57,7 @@ impl PreparedExec {
             _envp: envp,
             envp_ptrs,
             remaps: remaps.to_vec(),
+            park_base,
         })
     }
 }
@@ -140,11 +145,11 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
             }
             libc::_exit(126);
         }
-        // Park every source above PARK_BASE (close-on-exec), then move into place, so
-        // a source that is also some other entry's destination is not clobbered.
+        // Park every source above every destination (close-on-exec), then move into
+        // place, so a source that is also another entry's destination is not clobbered.
         let mut parked = [0 as RawFd; 64];
         for (i, (src, _)) in exec.remaps.iter().enumerate() {
-            let fd = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, PARK_BASE);
+            let fd = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, exec.park_base);
             if fd < 0 {
                 fail(*libc::__errno_location());
             }
