@@ -993,12 +993,18 @@ impl<'s> Parser<'s> {
                         format!("`{syscall}` has no parameter `{param}` ({hint})"),
                     )
                 })?;
-                let mask_too_wide = matches!(op, Op::MaskedEq(m) if !fits_32(*m));
-                if params::width(syscall, arg) == Width::W32 && (!fits_32(*value) || mask_too_wide)
-                {
-                    return Err((*value_at, format!(
-                        "value {value:#x} does not fit 32-bit parameter {param} of {syscall} (use a 32-bit or sign-extended value)"
-                    )));
+                if params::width(syscall, arg) == Width::W32 {
+                    // The mask of `arg & MASK == VALUE` is checked first: it comes first.
+                    let wide = match op {
+                        Op::MaskedEq(m) if !fits_32(*m) => Some(("mask", *m)),
+                        _ if !fits_32(*value) => Some(("value", *value)),
+                        _ => None,
+                    };
+                    if let Some((what, v)) = wide {
+                        return Err((*value_at, format!(
+                            "{what} {v:#x} does not fit 32-bit parameter {param} of {syscall} (use a 32-bit or sign-extended value)"
+                        )));
+                    }
                 }
                 Expr::Cond(Cond {
                     arg,
@@ -1235,6 +1241,13 @@ ptrace: kill-process
         let e = err("clone: flags == 0x100000000");
         assert!(
             e.message.contains("does not fit 32-bit parameter flags"),
+            "{}",
+            e.message
+        );
+        // A mask too wide for a 32-bit parameter is named as the mask.
+        let e = err("futex: op & 0x1ffffffff == 1");
+        assert!(
+            e.message.starts_with("mask 0x1ffffffff does not fit"),
             "{}",
             e.message
         );
