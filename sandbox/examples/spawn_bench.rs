@@ -12,7 +12,7 @@
 //! when the spawner has decoded the report and verified it from /proc; the reap is
 //! timed too, separately.
 
-use sandbox::lockdown::namespaces::{spawn, Namespaces, NetMode, SpawnSpec};
+use sandbox::lockdown::namespaces::{spawn, EmptyNetwork, Namespaces, NetMode, SpawnSpec};
 use sandbox::lockdown::status::verify_from_outside;
 use sandbox::lockdown::{lock_down, Config, Layer, Status};
 use std::io::{Read, Write};
@@ -145,6 +145,8 @@ fn main() {
     let mut plain = Vec::new();
     let mut plain_reap = Vec::new();
     let mut fresh = Vec::new();
+    let mut reused = Vec::new();
+    let empty_net = EmptyNetwork::create().expect("pre-made empty network namespace");
     let mut bw = Vec::new();
     let mut floor = Vec::new();
     let mut per_layer: Vec<Vec<u32>> = vec![Vec::new(); Layer::ALL.len()];
@@ -159,6 +161,7 @@ fn main() {
         plain.push(a);
         plain_reap.push(b);
         fresh.push(one(true, NetMode::Fresh).0);
+        reused.push(one(true, NetMode::Reuse(empty_net.clone())).0);
         bw.push(bwrap());
         floor.push(true_floor());
     }
@@ -174,6 +177,12 @@ fn main() {
         us(l),
         us(median(locked_reap)),
         faster(l)
+    );
+    let r = median(reused);
+    println!(
+        "| all layers, pre-made empty net namespace reused | {} | – | {:.1}× |",
+        us(r),
+        faster(r)
     );
     let f = median(fresh);
     println!(

@@ -161,6 +161,9 @@ fn spawner(case: &str) -> ! {
         "userns_exhausted" => exhaust_user_namespaces(),
         _ => {}
     }
+    if case.starts_with("reuse") {
+        reuse_spawner();
+    }
     let (in_r, in_w) = nix::unistd::pipe().expect("pipe");
     let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
     let exe = std::env::current_exe().expect("own path");
@@ -217,6 +220,93 @@ fn spawner(case: &str) -> ! {
     }
     println!("EXIT {:?}", child.wait());
     std::process::exit(0)
+}
+
+/// Two renderers in one pre-made empty network namespace.
+fn reuse_spawner() -> ! {
+    use sandbox::lockdown::namespaces::EmptyNetwork;
+    let net = match EmptyNetwork::create() {
+        Ok(n) => n,
+        Err(e) => {
+            println!("EMPTYNET-ERROR {e}");
+            std::process::exit(0);
+        }
+    };
+    println!(
+        "OWN-NETNS={:?}",
+        std::fs::read_link("/proc/self/ns/net").ok()
+    );
+    for i in 0..2 {
+        let (in_r, in_w) = nix::unistd::pipe().expect("pipe");
+        let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+        let exe = std::env::current_exe().expect("own path");
+        let mut spec = SpawnSpec::new(exe, &["--renderer", "full"]);
+        spec.fds = vec![(in_r.as_raw_fd(), 0), (out_w.as_raw_fd(), 1), (2, 2)];
+        spec.namespaces.net = NetMode::Reuse(net.clone());
+        let mut child = match spawn(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                println!(
+                    "SPAWN-ERROR layer={} call={} errno={:?}",
+                    e.layer,
+                    e.call,
+                    e.errno()
+                );
+                std::process::exit(0);
+            }
+        };
+        drop(in_r);
+        drop(out_w);
+        let mut from = std::fs::File::from(out_r);
+        let mut len = [0u8; 4];
+        from.read_exact(&mut len).expect("report length");
+        let mut report = vec![0u8; (u32::from_le_bytes(len) as usize).min(9000)];
+        from.read_exact(&mut report).expect("report");
+        let status = Status::decode(&report).expect("report");
+        match verify_from_outside(child.pid(), &status, &spec.namespaces.expected_new()) {
+            Ok(view) => println!("RENDERER{i} OUTSIDE-OK new-ns={:?}", view.new_namespaces),
+            Err(p) => println!("RENDERER{i} OUTSIDE-MISMATCH {p:?}"),
+        }
+        println!(
+            "RENDERER{i}-NETNS={:?}",
+            std::fs::read_link(format!("/proc/{}/ns/net", child.pid())).ok()
+        );
+        let _ = std::fs::File::from(in_w).write_all(&[1]);
+        let mut rest = String::new();
+        let _ = from.read_to_string(&mut rest);
+        for line in rest.lines() {
+            println!("R{i}: {line}");
+        }
+        println!("EXIT{i} {:?}", child.wait());
+    }
+    std::process::exit(0)
+}
+
+fn reuse_case(case: &str) -> Result<(), String> {
+    let out = run(case);
+    expect(
+        &out,
+        &[
+            "RENDERER0 OUTSIDE-OK".into(),
+            "RENDERER1 OUTSIDE-OK".into(),
+            format!("R0: socket inet: errno {}", libc::EPERM),
+            "EXIT1 Ok(Exited(".into(),
+        ],
+    )?;
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::to_string)
+    };
+    let own = value("OWN-NETNS=");
+    let first = value("RENDERER0-NETNS=");
+    let second = value("RENDERER1-NETNS=");
+    if first.is_none() || first != second || first == own {
+        return Err(format!(
+            "net namespaces: own {own:?}, renderers {first:?} and {second:?}\n{out}"
+        ));
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------
@@ -358,6 +448,14 @@ const CASES: &[Case] = &[
             )
         })
     }),
+    (
+        "renderers_share_one_premade_empty_network_namespace",
+        || reuse_case("reuse"),
+    ),
+    (
+        "renderers_share_one_premade_empty_network_namespace_as_nobody",
+        || reuse_case("reuse_nobody"),
+    ),
     ("landlock_beyond_the_kernel_abi_is_an_error", || {
         let out = run("landlock_too_new");
         expect(

@@ -17,24 +17,99 @@
 
 use super::{Layer, LockdownError};
 use crate::sys::spawn::{clone_and_exec, PreparedExec};
+use crate::sys::spawn::{hold_namespaces, Join};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The network namespace a renderer gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum NetMode {
-    /// A new, empty network namespace.
+    /// A new, empty network namespace (about 0.5 ms of kernel work per spawn here).
     Fresh,
+    /// One empty network namespace made once and joined by every renderer.
+    Reuse(Arc<EmptyNetwork>),
     /// The caller's network namespace (an opt-out).
     Shared,
 }
 
+/// An empty network namespace (only a down loopback) made once, for
+/// [`NetMode::Reuse`]. It is owned by a user namespace of its own, made with it; each
+/// renderer joins that user namespace, then the network namespace, then creates its
+/// own user namespace and the rest below it — so the renderer has no capability over
+/// the shared network namespace, and an unprivileged caller can do all of this.
+#[derive(Debug)]
+pub struct EmptyNetwork {
+    user: OwnedFd,
+    net: OwnedFd,
+}
+
+impl EmptyNetwork {
+    /// Make the namespaces (a short-lived child creates them; we keep fds to them).
+    pub fn create() -> Result<Arc<EmptyNetwork>, LockdownError> {
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))
+        };
+        let (hold_r, hold_w) = pipe()?;
+        let (ready_r, ready_w) = pipe()?;
+        let raw = hold_namespaces(
+            libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+            hold_r.as_raw_fd(),
+            hold_w.as_raw_fd(),
+            ready_w.as_raw_fd(),
+        )
+        .map_err(ns_err("clone(CLONE_NEWUSER|CLONE_NEWNET)"))?;
+        drop(hold_r);
+        drop(ready_w);
+        let mut holder = Spawned {
+            pid: Pid::from_raw(raw),
+            reaped: false,
+        };
+        let mut byte = [0u8; 1];
+        if std::fs::File::from(ready_r)
+            .read(&mut byte)
+            .map_err(ns_err("read holder"))?
+            != 1
+        {
+            return Err(LockdownError::new(
+                Layer::Namespaces,
+                "holder",
+                std::io::Error::from_raw_os_error(libc::ECHILD),
+            ));
+        }
+        write_id_maps(raw)?;
+        let open = |ns: &str| {
+            std::fs::File::open(format!("/proc/{raw}/ns/{ns}"))
+                .map(OwnedFd::from)
+                .map_err(ns_err("open /proc/PID/ns"))
+        };
+        let made = EmptyNetwork {
+            user: open("user")?,
+            net: open("net")?,
+        };
+        drop(hold_w);
+        let _ = holder.wait();
+        Ok(Arc::new(made))
+    }
+}
+
+impl PartialEq for NetMode {
+    fn eq(&self, other: &NetMode) -> bool {
+        matches!(
+            (self, other),
+            (NetMode::Fresh, NetMode::Fresh)
+                | (NetMode::Shared, NetMode::Shared)
+                | (NetMode::Reuse(_), NetMode::Reuse(_))
+        )
+    }
+}
+
 /// Which namespaces to create. Default: all of them, with a fresh network namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Namespaces {
     /// New user namespace (needed for the others when unprivileged).
     pub user: bool,
@@ -90,7 +165,7 @@ impl Namespaces {
         for (on, name) in [
             (self.user, "user"),
             (self.pid, "pid"),
-            (self.net == NetMode::Fresh, "net"),
+            (self.net != NetMode::Shared, "net"),
             (self.mount, "mnt"),
             (self.ipc, "ipc"),
             (self.uts, "uts"),
@@ -188,41 +263,86 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
     let (rep_r, rep_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
-    let uid = nix::unistd::geteuid();
-    let gid = nix::unistd::getegid();
-    let raw = clone_and_exec(
+    if matches!(spec.namespaces.net, NetMode::Reuse(_)) && !spec.namespaces.user {
+        return Err(LockdownError::msg(
+            Layer::Namespaces,
+            "spec",
+            "NetMode::Reuse needs a new user namespace".into(),
+        ));
+    }
+    let join = match &spec.namespaces.net {
+        NetMode::Reuse(n) => Some(Join {
+            user: n.user.as_raw_fd(),
+            net: n.net.as_raw_fd(),
+        }),
+        _ => None,
+    };
+    let first = clone_and_exec(
         spec.namespaces.clone_flags(),
         &prepared,
         go_r.as_raw_fd(),
         rep_w.as_raw_fd(),
+        join,
     )
     .map_err(ns_err("clone"))?;
     drop(go_r);
     drop(rep_w);
-    let mut child = Spawned {
-        pid: Pid::from_raw(raw),
-        reaped: false,
-    };
     let mut report = std::fs::File::from(rep_r);
-    let mut ready = [0u8; 1];
-    match report.read(&mut ready) {
-        Ok(1) if ready == *b"R" => {}
-        _ => {
-            let errno = read_child_errno(&mut report).unwrap_or(libc::ECHILD);
-            let _ = child.wait();
-            return Err(LockdownError::new(
-                Layer::Namespaces,
-                "child setup",
-                std::io::Error::from_raw_os_error(errno),
-            ));
+    // With `join`, the first process is a stage that reports the renderer's pid and
+    // exits; the renderer is still our child (CLONE_PARENT).
+    let mut stage = join.map(|_| Spawned {
+        pid: Pid::from_raw(first),
+        reaped: false,
+    });
+    let mut renderer: Option<Spawned> = join.is_none().then(|| Spawned {
+        pid: Pid::from_raw(first),
+        reaped: false,
+    });
+    let mut ready = false;
+    while !(ready && renderer.is_some()) {
+        let mut tag = [0u8; 1];
+        let n = report.read(&mut tag).map_err(ns_err("read spawn report"))?;
+        match (n, tag[0]) {
+            (1, b'R') => ready = true,
+            (1, b'P') => {
+                let pid = read_i32(&mut report).unwrap_or(0);
+                renderer = Some(Spawned {
+                    pid: Pid::from_raw(pid),
+                    reaped: false,
+                });
+                if let Some(s) = stage.as_mut() {
+                    let _ = s.wait();
+                }
+            }
+            (1, b'E') => {
+                let errno = read_i32(&mut report).unwrap_or(libc::ECHILD);
+                return Err(LockdownError::new(
+                    Layer::Namespaces,
+                    "child setup",
+                    std::io::Error::from_raw_os_error(errno),
+                ));
+            }
+            _ => {
+                return Err(LockdownError::new(
+                    Layer::Namespaces,
+                    "child setup",
+                    std::io::Error::from_raw_os_error(libc::ECHILD),
+                ))
+            }
         }
     }
-    if spec.namespaces.user {
-        let proc = format!("/proc/{raw}");
-        let write = |file: &str, text: String| std::fs::write(format!("{proc}/{file}"), text);
-        write("setgroups", "deny".into()).map_err(ns_err("write /proc/PID/setgroups"))?;
-        write("uid_map", format!("0 {uid} 1\n")).map_err(ns_err("write /proc/PID/uid_map"))?;
-        write("gid_map", format!("0 {gid} 1\n")).map_err(ns_err("write /proc/PID/gid_map"))?;
+    let Some(mut child) = renderer else {
+        return Err(LockdownError::msg(
+            Layer::Namespaces,
+            "child setup",
+            "no renderer pid".into(),
+        ));
+    };
+    if spec.namespaces.user && join.is_none() {
+        if let Err(e) = write_id_maps(child.pid()) {
+            let _ = child.kill();
+            return Err(e);
+        }
     }
     let mut go = std::fs::File::from(go_w);
     go.write_all(&[1]).map_err(ns_err("release child"))?;
@@ -232,7 +352,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
         // EOF: the report pipe was closed by a successful exec.
         0 => Ok(child),
         _ => {
-            let errno = read_child_errno(&mut report).unwrap_or(libc::ECHILD);
+            let errno = read_i32(&mut report).unwrap_or(libc::ECHILD);
             let _ = child.wait();
             Err(LockdownError::new(
                 Layer::Namespaces,
@@ -243,8 +363,18 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
     }
 }
 
-/// The 4-byte errno the child writes after its `E` tag.
-fn read_child_errno(report: &mut std::fs::File) -> Option<i32> {
+/// setgroups = deny, then uid/gid 0 inside mapped to our euid/egid outside.
+fn write_id_maps(pid: i32) -> Result<(), LockdownError> {
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    let write = |file: &str, text: String| std::fs::write(format!("/proc/{pid}/{file}"), text);
+    write("setgroups", "deny".into()).map_err(ns_err("write /proc/PID/setgroups"))?;
+    write("uid_map", format!("0 {uid} 1\n")).map_err(ns_err("write /proc/PID/uid_map"))?;
+    write("gid_map", format!("0 {gid} 1\n")).map_err(ns_err("write /proc/PID/gid_map"))
+}
+
+/// The 4-byte value (errno after `E`, pid after `P`) a child writes after its tag.
+fn read_i32(report: &mut std::fs::File) -> Option<i32> {
     let mut e = [0u8; 4];
     report
         .read_exact(&mut e)

@@ -62,25 +62,57 @@ impl PreparedExec {
     }
 }
 
+/// Namespaces an extra first stage joins before the renderer's own are created: a
+/// user namespace and a network namespace owned by it (see `NetMode::Reuse`).
+#[derive(Clone, Copy, Debug)]
+pub struct Join {
+    /// An fd of `/proc/PID/ns/user`.
+    pub user: RawFd,
+    /// An fd of `/proc/PID/ns/net` of a network namespace owned by `user`.
+    pub net: RawFd,
+}
+
 /// Clone a child with `flags` (CLONE_NEW* bits; SIGCHLD is added). The child:
-/// sets PR_SET_PDEATHSIG to SIGKILL; makes itself dumpable until exec; waits for one byte on `go` (EOF — the parent died
-/// or gave up — ends it: this closes the race between clone and PDEATHSIG); moves the
-/// remapped fds into place; execs. It writes `R` to `report` once the parent may
-/// write its id maps, and on any failure `E` and its errno (4 bytes), then exits 127. Both `go` and `report` must be close-on-exec.
+/// sets PR_SET_PDEATHSIG to SIGKILL; makes itself dumpable until exec; writes `R` to
+/// `report` once the parent may write its id maps; waits for one byte on `go` (EOF —
+/// the parent died or gave up — ends it: this closes the race between clone and
+/// PDEATHSIG); moves the remapped fds into place; execs. On any failure it writes `E`
+/// and its errno (4 bytes) to `report` and exits 127. Both `go` and `report` must be
+/// close-on-exec.
 ///
-/// Returns the child's pid (in the caller's pid namespace).
+/// With `join`, a first stage joins `join.user` and then `join.net`, and clones the
+/// renderer from there with CLONE_PARENT (so it is still the caller's child) and
+/// `flags` minus CLONE_NEWNET; it writes `P` and the renderer's pid (4 bytes) to
+/// `report` and exits. The renderer then maps its own ids (uid/gid 0 to 0 of the joined
+/// namespace, the only mapping a process may write for itself) before saying `R`.
+///
+/// Returns the pid of the first process created (the first stage with `join`).
 pub fn clone_and_exec(
     flags: libc::c_int,
     exec: &PreparedExec,
     go: RawFd,
     report: RawFd,
+    join: Option<Join>,
 ) -> io::Result<libc::pid_t> {
+    let first_flags = if join.is_some() { 0 } else { flags };
+    let pid = fork_like(first_flags)?;
+    if pid == 0 {
+        match join {
+            None => child(exec, go, report, false),
+            Some(j) => first_stage(flags & !libc::CLONE_NEWNET, exec, go, report, j),
+        }
+    }
+    Ok(pid)
+}
+
+/// A fork-like clone: returns 0 in the child.
+fn fork_like(flags: libc::c_int) -> io::Result<libc::pid_t> {
     let clone_flags = (flags | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: a clone without CLONE_VM and with a NULL stack is a fork: the child gets a
-    // copy of this address space and continues here with only the calling thread. The
-    // child branch below calls only async-signal-safe libc wrappers of raw syscalls,
-    // reads only memory prepared before the clone (`exec`, `go`, `report`), allocates
-    // nothing, takes no lock, and leaves only by execve or _exit.
+    // copy of this address space and continues here with only the calling thread. Every
+    // caller's child branch calls only async-signal-safe libc wrappers of raw syscalls,
+    // reads only memory prepared before the clone, allocates nothing, takes no lock,
+    // and leaves only by execve or _exit.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -92,26 +124,82 @@ pub fn clone_and_exec(
         )
     };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid as libc::pid_t)
     }
-    if pid == 0 {
-        child(exec, go, report);
+}
+
+/// Write `E` + errno to `report` and exit 127.
+fn fail(report: RawFd, errno: libc::c_int) -> ! {
+    let e = errno.to_ne_bytes();
+    let bytes = [b'E', e[0], e[1], e[2], e[3]];
+    // SAFETY: write and _exit are async-signal-safe; `bytes` is a live local.
+    unsafe {
+        libc::write(report, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
     }
-    Ok(pid as libc::pid_t)
+}
+
+fn errno() -> libc::c_int {
+    // SAFETY: reads this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The first stage of a `join` spawn. Never returns.
+fn first_stage(flags: libc::c_int, exec: &PreparedExec, go: RawFd, report: RawFd, j: Join) -> ! {
+    // SAFETY (whole function): the only thread of a fresh fork-like child; setns and
+    // clone take integers and fds that are open in this copy of the caller.
+    unsafe {
+        if libc::setns(j.user, libc::CLONE_NEWUSER) != 0
+            || libc::setns(j.net, libc::CLONE_NEWNET) != 0
+        {
+            fail(report, errno());
+        }
+        let clone_flags = (flags | libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+        let pid = libc::syscall(
+            libc::SYS_clone,
+            clone_flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        );
+        if pid < 0 {
+            fail(report, errno());
+        }
+        if pid == 0 {
+            child(exec, go, report, true);
+        }
+        let p = (pid as i32).to_ne_bytes();
+        let bytes = [b'P', p[0], p[1], p[2], p[3]];
+        libc::write(report, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(0)
+    }
+}
+
+/// Write `text` to the file at `path` (NUL-terminated), async-signal-safely.
+fn write_file(path: &[u8], text: &[u8]) -> bool {
+    // SAFETY: `path` is a NUL-terminated static byte string; `text` a live slice; the
+    // fd is closed before returning.
+    unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::write(fd, text.as_ptr().cast(), text.len()) == text.len() as isize;
+        libc::close(fd);
+        ok
+    }
 }
 
 /// The child side of [`clone_and_exec`]. Never returns.
-fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
+fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
     // SAFETY (whole function): we are the only thread of a fresh fork-like child; every
     // call is an async-signal-safe syscall wrapper on fds and on memory prepared
     // before the clone and still mapped (the child has a copy of it).
     unsafe {
-        let fail = |errno: libc::c_int| -> ! {
-            let e = errno.to_ne_bytes();
-            let bytes = [b'E', e[0], e[1], e[2], e[3]];
-            libc::write(report, bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(127)
-        };
+        let fail = |e: libc::c_int| -> ! { fail(report, e) };
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,
@@ -120,13 +208,21 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
             0,
         ) != 0
         {
-            fail(*libc::__errno_location());
+            fail(errno());
         }
         // A caller that changed its uids (e.g. root dropping to a service user) is not
         // dumpable, and neither would this copy of it be: its /proc files would then
-        // belong to root and the caller could not write its id maps. exec resets it.
+        // belong to root and neither the caller nor this process
+        // could write its id maps. exec resets it.
         if libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) != 0 {
-            fail(*libc::__errno_location());
+            fail(errno());
+        }
+        if map_self
+            && !(write_file(b"/proc/self/setgroups\0", b"deny")
+                && write_file(b"/proc/self/uid_map\0", b"0 0 1\n")
+                && write_file(b"/proc/self/gid_map\0", b"0 0 1\n"))
+        {
+            fail(errno());
         }
         // Tell the parent it may write the id maps now.
         if libc::write(report, b"R".as_ptr().cast(), 1) != 1 {
@@ -151,14 +247,14 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
         for (i, (src, _)) in exec.remaps.iter().enumerate() {
             let fd = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, exec.park_base);
             if fd < 0 {
-                fail(*libc::__errno_location());
+                fail(errno());
             }
             parked[i] = fd;
         }
         for (i, (_, dst)) in exec.remaps.iter().enumerate() {
             // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
             if libc::dup2(parked[i], *dst) < 0 {
-                fail(*libc::__errno_location());
+                fail(errno());
             }
         }
         libc::execve(
@@ -166,34 +262,51 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd) -> ! {
             exec.argv_ptrs.as_ptr(),
             exec.envp_ptrs.as_ptr(),
         );
-        fail(*libc::__errno_location())
+        fail(errno())
     }
 }
 
 /// Whether a child can be created with `flags` (CLONE_NEW* bits): a fork-like clone
 /// whose child exits at once.
 pub fn clone_probe(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: a fork-like clone (no CLONE_VM, NULL stack); the child only calls _exit,
-    // which is async-signal-safe and touches no memory.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        )
-    };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let pid = fork_like(flags)?;
     if pid == 0 {
-        // SAFETY: see above; the child ends here.
+        // SAFETY: _exit is async-signal-safe; the fork-like child ends here.
         unsafe { libc::_exit(0) }
     }
     let mut status = 0;
     // SAFETY: waits for the child just created; `status` is a live local.
-    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+    unsafe { libc::waitpid(pid, &mut status, 0) };
     Ok(())
+}
+
+/// Start a child in new namespaces (`flags`) that only waits: it closes `close`, makes
+/// itself dumpable (so a caller that changed uids can still write its /proc files),
+/// writes one byte to `ready`, then blocks reading `hold` until EOF, then exits. The
+/// caller opens its namespaces through /proc meanwhile, then closes the other end of
+/// `hold` and reaps it.
+pub fn hold_namespaces(
+    flags: libc::c_int,
+    hold: RawFd,
+    close: RawFd,
+    ready: RawFd,
+) -> io::Result<libc::pid_t> {
+    let pid = fork_like(flags)?;
+    if pid == 0 {
+        // SAFETY: the only thread of a fork-like child: close, prctl, write, read and
+        // _exit are async-signal-safe; `byte` is a live local.
+        unsafe {
+            libc::close(close);
+            libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0);
+            libc::write(ready, b"R".as_ptr().cast(), 1);
+            let mut byte = 0u8;
+            while libc::read(hold, (&mut byte as *mut u8).cast(), 1) != 0 {
+                if *libc::__errno_location() != libc::EINTR {
+                    break;
+                }
+            }
+            libc::_exit(0)
+        }
+    }
+    Ok(pid)
 }
