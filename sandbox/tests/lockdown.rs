@@ -47,6 +47,25 @@ fn renderer(case: &str) -> ! {
             config.opt_outs.push(OptOut::KeepRoot);
         }
         "thread" => config.opt_outs.push(OptOut::LandlockCallingThreadOnly),
+        "grants" | "grants_fsize0" => {
+            config.seccomp = SeccompChoice::Preset(Preset::Exec);
+            // The default RLIMIT_FSIZE of 0 refuses the write (EFBIG): `grants_fsize0`
+            // shows it.
+            if case == "grants" {
+                config.rlimits.file_size = 1 << 20;
+            }
+            let base = std::env::var("GRANT_BASE").unwrap_or_default();
+            config.grants = vec![
+                sandbox::lockdown::Grant {
+                    path: format!("{base}/ro").into(),
+                    writable: false,
+                },
+                sandbox::lockdown::Grant {
+                    path: format!("{base}/rw").into(),
+                    writable: true,
+                },
+            ];
+        }
         "thread_strict" => {}
         "landlock_too_new" => config.landlock_min_abi = 99,
         _ => {}
@@ -98,11 +117,33 @@ fn renderer(case: &str) -> ! {
         errno_of(Command::new("/bin/true").spawn())
     ));
     if case.starts_with("full") || case.starts_with("thread") {
-        // getppid() is 0 in a new pid namespace; kill(0, 0) would be the process group.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(0), None);
+        // getppid() is 0 in a new pid namespace (the parent is outside it), so this is
+        // kill(0, 0): the process group. Either way, not the renderer itself.
+        let _ = nix::sys::signal::kill(nix::unistd::getppid(), None);
         say(format!("kill parent trapped: {}", trapped()));
         let _ = nix::unistd::execv(c"/bin/true", &[c"/bin/true"]);
         say(format!("execve trapped: {}", trapped()));
+    }
+    if case.starts_with("grants") {
+        let base = std::env::var("GRANT_BASE").unwrap_or_default();
+        say(format!(
+            "read ro: {:?}",
+            std::fs::read_to_string(format!("{base}/ro/hello")).map_err(|e| e.raw_os_error())
+        ));
+        say(format!(
+            "write ro: {}",
+            errno_of(std::fs::write(format!("{base}/ro/new"), "x"))
+        ));
+        say(format!(
+            "write rw: {}",
+            errno_of(std::fs::write(format!("{base}/rw/new"), "x"))
+        ));
+        say(format!(
+            "list /: {:?}",
+            std::fs::read_dir("/")
+                .map(|d| d.count())
+                .map_err(|e| e.raw_os_error())
+        ));
     }
     if let Some(t) = early_thread {
         let _ = go_tx.send(());
@@ -169,6 +210,14 @@ fn spawner(case: &str) -> ! {
     let exe = std::env::current_exe().expect("own path");
     let mut spec = SpawnSpec::new(exe, &["--renderer", renderer_case]);
     spec.fds = vec![(in_r.as_raw_fd(), 0), (out_w.as_raw_fd(), 1), (2, 2)];
+    let grant_dir = std::env::temp_dir().join(format!("lockdown-grants-{}", std::process::id()));
+    if case.starts_with("grants") {
+        std::fs::create_dir_all(grant_dir.join("ro")).expect("ro dir");
+        std::fs::create_dir_all(grant_dir.join("rw")).expect("rw dir");
+        std::fs::write(grant_dir.join("ro/hello"), "hello").expect("file");
+        spec.env
+            .push(("GRANT_BASE".into(), grant_dir.display().to_string()));
+    }
     spec.namespaces.net = NetMode::Shared;
     if case.starts_with("layers") {
         spec.namespaces.net = NetMode::Fresh;
@@ -219,6 +268,13 @@ fn spawner(case: &str) -> ! {
         println!("R: {line}");
     }
     println!("EXIT {:?}", child.wait());
+    if case == "grants" {
+        println!(
+            "outside rw/new: {:?}",
+            std::fs::read_to_string(grant_dir.join("rw/new")).ok()
+        );
+        let _ = std::fs::remove_dir_all(&grant_dir);
+    }
     std::process::exit(0)
 }
 
@@ -447,6 +503,32 @@ const CASES: &[Case] = &[
                 &["LOCKDOWN-ERROR layer=landlock".into(), ", 106))".into()],
             )
         })
+    }),
+    ("read_only_and_read_write_grants", || {
+        let out = run("grants");
+        expect(
+            &out,
+            &[
+                "OUTSIDE-OK".into(),
+                "R: read ro: Ok(\"hello\")".into(),
+                // Read-only bind mount: the kernel refuses before Landlock is asked.
+                format!("R: write ro: errno {}", libc::EROFS),
+                "R: write rw: ok".into(),
+                // Landlock: the root itself is not granted, so it cannot be listed.
+                format!("R: list /: Err(Some({}))", libc::EACCES),
+                "outside rw/new: Some(\"x\")".into(),
+            ],
+        )
+    }),
+    ("file_size_limit_zero_refuses_growing_a_file", || {
+        let out = run("grants_fsize0");
+        expect(
+            &out,
+            &[
+                format!("R: write rw: errno {}", libc::EFBIG),
+                "outside rw/new: Some(\"\")".into(),
+            ],
+        )
     }),
     (
         "renderers_share_one_premade_empty_network_namespace",

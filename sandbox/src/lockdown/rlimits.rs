@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | RLIMIT_AS | 4 GiB | bounds a memory bomb; leaves room for allocators' reservations |
 //! | RLIMIT_NOFILE | 256 | a renderer holds a channel and a few brokered fds |
-//! | RLIMIT_FSIZE | 0 | a renderer writes no files (writes to fds it got are not files it grows... see docs) |
+//! | RLIMIT_FSIZE | 0 | a renderer grows no file. Note: this covers memfds too — a renderer that must fill a memfd for a large payload needs a non-zero limit |
 //! | RLIMIT_CORE | 0 | no core dumps of untrusted memory |
 //! | RLIMIT_CPU | 300 s | a spinning renderer is killed (SIGXCPU, then SIGKILL at the hard limit) |
 //! | RLIMIT_MEMLOCK | 0 | no locked memory |

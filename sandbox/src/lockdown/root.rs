@@ -70,23 +70,52 @@ pub(super) fn enter_empty_root(grants: &[Grant]) -> Result<RootMethod, LockdownE
         Some("mode=0755,size=1m,nr_inodes=1024"),
     )
     .map_err(err("mount(tmpfs)"))?;
-    for g in grants {
-        bind_into(base, g)?;
-    }
     nix::unistd::chdir(*base).map_err(err("chdir(new root)"))?;
-    let method = match nix::unistd::pivot_root(".", ".") {
+    let io =
+        |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
+    std::fs::create_dir(OLD_ROOT).map_err(io("mkdir(old root)"))?;
+    let method = match nix::unistd::pivot_root(".", OLD_ROOT) {
         Ok(()) => {
-            // The old root is stacked under the new one at "/": detach it.
-            umount2(".", MntFlags::MNT_DETACH).map_err(err("umount2(old root, MNT_DETACH)"))?;
+            nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
+            // Grants are bound from the old root, now at /.old-root, so a grant under
+            // the staging directory is not hidden by the tmpfs mounted there.
+            for g in grants {
+                let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
+                bind(&source, &g.path, g.writable)?;
+            }
+            umount2(OLD_ROOT_ABS, MntFlags::MNT_DETACH)
+                .map_err(err("umount2(old root, MNT_DETACH)"))?;
+            std::fs::remove_dir(OLD_ROOT_ABS).map_err(io("rmdir(old root)"))?;
             RootMethod::PivotRoot
         }
         Err(nix::Error::EINVAL) => {
+            // pivot_root cannot work here (e.g. the root is an initramfs): bind the
+            // grants from their real paths, which must then not be under the staging
+            // directory (the tmpfs hides it), and chroot.
+            std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
+            for g in grants {
+                if g.path.starts_with(base) {
+                    return Err(LockdownError::msg(
+                        Layer::EmptyRoot,
+                        "grant",
+                        format!(
+                            "{}: under {base}, which the chroot fallback hides",
+                            g.path.display()
+                        ),
+                    ));
+                }
+                bind(
+                    &g.path,
+                    &Path::new(base).join(relative(&g.path)),
+                    g.writable,
+                )?;
+            }
             nix::unistd::chroot(".").map_err(err("chroot"))?;
+            nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
             RootMethod::Chroot
         }
         Err(e) => return Err(err("pivot_root")(e)),
     };
-    nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
     mount(
         None::<&str>,
         "/",
@@ -98,41 +127,46 @@ pub(super) fn enter_empty_root(grants: &[Grant]) -> Result<RootMethod, LockdownE
     Ok(method)
 }
 
-fn bind_into(base: &str, g: &Grant) -> Result<(), LockdownError> {
-    let relative: PathBuf = g
-        .path
-        .components()
+/// Where the old root sits between pivot_root and its detach (relative to the new root).
+const OLD_ROOT: &str = ".old-root";
+const OLD_ROOT_ABS: &str = "/.old-root";
+
+fn relative(path: &Path) -> PathBuf {
+    path.components()
         .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
-    let target = Path::new(base).join(relative);
+        .collect()
+}
+
+/// Bind `source` at `target` (created in the new root), read-only unless `writable`.
+fn bind(source: &Path, target: &Path, writable: bool) -> Result<(), LockdownError> {
     let io =
         |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
-    if g.path.is_dir() {
-        std::fs::create_dir_all(&target).map_err(io("mkdir (bind target)"))?;
+    if source.is_dir() {
+        std::fs::create_dir_all(target).map_err(io("mkdir (bind target)"))?;
     } else {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io("mkdir (bind target)"))?;
         }
-        std::fs::File::create(&target).map_err(io("create (bind target)"))?;
+        std::fs::File::create(target).map_err(io("create (bind target)"))?;
     }
     mount(
-        Some(&g.path),
-        &target,
+        Some(source),
+        target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
     .map_err(err("mount(MS_BIND)"))?;
     // A bind remount must keep the flags the kernel locked on the source mount.
-    let source = statvfs(&g.path).map_err(err("statvfs"))?.flags();
+    let flags_now = statvfs(source).map_err(err("statvfs"))?.flags();
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if !g.writable || source.contains(FsFlags::ST_RDONLY) {
+    if !writable || flags_now.contains(FsFlags::ST_RDONLY) {
         flags |= MsFlags::MS_RDONLY;
     }
-    if source.contains(FsFlags::ST_NOEXEC) {
+    if flags_now.contains(FsFlags::ST_NOEXEC) {
         flags |= MsFlags::MS_NOEXEC;
     }
-    mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
         .map_err(err("mount(MS_REMOUNT|MS_BIND)"))
 }
 
