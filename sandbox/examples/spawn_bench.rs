@@ -97,6 +97,19 @@ fn one(layers: bool, net: NetMode) -> (Duration, Duration, Vec<u32>) {
     (verified, release.elapsed(), micros)
 }
 
+/// The namespace floor: clone with every namespace but net, child exits, reap.
+fn ns_floor() -> Duration {
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP;
+    let start = Instant::now();
+    sandbox::lockdown::check::clone_in_namespaces(flags).expect("clone in namespaces");
+    start.elapsed()
+}
+
 /// The floor: fork + exec + wait of /bin/true through std.
 fn true_floor() -> Duration {
     let start = Instant::now();
@@ -149,6 +162,7 @@ fn main() {
     let empty_net = EmptyNetwork::create().expect("pre-made empty network namespace");
     let mut bw = Vec::new();
     let mut floor = Vec::new();
+    let mut nsfloor = Vec::new();
     let mut per_layer: Vec<Vec<u32>> = vec![Vec::new(); Layer::ALL.len()];
     for _ in 0..rounds {
         let (a, b, micros) = one(true, NetMode::Shared);
@@ -164,6 +178,7 @@ fn main() {
         reused.push(one(true, NetMode::Reuse(empty_net.clone())).0);
         bw.push(bwrap());
         floor.push(true_floor());
+        nsfloor.push(ns_floor());
     }
     let b = median(bw);
     let faster = |d: Duration| b.as_secs_f64() / d.as_secs_f64();
@@ -206,6 +221,12 @@ fn main() {
         "| floor: `Command::new(\"/bin/true\").status()` (fork, exec, exit, wait) | {} | – | {:.1}× |",
         us(fl),
         faster(fl)
+    );
+    let nf = median(nsfloor);
+    println!(
+        "| floor: clone with user, pid, mount, ipc, uts, cgroup namespaces; child exits; reap (no exec) | {} | – | {:.1}× |",
+        us(nf),
+        faster(nf)
     );
     println!();
     println!("Inside the renderer, per layer (median µs, from its status report):");

@@ -45,8 +45,14 @@ fn feature(name: &str, required: bool, r: Result<String, String>) -> Feature {
     }
 }
 
-fn clone_with(flags: libc::c_int) -> Result<String, String> {
+/// Create a child in the namespaces `flags` (CLONE_NEW* bits) that exits at once, and
+/// reap it. (Also the cost floor of any spawn into those namespaces.)
+pub fn clone_in_namespaces(flags: libc::c_int) -> std::io::Result<()> {
     spawn::clone_probe(flags)
+}
+
+fn clone_with(flags: libc::c_int) -> Result<String, String> {
+    clone_in_namespaces(flags)
         .map(|()| String::new())
         .map_err(|e| e.to_string())
 }
