@@ -5,6 +5,9 @@
 //! Runs as root (CI does); the `*_as_nobody` cases drop to uid/gid 65534 first, to show
 //! the unprivileged path (no_new_privs instead of CAP_SYS_ADMIN).
 
+mod support;
+use support::Case;
+
 use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{getppid, getuid, Gid, Uid};
 use sandbox::bpf;
@@ -268,8 +271,6 @@ fn nr(name: &str) -> i32 {
     Arch::native().syscall_number(name).map_or(-1, |n| n as i32)
 }
 
-type Case = (&'static str, fn() -> Result<(), String>);
-
 const CASES: &[Case] = &[
     ("allowed_syscall_works", || {
         let out = expect_exit0(&run_child("allowed"))?;
@@ -396,37 +397,5 @@ fn main() {
         return;
     }
     // Accept libtest's flags; plain words filter the cases by name.
-    let filters: Vec<&String> = args
-        .iter()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut passed = 0;
-    let mut failed = Vec::new();
-    let mut filtered = 0;
-    println!("\nrunning {} tests", CASES.len());
-    for (name, case) in CASES {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        match case() {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(e) => {
-                println!("test {name} ... FAILED\n{e}");
-                failed.push(*name);
-            }
-        }
-    }
-    let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
-    println!(
-        "\ntest result: {verdict}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out\n",
-        failed.len()
-    );
-    if !failed.is_empty() {
-        std::process::exit(101);
-    }
+    support::run_cases(CASES, &args)
 }

@@ -5,6 +5,9 @@
 //! verifies it from outside (/proc/PID/status, /proc/PID/ns/*), lets the renderer run
 //! its probes, and prints everything; the test asserts exact outcomes.
 
+mod support;
+use support::Case;
+
 use sandbox::lockdown::namespaces::{spawn, NetMode, SpawnSpec};
 use sandbox::lockdown::status::verify_from_outside;
 use sandbox::lockdown::{lock_down, Config, Layer, OptOut, SeccompChoice, Status};
@@ -444,8 +447,6 @@ fn layers_case(case: &str) -> Result<(), String> {
     )
 }
 
-type Case = (&'static str, fn() -> Result<(), String>);
-
 const CASES: &[Case] = &[
     ("all_layers_with_renderer_preset", || full_case("full")),
     ("all_layers_with_renderer_preset_as_nobody", || {
@@ -624,35 +625,5 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--spawner") {
         spawner(args.get(i + 1).map_or("", String::as_str));
     }
-    let filters: Vec<&String> = args
-        .iter()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
-    println!("\nrunning {} tests", CASES.len());
-    for (name, case) in CASES {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        match case() {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(e) => {
-                println!("test {name} ... FAILED\n{e}");
-                failed.push(*name);
-            }
-        }
-    }
-    let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
-    println!(
-        "\ntest result: {verdict}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out\n",
-        failed.len()
-    );
-    if !failed.is_empty() {
-        std::process::exit(101);
-    }
+    support::run_cases(CASES, &args)
 }

@@ -106,13 +106,14 @@ pub fn clone_and_exec(
 }
 
 /// A fork-like clone: returns 0 in the child.
+///
+/// Every caller's child branch calls only async-signal-safe libc wrappers of raw
+/// syscalls, reads only memory prepared before the clone, allocates nothing, takes no
+/// lock, and leaves only by execve or _exit.
 fn fork_like(flags: libc::c_int) -> io::Result<libc::pid_t> {
     let clone_flags = (flags | libc::SIGCHLD) as libc::c_ulong;
-    // SAFETY: a clone without CLONE_VM and with a NULL stack is a fork: the child gets a
-    // copy of this address space and continues here with only the calling thread. Every
-    // caller's child branch calls only async-signal-safe libc wrappers of raw syscalls,
-    // reads only memory prepared before the clone, allocates nothing, takes no lock,
-    // and leaves only by execve or _exit.
+    // SAFETY: no CLONE_VM and a NULL stack make this a fork: the child gets a copy of
+    // this address space and continues here with only the calling thread (see above).
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -156,22 +157,14 @@ fn first_stage(flags: libc::c_int, exec: &PreparedExec, go: RawFd, report: RawFd
         {
             fail(report, errno());
         }
-        let clone_flags = (flags | libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
-        let pid = libc::syscall(
-            libc::SYS_clone,
-            clone_flags,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        );
-        if pid < 0 {
-            fail(report, errno());
-        }
+        let pid = match fork_like(flags | libc::CLONE_PARENT) {
+            Ok(pid) => pid,
+            Err(e) => fail(report, e.raw_os_error().unwrap_or(libc::EIO)),
+        };
         if pid == 0 {
             child(exec, go, report, true);
         }
-        let p = (pid as i32).to_ne_bytes();
+        let p = pid.to_ne_bytes();
         let bytes = [b'P', p[0], p[1], p[2], p[3]];
         libc::write(report, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(0)
