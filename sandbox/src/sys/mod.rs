@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod process;
+pub mod socket;
 pub mod spawn;
 
 use crate::bpf::SockFilter;
