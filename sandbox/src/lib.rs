@@ -51,5 +51,7 @@ pub mod ipc;
 pub mod lockdown;
 pub mod policy;
 pub mod probe;
+pub mod protocol;
+pub mod renderer;
 pub mod seccomp;
 mod sys;

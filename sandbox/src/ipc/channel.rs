@@ -241,8 +241,12 @@ impl<S: Message, R: Message> Channel<S, R> {
     /// and owned; on any error they are closed.
     pub fn try_recv(&mut self) -> Result<Option<(R, Vec<OwnedFd>)>, IpcError> {
         let room = R::MAX_FDS.min(MAX_FDS_CEILING);
-        let Some(got) = recv_with_fds(self.sock.as_fd(), &mut self.buf, room)? else {
-            return Ok(None);
+        let got = match recv_with_fds(self.sock.as_fd(), &mut self.buf, room) {
+            Ok(Some(got)) => got,
+            Ok(None) => return Ok(None),
+            // The peer closed with data still unread on its side.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return Err(IpcError::Closed),
+            Err(e) => return Err(IpcError::Io(e)),
         };
         if got.truncated || got.len > self.limits.max_message {
             return Err(IpcError::Truncated {

@@ -221,6 +221,28 @@ impl Spawned {
         self.pid.as_raw()
     }
 
+    /// A pidfd for it (readable once it has exited; it is our child and not yet
+    /// reaped, so the pid cannot have been reused).
+    pub fn open_pidfd(&self) -> std::io::Result<OwnedFd> {
+        crate::sys::process::pidfd_open(self.pid.as_raw())
+    }
+
+    /// Reap it if it has exited (`None` while it runs).
+    pub fn try_wait(&mut self) -> nix::Result<Option<WaitStatus>> {
+        match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))? {
+            WaitStatus::StillAlive => Ok(None),
+            s => {
+                self.reaped = true;
+                Ok(Some(s))
+            }
+        }
+    }
+
+    /// Send SIGKILL without waiting.
+    pub fn signal_kill(&self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+    }
+
     /// Wait for it to end.
     pub fn wait(&mut self) -> nix::Result<WaitStatus> {
         let s = waitpid(self.pid, None)?;

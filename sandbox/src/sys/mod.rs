@@ -2,6 +2,7 @@
 //! `unsafe`; each block says which invariant makes it sound.
 #![allow(unsafe_code)]
 
+pub mod memfd;
 pub mod process;
 pub mod socket;
 pub mod spawn;
@@ -201,4 +202,135 @@ pub fn fionread_with_high_bits(fd: i32, high: u32) -> std::io::Result<i32> {
     } else {
         Ok(n)
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The renderer's inherited channel and its SIGSYS violation reporter.
+
+static CHANNEL_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Take ownership of descriptor `fd`, which the spawner placed in this process for
+/// it. Succeeds once per process (a second call fails), and only if `fd` is open.
+pub fn take_inherited_channel(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if CHANNEL_TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the channel was already taken",
+        ));
+    }
+    // SAFETY: F_GETFD takes integers only and touches no memory.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open (checked above) and was placed here by the spawner
+    // for this purpose; the swap above guarantees this is the only OwnedFd made for it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The frame the SIGSYS handler sends: a template with the violation's 56 payload bytes
+/// at the end, written in place by the handler on its own stack.
+struct ReportTemplate {
+    bytes: [u8; 128],
+    len: usize,
+    sock: std::os::fd::RawFd,
+}
+
+static REPORT: std::sync::OnceLock<ReportTemplate> = std::sync::OnceLock::new();
+
+extern "C" fn report_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // Only reads of initialised statics, stack copies, and send(): async-signal-safe.
+    let Some(t) = REPORT.get() else { return };
+    if info.is_null() || t.len < 56 || t.len > t.bytes.len() {
+        return;
+    }
+    // SAFETY: SA_SIGINFO handler: the kernel passes a readable siginfo_t laid out as
+    // `SigsysRaw` for SIGSYS (see `record_sigsys`).
+    let raw = unsafe { &*(info as *const SigsysRaw) };
+    let mut frame = t.bytes;
+    let at = t.len - 56;
+    frame[at..at + 4].copy_from_slice(&raw.syscall.to_le_bytes());
+    frame[at + 4..at + 8].copy_from_slice(&raw.arch.to_le_bytes());
+    let args = syscall_args(ctx);
+    for (i, a) in args.iter().enumerate() {
+        let o = at + 8 + 8 * i;
+        frame[o..o + 8].copy_from_slice(&a.to_le_bytes());
+    }
+    // SAFETY: `frame` is a live stack buffer of at least `t.len` bytes; send only reads
+    // it. MSG_DONTWAIT: a full channel loses the report (the death by SIGSYS remains).
+    unsafe {
+        libc::send(
+            t.sock,
+            frame.as_ptr().cast(),
+            t.len,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    // SA_RESETHAND made SIGSYS's action the default again and SA_NODEFER leaves it
+    // unblocked: raising it now ends the process by SIGSYS, as the broker expects.
+    // SAFETY: raise takes an integer; tgkill to ourselves is allowed by the presets.
+    unsafe { libc::raise(libc::SIGSYS) };
+}
+
+/// The six syscall argument registers from the signal context.
+fn syscall_args(ctx: *mut libc::c_void) -> [u64; 6] {
+    if ctx.is_null() {
+        return [0; 6];
+    }
+    // SAFETY: for an SA_SIGINFO handler the third argument points at the interrupted
+    // context (a ucontext_t), readable for the duration of the handler.
+    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let g = &uc.uc_mcontext.gregs;
+        let r = |i: libc::c_int| g.get(i as usize).map_or(0, |v| *v as u64);
+        [
+            r(libc::REG_RDI),
+            r(libc::REG_RSI),
+            r(libc::REG_RDX),
+            r(libc::REG_R10),
+            r(libc::REG_R8),
+            r(libc::REG_R9),
+        ]
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let r = &uc.uc_mcontext.regs;
+        [r[0], r[1], r[2], r[3], r[4], r[5]]
+    }
+}
+
+/// Install the SIGSYS handler that sends `template` (with the violation patched into
+/// its last 56 bytes) on `sock`, then dies by SIGSYS. Once per process.
+pub fn install_violation_reporter(
+    sock: std::os::fd::RawFd,
+    template: &[u8],
+) -> std::io::Result<()> {
+    let mut bytes = [0u8; 128];
+    let slot = bytes.get_mut(..template.len()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "template too long")
+    })?;
+    slot.copy_from_slice(template);
+    REPORT
+        .set(ReportTemplate {
+            bytes,
+            len: template.len(),
+            sock,
+        })
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "reporter already installed",
+            )
+        })?;
+    // SAFETY: a zeroed sigaction is valid (empty mask, no flags); set below.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = report_sigsys as *const () as usize;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_NODEFER;
+    // SAFETY: `sa` is a valid sigaction whose handler has the SA_SIGINFO signature and
+    // is async-signal-safe (see `report_sigsys`); the old action is not requested.
+    if unsafe { libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

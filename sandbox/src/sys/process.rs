@@ -199,3 +199,12 @@ pub fn openat2_exists() -> bool {
     };
     r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
 }
+
+/// pidfd_open(pid, 0): a descriptor that becomes readable when `pid` exits.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: integer arguments only.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: a new descriptor the kernel just returned to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -1,0 +1,3 @@
+//! The services the broker offers renderers, one module per capability.
+
+pub mod files;

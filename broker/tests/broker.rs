@@ -1,0 +1,415 @@
+//! The broker against hostile renderers. Each case starts a broker (in a fresh process:
+//! this binary with `--case NAME`, as root or dropped to uid 65534) with two renderers
+//! — this binary again, with `--type=renderer MODE` — one hostile, one well-behaved.
+//! The hostile one must end with the exact classified reason while the good one's
+//! requests keep being answered.
+
+use broker::services::files::{Access, Grant};
+use broker::spec::RendererSpec;
+use broker::supervisor::{Broker, BrokerConfig, Event, RendererId, Service};
+use sandbox::ipc::{codec, Message, VERSION};
+use sandbox::protocol::{Creation, OpenMode};
+use sandbox::renderer::{self, Protocol, RendererClient};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Req {
+    Echo(u32),
+    /// Carries a sealed memfd.
+    Blob,
+}
+
+impl Message for Req {
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(self, Req::Blob))
+    }
+    const MAX_FDS: usize = 1;
+}
+
+struct Test;
+impl Protocol for Test {
+    type Req = Req;
+    type Resp = u32;
+    type Note = ();
+}
+
+#[derive(Default)]
+struct Counting {
+    answered: std::collections::HashMap<RendererId, u32>,
+}
+
+impl Service for Counting {
+    type Proto = Test;
+    fn handle(
+        &mut self,
+        from: RendererId,
+        request: Req,
+        mut fds: Vec<OwnedFd>,
+    ) -> Result<(u32, Vec<OwnedFd>), String> {
+        *self.answered.entry(from).or_default() += 1;
+        match request {
+            Req::Echo(n) => Ok((n, Vec::new())),
+            Req::Blob => {
+                let fd = fds.pop().ok_or("no descriptor")?;
+                let blob = sandbox::ipc::blob::SealedBlob::receive(fd, 1 << 20)
+                    .map_err(|e| e.to_string())?;
+                Ok((blob.len() as u32, Vec::new()))
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Renderers.
+
+fn frame(value: &impl Serialize) -> Vec<u8> {
+    let mut v = vec![VERSION];
+    v.extend(codec::encode(value).unwrap_or_default());
+    v
+}
+
+fn request_frame(id: u64, req: Req) -> Vec<u8> {
+    frame(&sandbox::ipc::rpc::Up::<
+        sandbox::protocol::Request<Req>,
+        sandbox::protocol::RendererNote,
+    >::Request {
+        id,
+        body: sandbox::protocol::Request::Embedder(req),
+    })
+}
+
+fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
+    let t = Duration::from_secs(5);
+    let raw = |c: &mut RendererClient<Test>, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
+        let _ = c.raw().channel().send_raw(bytes, fds);
+        std::thread::sleep(Duration::from_secs(30));
+    };
+    match mode {
+        "good" => {
+            // Keep asking for two seconds; every answer must be right.
+            let start = Instant::now();
+            let mut n = 0;
+            while start.elapsed() < Duration::from_millis(1500) {
+                match client.call(Req::Echo(n), t) {
+                    Ok(v) if v == n => n += 1,
+                    _ => return 1,
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = client.log(3, &format!("good renderer made {n} calls"));
+            0
+        }
+        "open" => {
+            let base = std::env::var("GRANT").unwrap_or_default();
+            let ok = client
+                .open(&format!("{base}/hello"), OpenMode::Read, t)
+                .is_ok();
+            let escaped = client.open("/etc/passwd", OpenMode::Read, t).is_err();
+            let no_write = client
+                .open(
+                    &format!("{base}/hello"),
+                    OpenMode::Write {
+                        create: Creation::Existing,
+                        truncate: false,
+                    },
+                    t,
+                )
+                .is_err();
+            if ok && escaped && no_write {
+                0
+            } else {
+                2
+            }
+        }
+        "garbage" => {
+            raw(client, &[VERSION, 0xff, 0xfe, 0xfd], &[]);
+            0
+        }
+        "truncated" => {
+            let mut f = request_frame(1, Req::Echo(7));
+            f.pop();
+            raw(client, &f, &[]);
+            0
+        }
+        "oversize" => {
+            raw(client, &vec![VERSION; 70_000], &[]);
+            0
+        }
+        "wrong_type" => {
+            raw(client, &frame(&(77u32, "not a frame".to_string())), &[]);
+            0
+        }
+        "too_many_fds" => {
+            // After lockdown nothing can be opened; stdin (/dev/null) will do, six times.
+            let stdin = std::io::stdin();
+            let fds = vec![stdin.as_fd(); 6];
+            raw(client, &request_frame(1, Req::Blob), &fds);
+            0
+        }
+        "unexpected_fd" => {
+            let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+            raw(client, &request_frame(1, Req::Echo(1)), &[a.as_fd()]);
+            0
+        }
+        "socket_as_blob" => {
+            let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let _ = client.call_with_fds(Req::Blob, &[a.as_fd()], t);
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
+        "unsealed_blob" => {
+            let fd = nix::sys::memfd::memfd_create(c"x", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+                .expect("memfd");
+            let _ = client.call_with_fds(Req::Blob, &[fd.as_fd()], t);
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
+        "flood" => {
+            for i in 0..1_000_000u64 {
+                let _ = client
+                    .raw()
+                    .channel()
+                    .send_raw(&request_frame(i, Req::Echo(1)), &[]);
+            }
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
+        "never_read" => {
+            // Well-formed requests, within the rate, but never read an answer.
+            for i in 0..100_000u64 {
+                let _ = client
+                    .raw()
+                    .channel()
+                    .send_raw(&request_frame(i, Req::Echo(1)), &[]);
+                if i % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
+        "die_mid_conversation" => {
+            // Ask and leave before the answer can be sent.
+            let _ = client
+                .raw()
+                .channel()
+                .send_raw(&request_frame(1, Req::Echo(1)), &[]);
+            7
+        }
+        "violation" => {
+            // ptrace(PTRACE_ATTACH, 1, 0, 0): not in the renderer preset.
+            let _ = nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(1));
+            0
+        }
+        "sleep" => {
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
+        _ => 99,
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Cases (each in its own process).
+
+fn spec(mode: &str) -> RendererSpec {
+    RendererSpec::current_exe().expect("own path").arg(mode)
+}
+
+fn run_case(name: &str) -> Result<String, String> {
+    let mut config = BrokerConfig::default();
+    if name == "flood" {
+        config.max_requests_per_sec = 200;
+    }
+    let mut broker = Broker::new(config, Counting::default()).map_err(|e| e.to_string())?;
+    let mut hostile_spec = spec(name);
+    let grant_dir = std::env::temp_dir().join(format!("broker-grant-{}", std::process::id()));
+    if name == "open" {
+        std::fs::create_dir_all(&grant_dir).map_err(|e| e.to_string())?;
+        std::fs::write(grant_dir.join("hello"), "hi").map_err(|e| e.to_string())?;
+        hostile_spec = hostile_spec
+            .grant(Grant::new(&grant_dir, Access::ReadOnly))
+            .env("GRANT", grant_dir.display().to_string());
+    }
+    if name == "deadline" {
+        hostile_spec = spec("sleep").deadline(Duration::from_millis(300));
+    }
+    let hostile = broker.spawn(hostile_spec).map_err(|e| e.to_string())?;
+    let good = broker.spawn(spec("good")).map_err(|e| e.to_string())?;
+    let events = broker.run_until_idle(Duration::from_secs(20));
+    let _ = std::fs::remove_dir_all(&grant_dir);
+    let mut out = String::new();
+    for e in &events {
+        match e {
+            Event::Ended { id, reason, .. } => {
+                let who = if *id == hostile {
+                    "HOSTILE"
+                } else if *id == good {
+                    "GOOD"
+                } else {
+                    "OTHER"
+                };
+                out.push_str(&format!("{who} ENDED {reason:?}\n"));
+            }
+            Event::Ready { id, .. } => out.push_str(&format!(
+                "READY {}\n",
+                if *id == good { "GOOD" } else { "HOSTILE" }
+            )),
+            Event::Log { line, .. } => out.push_str(&format!("LOG {line}\n")),
+        }
+    }
+    let answered = broker.service().answered.get(&good).copied().unwrap_or(0);
+    out.push_str(&format!("GOOD ANSWERED {answered}\n"));
+    Ok(out)
+}
+
+fn run(name: &str, nobody: bool) -> String {
+    let exe = std::env::current_exe().expect("own path");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--case", name]);
+    if nobody {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    match cmd.output() {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("could not run case: {e}"),
+    }
+}
+
+fn expect_hostile(name: &str, nobody: bool, want: &str) -> Result<(), String> {
+    let out = run(name, nobody);
+    let good_ok = out.contains("GOOD ENDED Exited(0)") && out.contains("READY GOOD");
+    let answered: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("GOOD ANSWERED "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    if !out.contains(&format!("HOSTILE ENDED {want}")) || !good_ok || answered < 20 {
+        return Err(format!(
+            "want hostile `{want}`, good Exited(0) with ≥ 20 answers; got:\n{out}"
+        ));
+    }
+    Ok(())
+}
+
+type Case = (&'static str, fn() -> Result<(), String>);
+
+const CASES: &[Case] = &[
+    ("garbage", || {
+        expect_hostile("garbage", false, "BadMessage(\"undecodable message")
+    }),
+    ("truncated", || {
+        expect_hostile("truncated", false, "BadMessage(\"undecodable message")
+    }),
+    ("oversize", || {
+        expect_hostile(
+            "oversize",
+            false,
+            "BadMessage(\"peer sent a message longer than 65536 bytes\")",
+        )
+    }),
+    ("wrong_type", || {
+        expect_hostile("wrong_type", false, "BadMessage(\"undecodable message")
+    }),
+    ("too_many_fds", || {
+        expect_hostile(
+            "too_many_fds",
+            false,
+            "BadMessage(\"peer sent more descriptors than a message may carry\")",
+        )
+    }),
+    ("unexpected_fd", || {
+        expect_hostile(
+            "unexpected_fd",
+            false,
+            "BadMessage(\"message carries 1 descriptors, 0 expected\")",
+        )
+    }),
+    ("socket_as_blob", || {
+        expect_hostile("socket_as_blob", false, "BadMessage(")
+    }),
+    ("unsealed_blob", || {
+        expect_hostile("unsealed_blob", false, "BadMessage(")
+    }),
+    ("flood", || expect_hostile("flood", false, "RateLimited")),
+    ("never_read", || {
+        expect_hostile("never_read", false, "NotReading")
+    }),
+    ("die_mid_conversation", || {
+        expect_hostile("die_mid_conversation", false, "Exited(7)")
+    }),
+    ("violation", || {
+        // ptrace(PTRACE_ATTACH, 1, 0, 0): the last two registers are whatever glibc's
+        // variadic wrapper left there.
+        expect_hostile(
+            "violation",
+            false,
+            "SeccompViolation { nr: 101, name: Some(\"ptrace\"), args: [16, 1, 0, 0, ",
+        )
+    }),
+    ("deadline", || {
+        expect_hostile("deadline", false, "DeadlineExceeded")
+    }),
+    ("open", || expect_hostile("open", false, "Exited(0)")),
+    ("garbage_as_nobody", || {
+        expect_hostile("garbage", true, "BadMessage(\"undecodable message")
+    }),
+    ("violation_as_nobody", || {
+        expect_hostile("violation", true, "SeccompViolation { nr: 101")
+    }),
+    ("open_as_nobody", || {
+        expect_hostile("open", true, "Exited(0)")
+    }),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == renderer::ROLE_ARG) {
+        let mode = args.last().cloned().unwrap_or_default();
+        renderer::run::<Test>(move |_locked, client| renderer_main(&mode, client));
+    }
+    if let Some(i) = args.iter().position(|a| a == "--case") {
+        match run_case(args.get(i + 1).map_or("", String::as_str)) {
+            Ok(out) => print!("{out}"),
+            Err(e) => println!("CASE ERROR {e}"),
+        }
+        std::process::exit(0);
+    }
+    let filters: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
+    println!("\nrunning {} tests", CASES.len());
+    for (name, case) in CASES {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        match case() {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(e) => {
+                println!("test {name} ... FAILED\n{e}");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
+    std::process::exit(if failed.is_empty() { 0 } else { 101 });
+}
