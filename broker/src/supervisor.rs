@@ -381,6 +381,29 @@ impl<S: Service> Broker<S> {
         self.events.drain(..).collect()
     }
 
+    /// Ask every renderer to finish (`BrokerNote::Shutdown`), wait up to `grace` for
+    /// them to exit, then kill the rest; every one ends with
+    /// [`EndReason::BrokerShutdown`] unless it ended for another reason first.
+    /// Returns the events of the shutdown.
+    pub fn shutdown(&mut self, grace: Duration) -> Vec<Event> {
+        self.pending.clear();
+        let ids: Vec<u64> = self.renderers.keys().copied().collect();
+        for id in &ids {
+            self.queue(*id, &Down::Notify(BrokerNote::Shutdown), Vec::new());
+            if let Some(r) = self.renderers.get_mut(id) {
+                if r.ending.is_none() {
+                    r.ending = Some(EndReason::BrokerShutdown);
+                }
+            }
+        }
+        let mut events = self.run_until_idle(grace);
+        for r in self.renderers.values_mut() {
+            r.child.signal_kill();
+        }
+        events.extend(self.run_until_idle(Duration::from_secs(5)));
+        events
+    }
+
     /// Run rounds until every renderer has ended (or `limit` passes); returns all
     /// events.
     pub fn run_until_idle(&mut self, limit: Duration) -> Vec<Event> {

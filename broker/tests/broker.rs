@@ -208,6 +208,16 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             std::thread::sleep(Duration::from_secs(30));
             0
         }
+        "wait_for_shutdown" => match client.next_note(Duration::from_secs(30)) {
+            Ok(sandbox::protocol::BrokerNote::Shutdown) => 0,
+            _ => 3,
+        },
+        "log_flood" => {
+            for i in 0..2000 {
+                let _ = client.log(3, &format!("flood {i}"));
+            }
+            0
+        }
         _ => 99,
     }
 }
@@ -263,6 +273,83 @@ fn run_case(name: &str) -> Result<String, String> {
     }
     let answered = broker.service().answered.get(&good).copied().unwrap_or(0);
     out.push_str(&format!("GOOD ANSWERED {answered}\n"));
+    Ok(out)
+}
+
+/// Cases that are not "one hostile, one good".
+fn run_special(name: &str) -> Result<String, String> {
+    let mut broker =
+        Broker::new(BrokerConfig::default(), Counting::default()).map_err(|e| e.to_string())?;
+    let wait_ready = |broker: &mut Broker<Counting>, n: usize| {
+        let mut ready = 0;
+        let start = Instant::now();
+        while ready < n && start.elapsed() < Duration::from_secs(10) {
+            ready += broker
+                .poll(Duration::from_millis(50))
+                .iter()
+                .filter(|e| matches!(e, Event::Ready { .. }))
+                .count();
+        }
+        ready == n
+    };
+    let mut out = String::new();
+    match name {
+        "shutdown" => {
+            broker
+                .spawn(spec("wait_for_shutdown"))
+                .map_err(|e| e.to_string())?;
+            broker.spawn(spec("sleep")).map_err(|e| e.to_string())?;
+            if !wait_ready(&mut broker, 2) {
+                return Err("not ready".into());
+            }
+            let start = Instant::now();
+            for e in broker.shutdown(Duration::from_millis(500)) {
+                if let Event::Ended { reason, .. } = e {
+                    out.push_str(&format!("ENDED {reason:?}\n"));
+                }
+            }
+            out.push_str(&format!(
+                "SHUTDOWN TOOK {} ms\n",
+                start.elapsed().as_millis()
+            ));
+            out.push_str(&format!("LEFT {}\n", broker.len()));
+        }
+        "drop" => {
+            let id = broker.spawn(spec("sleep")).map_err(|e| e.to_string())?;
+            if !wait_ready(&mut broker, 1) {
+                return Err("not ready".into());
+            }
+            let pid = broker.pid(id).unwrap_or(0);
+            drop(broker);
+            let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+            out.push_str(&format!("AFTER DROP {gone:?}\n"));
+        }
+        "broker_death" => {
+            let id = broker.spawn(spec("sleep")).map_err(|e| e.to_string())?;
+            if !wait_ready(&mut broker, 1) {
+                return Err("not ready".into());
+            }
+            println!("RENDERER PID {}", broker.pid(id).unwrap_or(0));
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            // Die without any cleanup: no Drop runs.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        "log_flood" => {
+            let hostile = broker.spawn(spec("log_flood")).map_err(|e| e.to_string())?;
+            let mut logs = 0;
+            let mut ended = None;
+            for e in broker.run_until_idle(Duration::from_secs(10)) {
+                match e {
+                    Event::Log { id, .. } if id == hostile => logs += 1,
+                    Event::Ended { id, reason, .. } if id == hostile => ended = Some(reason),
+                    _ => {}
+                }
+            }
+            out.push_str(&format!("FORWARDED {logs}\nENDED {ended:?}\n"));
+        }
+        other => return Err(format!("no case {other}")),
+    }
     Ok(out)
 }
 
@@ -368,13 +455,80 @@ const CASES: &[Case] = &[
     ("open_as_nobody", || {
         expect_hostile("open", true, "Exited(0)")
     }),
+    ("shutdown_ends_every_renderer", || {
+        let out = special("shutdown");
+        let ended = out.matches("ENDED BrokerShutdown").count();
+        if ended == 2 && out.contains("LEFT 0") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
+    ("dropping_the_broker_kills_and_reaps", || {
+        let out = special("drop");
+        if out.contains("AFTER DROP Err(ESRCH)") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
+    ("broker_death_ends_its_renderers", || {
+        let out = special("broker_death");
+        let pid: i32 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("RENDERER PID "))
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| format!("no pid in:\n{out}"))?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::Error::ESRCH)
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("renderer {pid} outlived its broker"))
+    }),
+    ("log_lines_are_rate_limited_not_fatal", || {
+        let out = special("log_flood");
+        let forwarded: u32 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("FORWARDED "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(u32::MAX);
+        if (100..=400).contains(&forwarded) && out.contains("ENDED Some(Exited(0))") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
 ];
+
+fn special(name: &str) -> String {
+    let exe = std::env::current_exe().expect("own path");
+    match Command::new(exe).args(["--special", name]).output() {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("could not run case: {e}"),
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == renderer::ROLE_ARG) {
         let mode = args.last().cloned().unwrap_or_default();
         renderer::run::<Test>(move |_locked, client| renderer_main(&mode, client));
+    }
+    if let Some(i) = args.iter().position(|a| a == "--special") {
+        match run_special(args.get(i + 1).map_or("", String::as_str)) {
+            Ok(out) => print!("{out}"),
+            Err(e) => println!("CASE ERROR {e}"),
+        }
+        std::process::exit(0);
     }
     if let Some(i) = args.iter().position(|a| a == "--case") {
         match run_case(args.get(i + 1).map_or("", String::as_str)) {

@@ -204,7 +204,7 @@ pub enum BlobError {
     /// `mmap` failed (or the re-check before it did).
     #[error("cannot map blob: {0}")]
     Map(#[source] io::Error),
-    /// Allocating or `pread` failed.
+    /// `dup` or `pread` failed (or the file ended early).
     #[error("cannot read blob: {0}")]
     Read(#[source] io::Error),
 }

@@ -1,0 +1,274 @@
+//! IPC costs, each next to its baseline, in one run:
+//!
+//! 1. typed request/response (`Client::call` ↔ a server loop on `Channel`) vs a raw
+//!    SOCK_SEQPACKET 8-byte ping-pong, same two threads;
+//! 2. brokered open (request → `FileService::open` → fd back over SCM_RIGHTS) vs a
+//!    native `File::open` vs a raw round trip that carries an already-open fd;
+//! 3. spawn → ready through the broker (renderer locked down and verified).
+//!
+//! ```sh
+//! cargo run --release -p broker --example ipc_bench
+//! ```
+
+use broker::services::files::{Access, FileService, Grant};
+use broker::{Broker, BrokerConfig, Event, RendererSpec, Service};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use sandbox::ipc::rpc::{Client, Down, Up};
+use sandbox::ipc::{pair, Limits};
+use sandbox::protocol::{OpenMode, OpenRequest, Request, Response};
+use sandbox::renderer::{self, Protocol};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const N: usize = 20_000;
+
+fn per_op(start: Instant, n: usize) -> f64 {
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Raw 8-byte ping-pong over SEQPACKET; optionally with an fd riding on the answer.
+fn raw_round_trips(with_fd: bool) -> f64 {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("pair");
+    let file = std::fs::File::open("/etc/hostname").expect("a file");
+    let fd = file.as_raw_fd();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        for _ in 0..N {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let _ = recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
+            let fds = [fd];
+            let c = [ControlMessage::ScmRights(&fds)];
+            let cm: &[ControlMessage<'_>] = if with_fd { &c } else { &[] };
+            let _ = sendmsg::<()>(
+                b.as_raw_fd(),
+                &[IoSlice::new(&buf)],
+                cm,
+                MsgFlags::empty(),
+                None,
+            );
+        }
+    });
+    let start = Instant::now();
+    let mut buf = [7u8; 8];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    for _ in 0..N {
+        let _ = sendmsg::<()>(
+            a.as_raw_fd(),
+            &[IoSlice::new(&buf)],
+            &[],
+            MsgFlags::empty(),
+            None,
+        );
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        if let Ok(m) = recvmsg::<()>(
+            a.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            if let Ok(cms) = m.cmsgs() {
+                for c in cms {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // A real receiver owns what it gets; close it as it would.
+                            let _ = nix::unistd::close(f);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let t = per_op(start, N);
+    let _ = server.join();
+    drop(file);
+    t
+}
+
+/// Typed call/response on our channel: `Client::call` against a server loop.
+fn typed_round_trips() -> f64 {
+    let (client_end, mut server) =
+        pair::<Up<u64, ()>, Down<u64, ()>>(Limits::default()).expect("pair");
+    let t = std::thread::spawn(move || {
+        for _ in 0..N {
+            if let Ok((Up::Request { id, body }, _)) = server.recv_timeout(Duration::from_secs(5)) {
+                let _ = server.send(&Down::Response { id, body }, &[]);
+            }
+        }
+    });
+    let mut client: Client<u64, u64, (), ()> = Client::new(client_end);
+    let start = Instant::now();
+    for i in 0..N as u64 {
+        let _ = client.call(i, &[], Duration::from_secs(5));
+    }
+    let r = per_op(start, N);
+    let _ = t.join();
+    r
+}
+
+/// Brokered open: the renderer's request type, the files service, the fd back.
+fn brokered_opens(dir: &std::path::Path) -> f64 {
+    type UpF = Up<Request<()>, ()>;
+    type DownF = Down<Response<()>, ()>;
+    let (client_end, mut server) = pair::<UpF, DownF>(Limits::default()).expect("pair");
+    let files = FileService::new(vec![Grant::new(dir, Access::ReadOnly)]).expect("grant");
+    let t = std::thread::spawn(move || {
+        for _ in 0..N {
+            if let Ok((
+                Up::Request {
+                    id,
+                    body: Request::Open(req),
+                },
+                _,
+            )) = server.recv_timeout(Duration::from_secs(5))
+            {
+                match files.open(&req) {
+                    Ok(fd) => {
+                        let _ = server.send(
+                            &Down::Response {
+                                id,
+                                body: Response::Opened,
+                            },
+                            &[fd.as_fd()],
+                        );
+                    }
+                    Err(e) => {
+                        let _ = server.send(
+                            &Down::Response {
+                                id,
+                                body: Response::OpenFailed(e),
+                            },
+                            &[],
+                        );
+                    }
+                }
+            }
+        }
+    });
+    let mut client: Client<Request<()>, Response<()>, (), ()> = Client::new(client_end);
+    let path = dir.join("file").display().to_string();
+    let start = Instant::now();
+    for _ in 0..N {
+        let req = Request::Open(OpenRequest {
+            path: path.clone(),
+            mode: OpenMode::Read,
+        });
+        let _ = client.call(req, &[], Duration::from_secs(5));
+    }
+    let r = per_op(start, N);
+    let _ = t.join();
+    r
+}
+
+fn native_opens(dir: &std::path::Path) -> f64 {
+    let path = dir.join("file");
+    let start = Instant::now();
+    for _ in 0..N {
+        let _ = std::fs::File::open(&path);
+    }
+    per_op(start, N)
+}
+
+struct Nothing;
+impl Protocol for Nothing {
+    type Req = ();
+    type Resp = ();
+    type Note = ();
+}
+impl Service for Nothing {
+    type Proto = Nothing;
+    fn handle(
+        &mut self,
+        _: broker::RendererId,
+        _: (),
+        _: Vec<OwnedFd>,
+    ) -> Result<((), Vec<OwnedFd>), String> {
+        Ok(((), Vec::new()))
+    }
+}
+
+fn spawn_to_ready(rounds: usize) -> f64 {
+    let mut broker = Broker::new(BrokerConfig::default(), Nothing).expect("broker");
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let spec = RendererSpec::current_exe()
+            .expect("exe")
+            .inherit_stderr(false);
+        let id = broker.spawn(spec).expect("spawn");
+        let mut ready = false;
+        while !ready && start.elapsed() < Duration::from_secs(10) {
+            for e in broker.poll(Duration::from_millis(100)) {
+                if matches!(e, Event::Ready { id: got, .. } if got == id) {
+                    ready = true;
+                }
+            }
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+        broker.kill(id, broker::EndReason::BrokerShutdown);
+        let _ = broker.run_until_idle(Duration::from_secs(5));
+    }
+    median(times)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == renderer::ROLE_ARG) {
+        renderer::run::<Nothing>(|_, _| 0);
+    }
+    let dir = std::env::temp_dir().join(format!("ipc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("file"), "x").expect("file");
+    let rounds = 5;
+    let mut raw = Vec::new();
+    let mut typed = Vec::new();
+    let mut raw_fd = Vec::new();
+    let mut brokered = Vec::new();
+    let mut native = Vec::new();
+    for _ in 0..rounds {
+        raw.push(raw_round_trips(false));
+        typed.push(typed_round_trips());
+        raw_fd.push(raw_round_trips(true));
+        brokered.push(brokered_opens(&dir));
+        native.push(native_opens(&dir));
+    }
+    let (raw, typed, raw_fd, brokered, native) = (
+        median(raw),
+        median(typed),
+        median(raw_fd),
+        median(brokered),
+        median(native),
+    );
+    let spawn = spawn_to_ready(30);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{N} operations per run, median of {rounds} interleaved runs; two threads, one process, no pinning");
+    println!();
+    println!("| operation | µs per operation | ratio to its baseline | target |");
+    println!("|---|---:|---:|---|");
+    println!("| raw SEQPACKET 8-byte ping-pong (baseline) | {raw:.2} | 1.00× | |");
+    println!(
+        "| typed request/response (`Client::call`) | {typed:.2} | {:.2}× | ≤ 1.2× |",
+        typed / raw
+    );
+    println!("| raw round trip carrying an open fd (baseline) | {raw_fd:.2} | 1.00× | |");
+    println!("| brokered open (request, openat2 beneath the grant, fd back) | {brokered:.2} | {:.2}× | ≤ 1.2× |", brokered / raw_fd);
+    println!(
+        "| native `File::open` (for scale) | {native:.2} | {:.2}× | |",
+        native / raw_fd
+    );
+    println!("| spawn → ready through the broker (median of 30) | {spawn:.0} | | |");
+}
