@@ -78,6 +78,12 @@ pub enum EndReason {
     NotReading,
     /// It exceeded its request rate.
     RateLimited,
+    /// An allocation failed (reported by `sandbox::renderer::ReportingAllocator`
+    /// before the abort; without it, this shows as `Signaled(SIGABRT)`).
+    OutOfMemory {
+        /// The size of the allocation that failed.
+        requested: u64,
+    },
     /// The broker shut down.
     BrokerShutdown,
 }
@@ -177,6 +183,7 @@ struct Renderer<P: Protocol> {
     closed: bool,
     ending: Option<EndReason>,
     violation: Option<Violation>,
+    out_of_memory: Option<u64>,
     tokens: f64,
     log_tokens: f64,
     last_refill: Instant,
@@ -321,6 +328,7 @@ impl<S: Service> Broker<S> {
                 closed: false,
                 ending: None,
                 violation: None,
+                out_of_memory: None,
                 tokens: f64::from(self.config.max_requests_per_sec),
                 log_tokens: f64::from(self.config.max_logs_per_sec),
                 last_refill: now,
@@ -581,6 +589,7 @@ impl<S: Service> Broker<S> {
                             id: RendererId(id),
                             status,
                         });
+                        self.queue(id, &Down::Notify(BrokerNote::Verified), Vec::new());
                     }
                     Err(problems) => end(r, EndReason::LockdownFailed(problems.join("; "))),
                 }
@@ -589,6 +598,9 @@ impl<S: Service> Broker<S> {
                 r.ending = Some(EndReason::LockdownFailed(error));
             }
             Up::Notify(RendererNote::Violation(v)) => r.violation = Some(v),
+            Up::Notify(RendererNote::OutOfMemory { size }) => {
+                r.out_of_memory = Some(u64::from_le_bytes(size))
+            }
             Up::Notify(RendererNote::Log { level, line }) => {
                 if r.log_tokens >= 1.0 {
                     r.log_tokens -= 1.0;
@@ -654,8 +666,12 @@ impl<S: Service> Broker<S> {
         };
         // Read what is left: a violation report may have arrived just before the death.
         while let Ok(Some((frame, _))) = r.channel.try_recv() {
-            if let Up::Notify(RendererNote::Violation(v)) = frame {
-                r.violation = Some(v);
+            match frame {
+                Up::Notify(RendererNote::Violation(v)) => r.violation = Some(v),
+                Up::Notify(RendererNote::OutOfMemory { size }) => {
+                    r.out_of_memory = Some(u64::from_le_bytes(size))
+                }
+                _ => {}
             }
         }
         let Some(mut r) = self.renderers.remove(&id) else {
@@ -709,6 +725,11 @@ fn classify<P: Protocol>(r: &mut Renderer<P>, status: WaitStatus) -> EndReason {
     }
     if let Some(reason) = r.ending.take() {
         return reason;
+    }
+    // After the report the process aborts: SIGABRT, or — as pid 1 of its namespace,
+    // which ignores its own SIGABRT — glibc's fallback fault (SIGSEGV).
+    if let Some(requested) = r.out_of_memory {
+        return EndReason::OutOfMemory { requested };
     }
     match status {
         WaitStatus::Exited(_, code) => EndReason::Exited(code),

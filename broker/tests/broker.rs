@@ -15,6 +15,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Renderers built from this binary report failed allocations.
+#[global_allocator]
+static ALLOC: renderer::ReportingAllocator = renderer::ReportingAllocator;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Req {
     Echo(u32),
@@ -202,11 +206,23 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
         "violation" => {
             // ptrace(PTRACE_ATTACH, 1, 0, 0): not in the renderer preset.
             let _ = nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(1));
+            // Never reached: the SIGSYS handler reports and ends the process.
+            let _ = client.log(1, "GOT PAST THE VIOLATION");
             0
         }
         "sleep" => {
             std::thread::sleep(Duration::from_secs(30));
             0
+        }
+        "memory_bomb" => {
+            // Bounded: grows until the 512 MiB address-space limit refuses a block.
+            let mut hold: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..64 {
+                let mut block = vec![0u8; 64 << 20];
+                block[0] = 1;
+                hold.push(block);
+            }
+            hold.len() as i32
         }
         "wait_for_shutdown" => match client.next_note(Duration::from_secs(30)) {
             Ok(sandbox::protocol::BrokerNote::Shutdown) => 0,
@@ -246,6 +262,9 @@ fn run_case(name: &str) -> Result<String, String> {
     }
     if name == "deadline" {
         hostile_spec = spec("sleep").deadline(Duration::from_millis(300));
+    }
+    if name == "memory_bomb" {
+        hostile_spec = hostile_spec.memory_limit(512 << 20);
     }
     let hostile = broker.spawn(hostile_spec).map_err(|e| e.to_string())?;
     let good = broker.spawn(spec("good")).map_err(|e| e.to_string())?;
@@ -379,7 +398,11 @@ fn expect_hostile(name: &str, nobody: bool, want: &str) -> Result<(), String> {
         .find_map(|l| l.strip_prefix("GOOD ANSWERED "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
-    if !out.contains(&format!("HOSTILE ENDED {want}")) || !good_ok || answered < 20 {
+    if !out.contains(&format!("HOSTILE ENDED {want}"))
+        || !good_ok
+        || answered < 20
+        || out.contains("GOT PAST")
+    {
         return Err(format!(
             "want hostile `{want}`, good Exited(0) with ≥ 20 answers; got:\n{out}"
         ));
@@ -444,6 +467,9 @@ const CASES: &[Case] = &[
     }),
     ("deadline", || {
         expect_hostile("deadline", false, "DeadlineExceeded")
+    }),
+    ("memory_bomb", || {
+        expect_hostile("memory_bomb", false, "OutOfMemory { requested: 67108864 }")
     }),
     ("open", || expect_hostile("open", false, "Exited(0)")),
     ("garbage_as_nobody", || {

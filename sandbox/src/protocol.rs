@@ -301,6 +301,12 @@ pub enum RendererNote {
     },
     /// A seccomp violation, sent from the SIGSYS handler just before dying.
     Violation(Violation),
+    /// An allocation failed (sent by `renderer::ReportingAllocator`, just before the
+    /// process aborts): the size asked for, little endian.
+    OutOfMemory {
+        /// Bytes requested.
+        size: [u8; 8],
+    },
 }
 
 impl Message for RendererNote {
@@ -324,6 +330,8 @@ impl Message for RendererNote {
 /// Broker → renderer notifications.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BrokerNote<N> {
+    /// The broker checked the lockdown report from outside: untrusted work may start.
+    Verified,
     /// Finish and exit.
     Shutdown,
     /// The embedder's own notification.
@@ -333,14 +341,14 @@ pub enum BrokerNote<N> {
 impl<N: Message> Message for BrokerNote<N> {
     fn fd_count(&self) -> usize {
         match self {
-            BrokerNote::Shutdown => 0,
+            BrokerNote::Verified | BrokerNote::Shutdown => 0,
             BrokerNote::Embedder(n) => n.fd_count(),
         }
     }
     const MAX_FDS: usize = N::MAX_FDS;
     fn validate(&self) -> Result<(), String> {
         match self {
-            BrokerNote::Shutdown => Ok(()),
+            BrokerNote::Verified | BrokerNote::Shutdown => Ok(()),
             BrokerNote::Embedder(n) => n.validate(),
         }
     }

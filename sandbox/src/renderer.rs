@@ -40,6 +40,16 @@ pub const ROLE_ARG: &str = "--type=renderer";
 /// Exit code when the channel or the setup is unusable.
 pub const EXIT_NO_CHANNEL: i32 = 90;
 
+/// The system allocator, plus a report to the broker when an allocation fails, so the
+/// broker can tell an out-of-memory death (`EndReason::OutOfMemory`) from other aborts.
+/// Opt in from the renderer binary:
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: sandbox::renderer::ReportingAllocator = sandbox::renderer::ReportingAllocator;
+/// ```
+pub use crate::sys::ReportingAllocator;
+
 /// The embedder's message types.
 pub trait Protocol {
     /// Renderer → broker requests.
@@ -172,8 +182,9 @@ fn violation_template<P: Protocol>(channel: &RendererChannel<P>) -> Option<Vec<u
     (tail == expected.as_slice()).then_some(bytes)
 }
 
-/// Become a renderer: never returns. `main` runs only after a complete lockdown; its
-/// return value is the exit code.
+/// Become a renderer: never returns. `main` runs only after a complete lockdown that
+/// the broker has verified from outside (it answers the report with
+/// `BrokerNote::Verified`); its return value is the exit code.
 pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) -> i32) -> ! {
     let fd = match sys::take_inherited_channel(CHANNEL_FD) {
         Ok(fd) => fd,
@@ -208,6 +219,13 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
     if let Some(template) = violation_template::<P>(&channel) {
         let _ = sys::install_violation_reporter(channel.as_fd_raw(), &template);
     }
+    let oom =
+        Up::<Request<P::Req>, RendererNote>::Notify(RendererNote::OutOfMemory { size: [0xa5; 8] });
+    if let Ok(template) = channel.encode(&oom) {
+        if template.ends_with(&[0xa5; 8]) {
+            let _ = sys::install_oom_reporter(channel.as_fd_raw(), &template);
+        }
+    }
     let locked = match lock_down(&config) {
         Ok(l) => l,
         Err(e) => {
@@ -227,6 +245,11 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
     let mut client = RendererClient {
         client: Client::new(channel),
     };
+    // Untrusted work starts only once the broker has checked the report from outside.
+    match client.client.next_notification(Duration::from_secs(10)) {
+        Ok((BrokerNote::Verified, _)) => {}
+        _ => std::process::exit(EXIT_NO_CHANNEL),
+    }
     let code = main(locked, &mut client);
     std::process::exit(code)
 }

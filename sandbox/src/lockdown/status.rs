@@ -302,7 +302,11 @@ pub fn verify_from_outside(
         problems.push(format!("capabilities not empty: {:x?}", view.caps));
     }
     for ns in expected_new_ns {
-        if !view.new_namespaces.iter().any(|n| n == ns) {
+        if std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).is_err() {
+            problems.push(format!(
+                "cannot read /proc/{pid}/ns/{ns} (has the renderer exited?)"
+            ));
+        } else if !view.new_namespaces.iter().any(|n| n == ns) {
             problems.push(format!("namespace {ns} is the caller's"));
         }
     }

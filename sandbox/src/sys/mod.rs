@@ -267,9 +267,14 @@ extern "C" fn report_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
         )
     };
     // SA_RESETHAND made SIGSYS's action the default again and SA_NODEFER leaves it
-    // unblocked: raising it now ends the process by SIGSYS, as the broker expects.
+    // unblocked: raising it ends the process by SIGSYS, as the broker expects...
     // SAFETY: raise takes an integer; tgkill to ourselves is allowed by the presets.
     unsafe { libc::raise(libc::SIGSYS) };
+    // ...except in the init of a pid namespace (a renderer is pid 1 of its own), where
+    // the kernel ignores default-action signals sent from inside: never return into
+    // the code that made the call — exit with the shell's code for "killed by SIGSYS".
+    // SAFETY: _exit is async-signal-safe and takes an integer.
+    unsafe { libc::_exit(128 + libc::SIGSYS) };
 }
 
 /// The six syscall argument registers from the signal context.
@@ -333,4 +338,91 @@ pub fn install_violation_reporter(
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Out-of-memory reports from the allocator.
+
+static OOM_REPORT: std::sync::OnceLock<ReportTemplate> = std::sync::OnceLock::new();
+
+/// Register the frame sent when an allocation fails: `template`'s last 8 bytes are
+/// replaced by the failed size. Once per process.
+pub fn install_oom_reporter(sock: std::os::fd::RawFd, template: &[u8]) -> std::io::Result<()> {
+    let mut bytes = [0u8; 128];
+    let slot = bytes.get_mut(..template.len()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "template too long")
+    })?;
+    slot.copy_from_slice(template);
+    OOM_REPORT
+        .set(ReportTemplate {
+            bytes,
+            len: template.len(),
+            sock,
+        })
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "reporter already installed",
+            )
+        })
+}
+
+/// Send the out-of-memory frame for a failed allocation of `size` bytes. Allocates
+/// nothing and takes no lock (it runs inside the allocator).
+fn report_oom(size: usize) {
+    let Some(t) = OOM_REPORT.get() else { return };
+    if t.len < 8 || t.len > t.bytes.len() {
+        return;
+    }
+    let mut frame = t.bytes;
+    frame[t.len - 8..t.len].copy_from_slice(&(size as u64).to_le_bytes());
+    // SAFETY: `frame` is a live stack buffer of at least `t.len` bytes; send only
+    // reads it and does not allocate.
+    unsafe {
+        libc::send(
+            t.sock,
+            frame.as_ptr().cast(),
+            t.len,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// The system allocator, reporting failed allocations to the broker (see
+/// `sandbox::renderer::ReportingAllocator`).
+pub struct ReportingAllocator;
+
+// SAFETY: every method forwards to `std::alloc::System` with the caller's arguments
+// unchanged and returns its result unchanged, so System's guarantees hold; the only
+// addition, `report_oom`, allocates nothing and does not touch the returned memory.
+unsafe impl std::alloc::GlobalAlloc for ReportingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout, which the caller guarantees.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if p.is_null() {
+            report_oom(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout, which the caller guarantees.
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if p.is_null() {
+            report_oom(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged; the caller guarantees `ptr` came from this
+        // allocator (i.e. System) with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded unchanged under the caller's guarantees for realloc.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if p.is_null() {
+            report_oom(new_size);
+        }
+        p
+    }
 }
