@@ -228,6 +228,7 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             Ok(sandbox::protocol::BrokerNote::Shutdown) => 0,
             _ => 3,
         },
+        "exit3" => 3,
         "log_flood" => {
             for i in 0..2000 {
                 let _ = client.log(3, &format!("flood {i}"));
@@ -353,6 +354,33 @@ fn run_special(name: &str) -> Result<String, String> {
             let _ = std::io::stdout().flush();
             // Die without any cleanup: no Drop runs.
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        "restart" => {
+            let restart = broker::Restart {
+                max: 2,
+                initial_backoff: Duration::from_millis(50),
+            };
+            broker
+                .spawn(spec("exit3").restart(restart))
+                .map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            for e in broker.run_until_idle(Duration::from_secs(20)) {
+                match e {
+                    Event::Ended {
+                        reason,
+                        restarted_as,
+                        ..
+                    } => {
+                        out.push_str(&format!(
+                            "ENDED {reason:?} restarted={} at {} ms\n",
+                            restarted_as.is_some(),
+                            start.elapsed().as_millis()
+                        ));
+                    }
+                    Event::Ready { .. } => out.push_str("READY\n"),
+                    _ => {}
+                }
+            }
         }
         "log_flood" => {
             let hostile = broker.spawn(spec("log_flood")).map_err(|e| e.to_string())?;
@@ -515,6 +543,29 @@ const CASES: &[Case] = &[
             std::thread::sleep(Duration::from_millis(20));
         }
         Err(format!("renderer {pid} outlived its broker"))
+    }),
+    ("restarts_with_backoff_up_to_the_limit", || {
+        let out = special("restart");
+        let ended = out.matches("ENDED Exited(3)").count();
+        let restarted = out.matches("restarted=true").count();
+        if ended == 3 && restarted == 2 && out.matches("READY").count() == 3 {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
+    ("never_read_as_nobody", || {
+        expect_hostile("never_read", true, "NotReading")
+    }),
+    ("memory_bomb_as_nobody", || {
+        expect_hostile("memory_bomb", true, "OutOfMemory { requested: 67108864 }")
+    }),
+    ("oversize_as_nobody", || {
+        expect_hostile(
+            "oversize",
+            true,
+            "BadMessage(\"peer sent a message longer than 65536 bytes\")",
+        )
     }),
     ("log_lines_are_rate_limited_not_fatal", || {
         let out = special("log_flood");
