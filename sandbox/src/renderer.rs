@@ -50,6 +50,11 @@ pub const EXIT_NO_CHANNEL: i32 = 90;
 /// ```
 pub use crate::sys::ReportingAllocator;
 
+/// Take the descriptor the spawner placed at [`CHANNEL_FD`] (once per process).
+pub fn take_channel() -> std::io::Result<OwnedFd> {
+    sys::take_inherited_channel(CHANNEL_FD)
+}
+
 /// The embedder's message types.
 pub trait Protocol {
     /// Renderer → broker requests.
@@ -213,6 +218,9 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
         rlimits: setup.rlimits,
         grants: Vec::new(),
         landlock_min_abi: setup.landlock_min_abi,
+        mount_proc: false,
+        root_built: None,
+        seccomp_listener: false,
         seccomp: SeccompChoice::Preset(preset),
         opt_outs: setup.opt_outs.clone(),
     };

@@ -95,6 +95,36 @@ pub fn install_raw(
     }
 }
 
+/// Install `program` (compiled for this architecture) on the calling thread only, with
+/// a user-notification listener: syscalls the filter answers `user-notify` wait until
+/// the listener's holder decides. Returns the listener. (No TSYNC: the kernel refuses
+/// TSYNC with NEW_LISTENER; use it in a single-threaded process.)
+pub fn install_with_listener(program: &Program) -> Result<std::os::fd::OwnedFd, InstallError> {
+    if program.arch != Arch::native() {
+        return Err(InstallError::WrongArch {
+            program: program.arch,
+            native: Arch::native(),
+        });
+    }
+    bpf::validate(&program.instructions)?;
+    sys::seccomp_install_with_listener(&program.instructions).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EACCES) {
+            InstallError::NeedNoNewPrivs
+        } else {
+            InstallError::Kernel(e)
+        }
+    })
+}
+
+/// One pending notification on `listener` (blocks until one comes): the pid (as seen
+/// from the listener's pid namespace... of the process that received it), the syscall
+/// number, the AUDIT_ARCH and the six arguments.
+pub fn receive_notification(
+    listener: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<(u32, i32, u32, [u64; 6])> {
+    sys::seccomp_notif_recv(listener)
+}
+
 /// Set no_new_privs for the calling thread (inherited by children, irreversible).
 pub fn set_no_new_privs() -> io::Result<()> {
     sys::set_no_new_privs()

@@ -59,14 +59,8 @@ fn renderer(case: &str) -> ! {
             }
             let base = std::env::var("GRANT_BASE").unwrap_or_default();
             config.grants = vec![
-                sandbox::lockdown::Grant {
-                    path: format!("{base}/ro").into(),
-                    writable: false,
-                },
-                sandbox::lockdown::Grant {
-                    path: format!("{base}/rw").into(),
-                    writable: true,
-                },
+                sandbox::lockdown::Grant::read_only(format!("{base}/ro")),
+                sandbox::lockdown::Grant::read_write(format!("{base}/rw")),
             ];
         }
         "thread_strict" => {}

@@ -1,6 +1,7 @@
 //! The `sandbox` command line.
 
 pub mod policy;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,8 @@ pub enum Command {
     /// Check, compile, evaluate and show seccomp policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run a program under the sandbox layers (like bwrap or minijail0).
+    Run(run::RunArgs),
     /// Show which sandbox layers this kernel and user offer; exit 0 when the default
     /// renderer configuration can be applied in full, 1 when it cannot.
     Check {
@@ -32,6 +35,7 @@ pub enum Command {
 pub fn main_with(cli: Cli) -> i32 {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Run(args) => run::run(args),
         Command::Check { verbose } => {
             let report = sandbox::lockdown::check::probe();
             if verbose {

@@ -104,13 +104,17 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
         .grants
         .iter()
         .filter(|g| !g.writable)
-        .map(|g| g.path.clone())
+        .map(|g| g.inside().to_path_buf())
         .collect();
+    let mut ro = ro;
+    if config.mount_proc {
+        ro.push(std::path::PathBuf::from("/proc"));
+    }
     let rw: Vec<_> = config
         .grants
         .iter()
         .filter(|g| g.writable)
-        .map(|g| g.path.clone())
+        .map(|g| g.inside().to_path_buf())
         .collect();
     let status = ruleset
         .create()

@@ -31,6 +31,7 @@ mod root;
 pub mod status;
 
 pub use rlimits::Rlimits;
+pub use root::RootMethod;
 pub use status::{Layer, LayerStatus, Status};
 
 use crate::bpf;
@@ -63,15 +64,45 @@ pub enum OptOut {
 /// A path made visible inside the empty root (and granted in Landlock).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    /// Absolute path, the same inside and outside.
+    /// Absolute path outside.
     pub path: PathBuf,
     /// Writable (else read-only).
     pub writable: bool,
+    /// Where it appears inside (default: the same path).
+    pub dest: Option<PathBuf>,
+}
+
+impl Grant {
+    /// `path` at the same place inside, read-only.
+    pub fn read_only(path: impl Into<PathBuf>) -> Grant {
+        Grant {
+            path: path.into(),
+            writable: false,
+            dest: None,
+        }
+    }
+
+    /// `path` at the same place inside, writable.
+    pub fn read_write(path: impl Into<PathBuf>) -> Grant {
+        Grant {
+            path: path.into(),
+            writable: true,
+            dest: None,
+        }
+    }
+
+    /// Where the grant appears inside.
+    pub fn inside(&self) -> &std::path::Path {
+        self.dest.as_deref().unwrap_or(&self.path)
+    }
 }
 
 /// Which seccomp policy the last layer installs.
 #[derive(Clone, Debug)]
 pub enum SeccompChoice {
+    /// A program compiled elsewhere (e.g. once, by the trusted side) for this
+    /// architecture; validated before it is installed.
+    Program(bpf::Program),
     /// A built-in preset, with `SELF_PID` bound to the renderer's own pid.
     Preset(Preset),
     /// A policy the embedder built.
@@ -90,6 +121,16 @@ pub struct Config {
     pub grants: Vec<Grant>,
     /// The lowest Landlock ABI accepted (an error below it).
     pub landlock_min_abi: u32,
+    /// Mount a /proc of the process's pid namespace in the new root (read-only for
+    /// Landlock). Off by default: a renderer sees no /proc.
+    pub mount_proc: bool,
+    /// The root was already built by [`build_root`] (in a parent of this process):
+    /// lockdown only verifies it. The parent also says whether it was in a user
+    /// namespace of its own (read from /proc before the root was replaced).
+    pub root_built: Option<(RootMethod, bool)>,
+    /// Install the filter with a user-notification listener (single-threaded callers;
+    /// no TSYNC) and hand it back in [`LockedDown::take_listener`].
+    pub seccomp_listener: bool,
     /// The seccomp policy.
     pub seccomp: SeccompChoice,
     /// Explicit opt-outs.
@@ -103,6 +144,9 @@ impl Default for Config {
             rlimits: Rlimits::default(),
             grants: Vec::new(),
             landlock_min_abi: 1,
+            mount_proc: false,
+            root_built: None,
+            seccomp_listener: false,
             seccomp: SeccompChoice::Preset(Preset::Renderer),
             opt_outs: Vec::new(),
         }
@@ -156,12 +200,47 @@ impl LockdownError {
 #[derive(Debug)]
 pub struct LockedDown {
     status: Status,
+    listener: Option<std::os::fd::OwnedFd>,
 }
 
 impl LockedDown {
     /// What was applied and verified.
     pub fn status(&self) -> &Status {
         &self.status
+    }
+
+    /// The seccomp user-notification listener, if [`Config::seccomp_listener`] asked for it.
+    pub fn take_listener(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.listener.take()
+    }
+}
+
+/// Build the empty root (with `config.grants` and `config.mount_proc`) without the
+/// other layers — for a parent that then forks the process to lock down (and that
+/// passes the result as [`Config::root_built`]).
+pub fn build_root(config: &Config) -> Result<RootMethod, LockdownError> {
+    root::enter_empty_root(&config.grants, config.mount_proc)
+}
+
+/// Proof that the process was single-threaded when checked; consumed by the fork.
+/// Take it before the root disappears (the check reads /proc), and start no thread
+/// before forking.
+#[derive(Debug)]
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// Check that the process has exactly one thread.
+    pub fn check() -> io::Result<SingleThreaded> {
+        if crate::sys::single_threaded()? {
+            Ok(SingleThreaded(std::marker::PhantomData))
+        } else {
+            Err(io::Error::other("the process has several threads"))
+        }
+    }
+
+    /// Fork: `Ok(0)` in the child, the child's pid in the parent.
+    pub fn fork(self) -> io::Result<i32> {
+        crate::sys::fork_checked_single_threaded()
     }
 }
 
@@ -171,7 +250,15 @@ struct Before {
     cap_last_cap: u32,
 }
 
-fn read_before() -> Result<Before, LockdownError> {
+fn read_before(config: &Config) -> Result<Before, LockdownError> {
+    if config.root_built.is_some() {
+        // Forked from a single-threaded parent (checked by `fork_single_threaded`)
+        // that already replaced the root: /proc may be gone, and there is one thread.
+        return Ok(Before {
+            threads: 1,
+            cap_last_cap: probe_cap_last_cap(),
+        });
+    }
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| LockdownError::new(Layer::Namespaces, "read /proc/self/status", e))?;
     let threads = status
@@ -182,11 +269,22 @@ fn read_before() -> Result<Before, LockdownError> {
     let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63);
+        .unwrap_or_else(probe_cap_last_cap);
     Ok(Before {
         threads,
         cap_last_cap,
     })
+}
+
+/// The highest capability the kernel knows: PR_CAPBSET_READ fails with EINVAL past it.
+fn probe_cap_last_cap() -> u32 {
+    (0u32..64)
+        .take_while(|c| {
+            crate::sys::process::prctl_int(libc::PR_CAPBSET_READ, libc::c_ulong::from(*c), 0)
+                .is_ok()
+        })
+        .last()
+        .unwrap_or(0)
 }
 
 /// Lock the calling process down as `config` says, in order, and verify each layer
@@ -194,8 +292,11 @@ fn read_before() -> Result<Before, LockdownError> {
 /// [`LockdownError::exit_code`]) without running untrusted work.
 pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     let mut status = Status::new(config);
-    let before = read_before()?;
-    status.record_namespaces(namespaces::inside_user_namespace());
+    let before = read_before(config)?;
+    status.record_namespaces(match config.root_built {
+        Some((_, in_user_ns)) => in_user_ns,
+        None => namespaces::inside_user_namespace(),
+    });
 
     // The filter is compiled first: a bad policy fails before anything changes.
     let t = Instant::now();
@@ -210,8 +311,11 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     if config.opted_out(OptOut::KeepRoot) {
         status.skip(Layer::EmptyRoot);
     } else {
-        let method = root::enter_empty_root(&config.grants)?;
-        let listing = root::verify_empty(&config.grants)?;
+        let method = match config.root_built {
+            Some((m, _)) => m,
+            None => root::enter_empty_root(&config.grants, config.mount_proc)?,
+        };
+        let listing = root::verify_empty(&config.grants, config.mount_proc)?;
         status.record(Layer::EmptyRoot, true, listing, format!("{method:?}"));
         status.root_method = Some(method);
     }
@@ -255,10 +359,16 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     status.time(Layer::Landlock, t.elapsed());
 
     let t = Instant::now();
+    let mut listener = None;
     match program {
         None => status.skip(Layer::Seccomp),
         Some(program) => {
-            seccomp::install(&program, InstallOptions::default()).map_err(|e| {
+            let installed = if config.seccomp_listener {
+                seccomp::install_with_listener(&program).map(|l| listener = Some(l))
+            } else {
+                seccomp::install(&program, InstallOptions::default())
+            };
+            installed.map_err(|e| {
                 LockdownError::msg(
                     Layer::Seccomp,
                     "seccomp(SECCOMP_SET_MODE_FILTER)",
@@ -270,8 +380,13 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
                 true,
                 true,
                 format!(
-                    "{} instructions, all threads; compiled in {} µs, installed in {} µs",
+                    "{} instructions, {}; compiled in {} µs, installed in {} µs",
                     program.instructions.len(),
+                    if config.seccomp_listener {
+                        "with a notification listener"
+                    } else {
+                        "all threads"
+                    },
                     compile_time.as_micros(),
                     t.elapsed().as_micros()
                 ),
@@ -280,7 +395,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     }
     // Compiling the policy (done first) counts as part of this layer.
     status.time(Layer::Seccomp, t.elapsed() + compile_time);
-    Ok(LockedDown { status })
+    Ok(LockedDown { status, listener })
 }
 
 fn compile(choice: &SeccompChoice) -> Result<bpf::Program, LockdownError> {
@@ -289,6 +404,7 @@ fn compile(choice: &SeccompChoice) -> Result<bpf::Program, LockdownError> {
             .policy(&Options::new(Arch::native()).define("SELF_PID", u64::from(std::process::id())))
             .map_err(|e| LockdownError::msg(Layer::Seccomp, "policy", e.to_string()))?,
         SeccompChoice::Policy(p) => p.clone(),
+        SeccompChoice::Program(p) => return Ok(p.clone()),
     };
     bpf::compile(&policy, Arch::native())
         .map_err(|e| LockdownError::msg(Layer::Seccomp, "compile", e.to_string()))

@@ -8,6 +8,7 @@
 //! | RLIMIT_CORE | 0 | no core dumps of untrusted memory |
 //! | RLIMIT_CPU | 300 s | a spinning renderer is killed (SIGXCPU, then SIGKILL at the hard limit) |
 //! | RLIMIT_MEMLOCK | 0 | no locked memory |
+//! | RLIMIT_NPROC | 1024 | processes and threads of the sandbox's own user (counted per user namespace) |
 
 use super::{Layer, LockdownError};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -28,6 +29,9 @@ pub struct Rlimits {
     pub cpu_seconds: u64,
     /// RLIMIT_MEMLOCK in bytes.
     pub memlock: u64,
+    /// RLIMIT_NPROC: processes plus threads of the sandbox's uid. The kernel counts
+    /// them per user namespace, so only the sandbox's own count.
+    pub processes: u64,
 }
 
 impl Default for Rlimits {
@@ -39,12 +43,13 @@ impl Default for Rlimits {
             core: 0,
             cpu_seconds: 300,
             memlock: 0,
+            processes: 1024,
         }
     }
 }
 
 impl Rlimits {
-    fn table(&self) -> [(Resource, &'static str, u64, u64); 6] {
+    fn table(&self) -> [(Resource, &'static str, u64, u64); 7] {
         [
             (
                 Resource::RLIMIT_AS,
@@ -81,6 +86,12 @@ impl Rlimits {
                 "setrlimit(RLIMIT_MEMLOCK)",
                 self.memlock,
                 self.memlock,
+            ),
+            (
+                Resource::RLIMIT_NPROC,
+                "setrlimit(RLIMIT_NPROC)",
+                self.processes,
+                self.processes,
             ),
         ]
     }

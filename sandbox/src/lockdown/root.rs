@@ -27,13 +27,15 @@ fn err(call: &'static str) -> impl Fn(nix::Error) -> LockdownError {
 /// private mount namespace (bubblewrap uses /tmp the same way).
 const STAGING: [&str; 3] = ["/tmp", "/run", "/mnt"];
 
-pub(super) fn enter_empty_root(grants: &[Grant]) -> Result<RootMethod, LockdownError> {
+pub(super) fn enter_empty_root(
+    grants: &[Grant],
+    mount_proc: bool,
+) -> Result<RootMethod, LockdownError> {
     for g in grants {
-        if !g.path.is_absolute()
-            || g.path
-                .components()
-                .any(|c| matches!(c, Component::ParentDir))
-        {
+        let bad = |p: &Path| {
+            !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir))
+        };
+        if bad(&g.path) || bad(g.inside()) {
             return Err(LockdownError::msg(
                 Layer::EmptyRoot,
                 "grant",
@@ -81,7 +83,20 @@ pub(super) fn enter_empty_root(grants: &[Grant]) -> Result<RootMethod, LockdownE
             // the staging directory is not hidden by the tmpfs mounted there.
             for g in grants {
                 let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
-                bind(&source, &g.path, g.writable)?;
+                bind(&source, g.inside(), g.writable)?;
+            }
+            if mount_proc {
+                // Before the old root goes: the kernel mounts a new proc only while a
+                // fully visible one exists in this mount namespace.
+                std::fs::create_dir_all("/proc").map_err(io("mkdir(/proc)"))?;
+                mount(
+                    Some("proc"),
+                    "/proc",
+                    Some("proc"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    None::<&str>,
+                )
+                .map_err(err("mount(proc)"))?;
             }
             umount2(OLD_ROOT_ABS, MntFlags::MNT_DETACH)
                 .map_err(err("umount2(old root, MNT_DETACH)"))?;
@@ -159,7 +174,17 @@ fn bind(source: &Path, target: &Path, writable: bool) -> Result<(), LockdownErro
     .map_err(err("mount(MS_BIND)"))?;
     // A bind remount must keep the flags the kernel locked on the source mount.
     let flags_now = statvfs(source).map_err(err("statvfs"))?.flags();
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID;
+    // Device nodes are granted one by one (a minimal /dev): only those keep working.
+    let is_device = std::fs::metadata(source)
+        .map(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_char_device() || m.file_type().is_block_device()
+        })
+        .unwrap_or(false);
+    if !is_device || flags_now.contains(FsFlags::ST_NODEV) {
+        flags |= MsFlags::MS_NODEV;
+    }
     if !writable || flags_now.contains(FsFlags::ST_RDONLY) {
         flags |= MsFlags::MS_RDONLY;
     }
@@ -171,16 +196,19 @@ fn bind(source: &Path, target: &Path, writable: bool) -> Result<(), LockdownErro
 }
 
 /// The root must list nothing but the first components of the grants.
-pub(super) fn verify_empty(grants: &[Grant]) -> Result<bool, LockdownError> {
-    let allowed: Vec<std::ffi::OsString> = grants
+pub(super) fn verify_empty(grants: &[Grant], mount_proc: bool) -> Result<bool, LockdownError> {
+    let mut allowed: Vec<std::ffi::OsString> = grants
         .iter()
         .filter_map(|g| {
-            g.path.components().find_map(|c| match c {
+            g.inside().components().find_map(|c| match c {
                 Component::Normal(n) => Some(n.to_os_string()),
                 _ => None,
             })
         })
         .collect();
+    if mount_proc {
+        allowed.push("proc".into());
+    }
     let entries = std::fs::read_dir("/")
         .map_err(|e| LockdownError::new(Layer::EmptyRoot, "readdir(/)", e))?;
     for entry in entries {
@@ -195,7 +223,7 @@ pub(super) fn verify_empty(grants: &[Grant]) -> Result<bool, LockdownError> {
             ));
         }
     }
-    if std::path::Path::new("/proc/self").exists() {
+    if !mount_proc && std::path::Path::new("/proc/self").exists() {
         return Err(LockdownError::msg(
             Layer::EmptyRoot,
             "verify",

@@ -121,6 +121,8 @@ static TABLE: &[(&str, Params)] = &[
     ("pidfd_send_signal", &[("pidfd", W32), ("sig", W32), ("info", W64), ("flags", W32)]),
     ("rseq", &[("rseq", W64), ("rseq_len", W32), ("flags", W32), ("sig", W32)]),
     ("setuid", &[("uid", W32)]),
+    // ptrace's request and pid are `long`.
+    ("ptrace", &[("request", W64), ("pid", W64), ("addr", W64), ("data", W64)]),
     ("setgid", &[("gid", W32)]),
     ("umask", &[("mask", W32)]),
 ];

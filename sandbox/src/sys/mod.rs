@@ -426,3 +426,81 @@ unsafe impl std::alloc::GlobalAlloc for ReportingAllocator {
         p
     }
 }
+
+// ---------------------------------------------------------------------------------
+// seccomp user notification.
+
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`
+const FLAG_NEW_LISTENER: u32 = 1 << 3;
+
+/// Install `program` with SECCOMP_FILTER_FLAG_NEW_LISTENER; returns the listener.
+pub fn seccomp_install_with_listener(program: &[SockFilter]) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = seccomp_set_mode_filter(program, FLAG_NEW_LISTENER)?;
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: with NEW_LISTENER the kernel returns a new descriptor for the listener,
+    // owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `struct seccomp_notif`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SeccompNotif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    instruction_pointer: u64,
+    args: [u64; 6],
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`: _IOWR('!', 0, struct seccomp_notif).
+const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+
+/// One notification: (pid as the listener's owner sees it, nr, arch, args).
+pub fn seccomp_notif_recv(
+    listener: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<(u32, i32, u32, [u64; 6])> {
+    use std::os::fd::AsRawFd;
+    let mut n = SeccompNotif::default();
+    // SAFETY: the kernel writes one zero-initialised `struct seccomp_notif` (80 bytes,
+    // the size encoded in the ioctl number and of `SeccompNotif`) into `n`, a live local.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut n as *mut SeccompNotif,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((n.pid, n.nr, n.arch, n.args))
+}
+
+/// Whether the calling process has exactly one thread (from /proc/self/status).
+pub fn single_threaded() -> io::Result<bool> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        == Some(1))
+}
+
+/// Fork the calling process. The caller guarantees (see
+/// `sandbox::lockdown::SingleThreaded`) that it has one thread.
+pub fn fork_checked_single_threaded() -> io::Result<libc::pid_t> {
+    // SAFETY: the caller holds proof that the process had exactly one thread when it
+    // was checked, and the safe API that hands out that proof is not Send, so no other
+    // thread can have been started since by this thread's owner... the child is a
+    // complete copy in which every lock is free and every allocation consistent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid)
+    }
+}

@@ -1,0 +1,543 @@
+//! `sandbox run`: any program under the sandbox layers.
+//!
+//! ```text
+//! sandbox run (this process, the supervisor; outside)
+//!   └─ stage: this binary, `__run-stage`, pid 1 of new user/pid/net/mount/ipc/uts/
+//!      cgroup namespaces. Builds the root (empty read-only tmpfs, the --ro/--rw/--dev
+//!      binds, --proc), then forks:
+//!        └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock)
+//!           and installs the filter with a user-notification listener *last*, sends
+//!           its status and the listener to the supervisor, waits for "go", execve()s.
+//! ```
+//!
+//! The filter is the policy (default: the `exec` preset) with its default action
+//! replaced by `user-notify`: a call outside the policy blocks in the kernel and the
+//! supervisor, holding the listener, prints one line naming the syscall and its
+//! arguments, kills the sandbox (its pid 1, which takes the whole pid namespace) and
+//! exits 159. The program never gets past the violation. execve is allowed by the
+//! filter (the `exec` preset allows it for the programs' own use too); Landlock
+//! limits what can be executed to the granted paths.
+
+use super::policy::{load, Source};
+use clap::Args;
+use sandbox::bpf;
+use sandbox::ipc::{Channel, Limits, Message};
+use sandbox::lockdown::namespaces::{spawn, Namespaces, NetMode, SpawnSpec};
+use sandbox::lockdown::status::verify_from_outside;
+use sandbox::lockdown::{
+    build_root, lock_down, Config, Grant, Rlimits, SeccompChoice, SingleThreaded, Status,
+};
+use sandbox::policy::arch::Arch;
+use sandbox::policy::{params, Action};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The argument that makes this binary the in-sandbox stage.
+pub const STAGE_ARG: &str = "__run-stage";
+/// Exit status after a seccomp violation (128 + SIGSYS, as a shell reports it).
+pub const EXIT_VIOLATION: i32 = 159;
+/// Exit status when the wall-clock limit ended the program (as timeout(1)).
+pub const EXIT_WALL: i32 = 124;
+/// Exit status when the sandbox itself could not be set up.
+pub const EXIT_SETUP: i32 = 125;
+
+/// `sandbox run` options (bwrap's spellings where they exist).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Seccomp policy: a preset name or a policy file (default: the `exec` preset).
+    #[arg(long, default_value = "exec")]
+    pub policy: String,
+    /// Bind PATH read-only at DEST (default: the same path). Repeatable.
+    #[arg(long = "ro", value_name = "PATH[:DEST]")]
+    pub ro: Vec<String>,
+    /// Bind PATH writable at DEST. Repeatable.
+    #[arg(long = "rw", value_name = "PATH[:DEST]")]
+    pub rw: Vec<String>,
+    /// A minimal /dev: null, zero, urandom.
+    #[arg(long)]
+    pub dev: bool,
+    /// A /proc of the sandbox's pid namespace.
+    #[arg(long)]
+    pub proc: bool,
+    /// Keep the host's network namespace (default: a new, empty one).
+    #[arg(long = "share-net")]
+    pub share_net: bool,
+    /// Address-space limit in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub mem: u64,
+    /// CPU time limit in seconds (SIGXCPU, then SIGKILL one second later).
+    #[arg(long, default_value_t = 60)]
+    pub cpu: u64,
+    /// Wall-clock limit in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub wall: u64,
+    /// Open files limit.
+    #[arg(long, default_value_t = 256)]
+    pub nofile: u64,
+    /// Largest file the program may write, in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub fsize: u64,
+    /// Processes plus threads (RLIMIT_NPROC, counted in the sandbox's own user
+    /// namespace).
+    #[arg(long, default_value_t = 64)]
+    pub pids: u64,
+    /// Set an environment variable (the environment is otherwise empty). Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Write the verified status report as JSON to FILE.
+    #[arg(long = "status-json", value_name = "FILE")]
+    pub status_json: Option<PathBuf>,
+    /// The program and its arguments (after `--`).
+    #[arg(trailing_var_arg = true, required = true, value_name = "PROGRAM")]
+    pub command: Vec<String>,
+}
+
+/// Supervisor → stage.
+#[derive(Serialize, Deserialize)]
+enum ToStage {
+    Plan {
+        program: String,
+        argv: Vec<String>,
+        env: Vec<String>,
+        grants: Vec<Grant>,
+        mount_proc: bool,
+        rlimits: Rlimits,
+        filter: Vec<u8>,
+    },
+    Go,
+}
+
+impl Message for ToStage {}
+
+/// Stage → supervisor.
+#[derive(Serialize, Deserialize)]
+enum FromStage {
+    /// Locked down; the listener comes with it.
+    Ready(Box<Status>),
+    Failed(String),
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+impl Message for FromStage {
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(self, FromStage::Ready(_)))
+    }
+    const MAX_FDS: usize = 1;
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_message: 1 << 20,
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("sandbox: {msg}");
+    EXIT_SETUP
+}
+
+fn parse_bind(spec: &str, writable: bool) -> Result<Grant, String> {
+    let (path, dest) = match spec.split_once(':') {
+        Some((p, d)) => (p, Some(PathBuf::from(d))),
+        None => (spec, None),
+    };
+    // Kept as written (a symlink such as /bin is bound at its own name, following it).
+    let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
+    if !path.exists() {
+        return Err(format!("{}: no such file or directory", path.display()));
+    }
+    Ok(Grant {
+        path,
+        writable,
+        dest,
+    })
+}
+
+fn resolve_program(name: &str) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        return std::fs::canonicalize(name).map_err(|e| format!("{name}: {e}"));
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    path.split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{name}: not found in PATH"))
+}
+
+/// `sandbox run`; returns the exit status.
+pub fn run(args: RunArgs) -> i32 {
+    match supervise(args) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn supervise(args: RunArgs) -> Result<i32, String> {
+    let arch = Arch::native();
+    let mut policy = load(
+        &Source {
+            file: args.policy.clone(),
+            arch: None,
+            include_dirs: Vec::new(),
+            defines: Vec::new(),
+        },
+        arch,
+    )?;
+    policy
+        .set_default(Action::UserNotify)
+        .map_err(|e| e.to_string())?;
+    let program = bpf::compile(&policy, arch).map_err(|e| e.to_string())?;
+
+    let mut grants = Vec::new();
+    for r in &args.ro {
+        grants.push(parse_bind(r, false)?);
+    }
+    for r in &args.rw {
+        grants.push(parse_bind(r, true)?);
+    }
+    if args.dev {
+        for (dev, writable) in [
+            ("/dev/null", true),
+            ("/dev/zero", true),
+            ("/dev/urandom", false),
+        ] {
+            grants.push(Grant {
+                path: dev.into(),
+                writable,
+                dest: None,
+            });
+        }
+    }
+    let exe = resolve_program(&args.command[0])?;
+    // The program runs at the same path inside only if a grant holds it.
+    let reachable = grants
+        .iter()
+        .any(|g| g.dest.is_none() && exe.starts_with(&g.path));
+    if !reachable {
+        return Err(format!(
+            "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64)",
+            exe.display(),
+            exe.parent().map_or("/".into(), |p| p.display().to_string())
+        ));
+    }
+    let mut argv = args.command.clone();
+    argv[0] = exe.display().to_string();
+    let rlimits = Rlimits {
+        address_space: args.mem,
+        open_files: args.nofile,
+        file_size: args.fsize,
+        core: 0,
+        cpu_seconds: args.cpu,
+        memlock: 0,
+        processes: args.pids,
+    };
+
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("socketpair: {e}"))?;
+    let mut ctl: Channel<ToStage, FromStage> =
+        Channel::from_fd(ours, limits()).map_err(|e| e.to_string())?;
+    ctl.send(
+        &ToStage::Plan {
+            program: exe.display().to_string(),
+            argv,
+            env: args.env.clone(),
+            grants,
+            mount_proc: args.proc,
+            rlimits,
+            filter: bpf::to_bytes(&program.instructions),
+        },
+        &[],
+    )
+    .map_err(|e| e.to_string())?;
+    let namespaces = Namespaces {
+        net: if args.share_net {
+            NetMode::Shared
+        } else {
+            NetMode::Fresh
+        },
+        ..Namespaces::default()
+    };
+    let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut stage = spawn(&SpawnSpec {
+        exe: self_exe,
+        args: vec![STAGE_ARG.to_string()],
+        env: Vec::new(),
+        fds: vec![(0, 0), (1, 1), (2, 2), (theirs.as_raw_fd(), 3)],
+        namespaces: namespaces.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    drop(theirs);
+    let start = Instant::now();
+    let wall = Duration::from_secs(args.wall);
+
+    let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
+        Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
+        Ok((FromStage::Failed(why), _)) => return Err(why),
+        Ok(_) => return Err("unexpected message from the sandbox".into()),
+        Err(e) => return Err(format!("the sandbox did not start: {e}")),
+    };
+    let Some(listener) = listener else {
+        return Err("no notification listener".into());
+    };
+    let payload = payload_pid(stage.pid()).ok_or("cannot find the program's process")?;
+    if let Err(problems) = verify_from_outside(payload, &status, &namespaces.expected_new()) {
+        return Err(format!(
+            "the sandbox is not what was asked: {}",
+            problems.join("; ")
+        ));
+    }
+    if let Some(file) = &args.status_json {
+        let json = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
+        std::fs::write(file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    ctl.send(&ToStage::Go, &[]).map_err(|e| e.to_string())?;
+
+    let name = exe.display().to_string();
+    let pidfd = stage.open_pidfd().map_err(|e| e.to_string())?;
+    let mut exited: Option<(Option<i32>, Option<i32>)> = None;
+    loop {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let left = wall.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            stage.signal_kill();
+            let _ = stage.wait();
+            eprintln!(
+                "sandbox: killed {name}: wall-clock limit of {} s",
+                args.wall
+            );
+            return Ok(EXIT_WALL);
+        }
+        let flags: Vec<bool> = {
+            let mut fds = [
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
+                PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            ];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        let ready = |i: usize| flags.get(i).copied().unwrap_or(false);
+        if ready(0) {
+            if let Ok((pid, nr, _arch, a)) =
+                sandbox::seccomp::receive_notification(listener.as_fd())
+            {
+                stage.signal_kill();
+                let _ = stage.wait();
+                eprintln!(
+                    "sandbox: killed {name} (pid {pid}): seccomp violation: {}",
+                    describe_call(arch, nr, &a)
+                );
+                return Ok(EXIT_VIOLATION);
+            }
+        }
+        if ready(1) {
+            match ctl.try_recv() {
+                Ok(Some((FromStage::Exited { code, signal }, _))) => exited = Some((code, signal)),
+                Ok(_) => {}
+                Err(_) => {}
+            }
+        }
+        if ready(2) {
+            let _ = stage.wait();
+            while let Ok(Some((m, _))) = ctl.try_recv() {
+                if let FromStage::Exited { code, signal } = m {
+                    exited = Some((code, signal));
+                }
+            }
+            return Ok(match exited {
+                Some((Some(code), _)) => code,
+                Some((_, Some(sig))) => {
+                    let why = match sig {
+                        libc::SIGXCPU => ": CPU time limit".to_string(),
+                        libc::SIGXFSZ => ": file size limit".to_string(),
+                        libc::SIGKILL => ": SIGKILL (CPU or memory limit, or killed)".to_string(),
+                        _ => String::new(),
+                    };
+                    eprintln!("sandbox: {name} killed by signal {sig}{why}");
+                    128 + sig
+                }
+                _ => fail("the sandbox ended without the program's status"),
+            });
+        }
+    }
+}
+
+/// The first child of the stage: the program.
+fn payload_pid(stage: i32) -> Option<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{stage}/task/{stage}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// `name(arg, ...)` with as many arguments as the syscall has (six if unknown).
+fn describe_call(arch: Arch, nr: i32, args: &[u64; 6]) -> String {
+    let name = u32::try_from(nr).ok().and_then(|n| arch.syscall_name(n));
+    let count = name.and_then(params::params).map_or(6, |p| p.len());
+    let shown: Vec<String> = args
+        .iter()
+        .take(count)
+        .map(|a| {
+            if *a > 0xffff {
+                format!("{a:#x}")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    format!(
+        "{}({})",
+        name.map_or_else(|| format!("syscall_{nr}"), str::to_string),
+        shown.join(", ")
+    )
+}
+
+/// The in-sandbox stage (pid 1). Never returns.
+pub fn stage() -> ! {
+    let code = match stage_inner() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            EXIT_SETUP
+        }
+    };
+    std::process::exit(code)
+}
+
+fn stage_inner() -> Result<i32, String> {
+    let fd = sandbox::renderer::take_channel().map_err(|e| format!("no control channel: {e}"))?;
+    let mut ctl: Channel<FromStage, ToStage> =
+        Channel::from_fd(fd, limits()).map_err(|e| e.to_string())?;
+    let (plan, _) = ctl
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let ToStage::Plan {
+        program,
+        argv,
+        env,
+        grants,
+        mount_proc,
+        rlimits,
+        filter,
+    } = plan
+    else {
+        return Err("expected a plan".into());
+    };
+    let instructions = bpf::from_bytes(&filter).ok_or("malformed filter")?;
+    let mut config = Config {
+        keep_fds: vec![0, 1, 2, 3],
+        rlimits,
+        grants,
+        landlock_min_abi: 1,
+        mount_proc,
+        root_built: None,
+        seccomp_listener: true,
+        seccomp: SeccompChoice::Program(bpf::Program {
+            instructions,
+            arch: Arch::native(),
+            left_out: Vec::new(),
+        }),
+        opt_outs: Vec::new(),
+    };
+    let report = |ctl: &Channel<FromStage, ToStage>, why: String| {
+        let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);
+        why
+    };
+    let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
+    let in_user_ns = sandbox::lockdown::namespaces::inside_user_namespace();
+    let method = build_root(&config).map_err(|e| report(&ctl, e.to_string()))?;
+    config.root_built = Some((method, in_user_ns));
+    let child = one_thread.fork().map_err(|e| report(&ctl, e.to_string()))?;
+    if child == 0 {
+        let code = payload(ctl, &config, &program, &argv, &env);
+        std::process::exit(code);
+    }
+    // pid 1: reap everything; report the program's own status.
+    loop {
+        match nix::sys::wait::waitpid(None, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(pid, code)) if pid.as_raw() == child => {
+                let _ = ctl.send(
+                    &FromStage::Exited {
+                        code: Some(code),
+                        signal: None,
+                    },
+                    &[],
+                );
+                return Ok(0);
+            }
+            Ok(nix::sys::wait::WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == child => {
+                let _ = ctl.send(
+                    &FromStage::Exited {
+                        code: None,
+                        signal: Some(sig as i32),
+                    },
+                    &[],
+                );
+                return Ok(0);
+            }
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(format!("waitpid: {e}")),
+        }
+    }
+}
+
+fn payload(
+    mut ctl: Channel<FromStage, ToStage>,
+    config: &Config,
+    program: &str,
+    argv: &[String],
+    env: &[String],
+) -> i32 {
+    let mut locked = match lock_down(config) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ctl.send(&FromStage::Failed(e.to_string()), &[]);
+            return e.exit_code();
+        }
+    };
+    let listener: Option<OwnedFd> = locked.take_listener();
+    let Some(listener) = listener else {
+        let _ = ctl.send(&FromStage::Failed("no listener".into()), &[]);
+        return EXIT_SETUP;
+    };
+    if ctl
+        .send(
+            &FromStage::Ready(Box::new(locked.status().clone())),
+            &[listener.as_fd()],
+        )
+        .is_err()
+    {
+        return EXIT_SETUP;
+    }
+    drop(listener);
+    match ctl.recv_timeout(Duration::from_secs(10)) {
+        Ok((ToStage::Go, _)) => {}
+        _ => return EXIT_SETUP,
+    }
+    drop(ctl);
+    let c = |s: &str| CString::new(s).ok();
+    let (Some(path), Some(argv), Some(env)) = (
+        c(program),
+        argv.iter().map(|a| c(a)).collect::<Option<Vec<_>>>(),
+        env.iter().map(|a| c(a)).collect::<Option<Vec<_>>>(),
+    ) else {
+        return EXIT_SETUP;
+    };
+    let e = nix::unistd::execve(&path, &argv, &env);
+    eprintln!("sandbox: cannot execute {program}: {e:?}");
+    127
+}

@@ -1,0 +1,288 @@
+//! `sandbox run` end to end: real programs from the host under the defaults with the
+//! binds they need, exit codes passed through, limits and violations reported — as
+//! root and as uid 65534.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binds every dynamically linked program from Debian needs.
+const SYSTEM: &[&str] = &[
+    "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin",
+];
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sandbox-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    // Readable by uid 65534 too.
+    let _ = std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+    d
+}
+
+fn run(args: &[&str], nobody: bool) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    c.arg("run").args(SYSTEM).args(args).current_dir("/");
+    if nobody {
+        c.uid(65534).gid(65534);
+    }
+    c.output().expect("run sandbox")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).expect("write C");
+    let out = dir.join(name);
+    let s = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .status()
+        .expect("cc");
+    assert!(s.success(), "cc failed");
+    out
+}
+
+fn both(f: impl Fn(bool)) {
+    f(false);
+    f(true);
+}
+
+#[test]
+fn true_and_exit_codes_pass_through() {
+    both(|nobody| {
+        let o = run(&["--", "/bin/true"], nobody);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let o = run(&["--", "/bin/sh", "-c", "echo hello; exit 7"], nobody);
+        assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "hello\n");
+    });
+}
+
+#[test]
+fn only_bound_files_are_reachable() {
+    let d = tmp("ro");
+    std::fs::write(d.join("f"), "secret\n").expect("file");
+    let _ = std::fs::set_permissions(
+        d.join("f"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    );
+    let ds = d.to_str().expect("utf-8");
+    both(|nobody| {
+        let f = format!("{ds}/f");
+        let o = run(&["--ro", ds, "--", "/bin/cat", &f], nobody);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "secret\n");
+        let o = run(&["--", "/bin/cat", "/etc/passwd"], nobody);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            text(&o.stderr).contains("No such file or directory"),
+            "{}",
+            text(&o.stderr)
+        );
+    });
+}
+
+#[test]
+fn writes_outside_rw_fail_and_inside_land() {
+    let d = tmp("rw");
+    let ro = d.join("ro");
+    let rw = d.join("rw");
+    std::fs::create_dir_all(&ro).expect("ro");
+    std::fs::create_dir_all(&rw).expect("rw");
+    for p in [&ro, &rw] {
+        let _ = std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+    }
+    let (ros, rws) = (ro.to_str().expect("utf-8"), rw.to_str().expect("utf-8"));
+    let script = format!("echo x > {rws}/out && echo ok; echo y > {ros}/no; echo ro=$?; echo z > /tmp/no; echo tmp=$?");
+    let o = run(
+        &["--ro", ros, "--rw", rws, "--", "/bin/sh", "-c", &script],
+        false,
+    );
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("ok\n") && out.contains("ro=2") && out.contains("tmp=2"),
+        "{out}{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(rw.join("out")).expect("landed"),
+        "x\n"
+    );
+    assert!(!ro.join("no").exists());
+}
+
+#[test]
+fn limits_end_programs_with_a_report() {
+    both(|nobody| {
+        let o = run(&["--wall", "1", "--", "/bin/sleep", "10"], nobody);
+        assert_eq!(o.status.code(), Some(124));
+        assert!(
+            text(&o.stderr).contains("wall-clock limit of 1 s"),
+            "{}",
+            text(&o.stderr)
+        );
+        let o = run(
+            &["--cpu", "1", "--", "/bin/sh", "-c", "while :; do :; done"],
+            nobody,
+        );
+        assert_eq!(o.status.code(), Some(128 + libc::SIGXCPU));
+        assert!(
+            text(&o.stderr).contains("CPU time limit"),
+            "{}",
+            text(&o.stderr)
+        );
+    });
+    let d = tmp("fsize");
+    let ds = d.to_str().expect("utf-8");
+    let of = format!("of={ds}/big");
+    let o = run(
+        &[
+            "--dev",
+            "--rw",
+            ds,
+            "--fsize",
+            "1000",
+            "--",
+            "/bin/dd",
+            "if=/dev/zero",
+            &of,
+            "bs=1000",
+            "count=100",
+        ],
+        false,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(128 + libc::SIGXFSZ),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("file size limit"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn a_violation_is_reported_by_name_and_never_passed() {
+    let d = tmp("violation");
+    let prog = compile(
+        &d,
+        "v",
+        r#"#include <sys/syscall.h>
+#include <unistd.h>
+#include <stdio.h>
+int main(void) { puts("before"); fflush(stdout); syscall(SYS_ptrace, 16, 1, 0, 0); puts("GOT PAST"); return 0; }"#,
+    );
+    let _ = std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let ds = d.to_str().expect("utf-8");
+    let p = prog.to_str().expect("utf-8");
+    both(|nobody| {
+        let o = run(&["--ro", ds, "--", p], nobody);
+        assert_eq!(o.status.code(), Some(159), "{}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "before\n");
+        let err = text(&o.stderr);
+        assert!(err.contains(&format!("sandbox: killed {p} (pid ")), "{err}");
+        assert!(
+            err.contains("): seccomp violation: ptrace(16, 1, 0, 0)"),
+            "{err}"
+        );
+    });
+}
+
+/// As uid 65534. (As root the kernel exempts the root user from RLIMIT_NPROC, and this
+/// machine has no cgroup v2 for a pids limit: see the issue's closing note.)
+#[test]
+fn a_fork_bomb_is_bounded() {
+    let d = tmp("forkbomb");
+    let prog = compile(
+        &d,
+        "bomb",
+        r#"#include <unistd.h>
+#include <stdio.h>
+#include <sys/wait.h>
+int main(void) {
+    int made = 0;
+    for (int i = 0; i < 200; i++) {
+        pid_t p = fork();
+        if (p == 0) { sleep(2); _exit(0); }
+        if (p > 0) made++;
+    }
+    printf("made %d\n", made);
+    fflush(stdout);
+    while (wait(NULL) > 0) {}
+    return 0;
+}"#,
+    );
+    let _ = std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let ds = d.to_str().expect("utf-8");
+    let o = run(
+        &[
+            "--pids",
+            "10",
+            "--ro",
+            ds,
+            "--",
+            prog.to_str().expect("utf-8"),
+        ],
+        true,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let made: u32 = text(&o.stdout)
+        .trim()
+        .strip_prefix("made ")
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(made < 10, "{made} processes made under --pids 10");
+}
+
+#[test]
+fn the_status_report_is_verified_and_written_as_json() {
+    let d = tmp("status");
+    let f = d.join("status.json");
+    let o = run(
+        &[
+            "--status-json",
+            f.to_str().expect("utf-8"),
+            "--",
+            "/bin/true",
+        ],
+        false,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let json = std::fs::read_to_string(&f).expect("written");
+    for layer in [
+        "Namespaces",
+        "EmptyRoot",
+        "Fds",
+        "Rlimits",
+        "Capabilities",
+        "NoNewPrivs",
+        "Landlock",
+        "Seccomp",
+    ] {
+        assert!(json.contains(&format!("\"layer\": \"{layer}\"")), "{json}");
+    }
+    assert!(!json.contains("\"verified\": false"), "{json}");
+}
+
+#[test]
+fn an_unreachable_program_is_an_error_with_a_hint() {
+    let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["run", "--", "/bin/true"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        text(&o.stderr).contains("is not reachable inside: bind it"),
+        "{}",
+        text(&o.stderr)
+    );
+}
