@@ -28,10 +28,25 @@ fn main() {
         .and_then(|p| p.parent())
         .map(|p| p.join("sandbox"))
         .expect("target dir");
-    assert!(sandbox.exists(), "build it first: cargo build --release --bin sandbox");
+    assert!(
+        sandbox.exists(),
+        "build it first: cargo build --release --bin sandbox"
+    );
     let ours = || {
         let mut c = Command::new(&sandbox);
-        c.args(["run", "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin", "--", "/bin/true"]);
+        c.args([
+            "run",
+            "--ro",
+            "/usr",
+            "--ro",
+            "/lib",
+            "--ro",
+            "/lib64",
+            "--ro",
+            "/bin",
+            "--",
+            "/bin/true",
+        ]);
         c
     };
     let bwrap = || {

@@ -299,6 +299,7 @@ impl<S: Service> Broker<S> {
             env: spec.env.clone(),
             fds,
             namespaces: spec.namespaces.clone(),
+            extra_id: None,
         })?;
         drop(theirs);
         let pidfd = child.open_pidfd()?;

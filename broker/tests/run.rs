@@ -197,8 +197,9 @@ int main(void) { puts("before"); fflush(stdout); syscall(SYS_ptrace, 16, 1, 0, 0
     });
 }
 
-/// As uid 65534. (As root the kernel exempts the root user from RLIMIT_NPROC, and this
-/// machine has no cgroup v2 for a pids limit: see the closing note.)
+/// As root the program runs as a user id of its own (the kernel exempts root from
+/// RLIMIT_NPROC); as uid 65534 it runs as the caller. This machine has no cgroup v2 for
+/// a pids limit.
 #[test]
 fn a_fork_bomb_is_bounded() {
     let d = tmp("forkbomb");
@@ -271,6 +272,28 @@ fn the_status_report_is_verified_and_written_as_json() {
         assert!(json.contains(&format!("\"layer\": \"{layer}\"")), "{json}");
     }
     assert!(!json.contains("\"verified\": false"), "{json}");
+}
+
+#[test]
+fn uid_inside() {
+    let o = run(&["--", "/bin/sh", "-c", "id -u"], false);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "1000",
+        "root callers run the program as 1000 inside"
+    );
+    let o = run(&["--uid", "4321", "--", "/bin/sh", "-c", "id -u"], false);
+    assert_eq!(text(&o.stdout).trim(), "4321", "{}", text(&o.stderr));
+    let o = run(&["--uid", "0", "--", "/bin/sh", "-c", "id -u"], false);
+    assert_eq!(text(&o.stdout).trim(), "0", "{}", text(&o.stderr));
+    let o = run(&["--", "/bin/sh", "-c", "id -u"], true);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "0",
+        "an unprivileged caller is 0 inside"
+    );
+    let o = run(&["--uid", "5", "--", "/bin/true"], true);
+    assert_eq!(o.status.code(), Some(125));
 }
 
 #[test]

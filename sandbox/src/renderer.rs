@@ -221,6 +221,7 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
         mount_proc: false,
         root_built: None,
         seccomp_listener: false,
+        switch_to: None,
         seccomp: SeccompChoice::Preset(preset),
         opt_outs: setup.opt_outs.clone(),
     };

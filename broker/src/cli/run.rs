@@ -43,6 +43,13 @@ pub const EXIT_VIOLATION: i32 = 159;
 pub const EXIT_WALL: i32 = 124;
 /// Exit status when the sandbox itself could not be set up.
 pub const EXIT_SETUP: i32 = 125;
+/// When the caller is root, the program runs as [`SANDBOX_UID`] inside, mapped to this
+/// plus the supervisor's pid modulo 65536 outside: a user id of the sandbox's own.
+pub const SANDBOX_ID_BASE: u32 = 0x7ff0_0000;
+/// The program's uid and gid inside when the caller is root (else 0).
+pub const SANDBOX_UID: u32 = 1000;
+/// Where the stage finds its own executable (exec'd as /proc/self/fd/N).
+const STAGE_EXE_FD: i32 = 4;
 
 /// `sandbox run` options (bwrap's spellings where they exist).
 #[derive(Debug, Args)]
@@ -87,6 +94,11 @@ pub struct RunArgs {
     /// Set an environment variable (the environment is otherwise empty). Repeatable.
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// The program's uid and gid inside (default: 1000 when the caller is root, with a
+    /// user id of its own outside; 0 — mapped to the caller — otherwise). Another id
+    /// than 0 needs a root caller.
+    #[arg(long)]
+    pub uid: Option<u32>,
     /// Write the verified status report as JSON to FILE.
     #[arg(long = "status-json", value_name = "FILE")]
     pub status_json: Option<PathBuf>,
@@ -106,6 +118,7 @@ enum ToStage {
         mount_proc: bool,
         rlimits: Rlimits,
         filter: Vec<u8>,
+        switch_to: Option<(u32, u32)>,
     },
     Go,
 }
@@ -238,6 +251,23 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         processes: args.pids,
     };
 
+    // As root, the program runs as a user id of its own (inside: SANDBOX_UID), so that
+    // RLIMIT_NPROC counts only its processes (the kernel never applies it to root) and
+    // root's files outside are not its own.
+    let root = nix::unistd::geteuid().is_root();
+    let inside = match (args.uid, root) {
+        (Some(0), _) => None,
+        (Some(u), true) => Some(u),
+        (Some(_), false) => {
+            return Err("--uid other than 0 needs a root caller (only one id can be mapped)".into())
+        }
+        (None, true) => Some(SANDBOX_UID),
+        (None, false) => None,
+    };
+    let extra_id = inside.map(|u| {
+        let id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
+        (u, id, id)
+    });
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -257,6 +287,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             mount_proc: args.proc,
             rlimits,
             filter: bpf::to_bytes(&program.instructions),
+            switch_to: extra_id.map(|(u, _, _)| (u, u)),
         },
         &[],
     )
@@ -269,16 +300,27 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         },
         ..Namespaces::default()
     };
-    let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // The stage is this binary, exec'd through a descriptor opened here: the sandbox's
+    // user may not be able to walk the path to it.
+    let self_exe = std::fs::File::open(std::env::current_exe().map_err(|e| e.to_string())?)
+        .map_err(|e| format!("cannot open the sandbox binary: {e}"))?;
     let mut stage = spawn(&SpawnSpec {
-        exe: self_exe,
+        exe: PathBuf::from(format!("/proc/self/fd/{STAGE_EXE_FD}")),
         args: vec![STAGE_ARG.to_string()],
         env: Vec::new(),
-        fds: vec![(0, 0), (1, 1), (2, 2), (theirs.as_raw_fd(), 3)],
+        fds: vec![
+            (0, 0),
+            (1, 1),
+            (2, 2),
+            (theirs.as_raw_fd(), 3),
+            (self_exe.as_raw_fd(), STAGE_EXE_FD),
+        ],
         namespaces: namespaces.clone(),
+        extra_id,
     })
     .map_err(|e| e.to_string())?;
     drop(theirs);
+    drop(self_exe);
     let start = Instant::now();
     let wall = Duration::from_secs(args.wall);
 
@@ -432,6 +474,7 @@ fn stage_inner() -> Result<i32, String> {
         mount_proc,
         rlimits,
         filter,
+        switch_to,
     } = plan
     else {
         return Err("expected a plan".into());
@@ -445,6 +488,7 @@ fn stage_inner() -> Result<i32, String> {
         mount_proc,
         root_built: None,
         seccomp_listener: true,
+        switch_to,
         seccomp: SeccompChoice::Program(bpf::Program {
             instructions,
             arch: Arch::native(),

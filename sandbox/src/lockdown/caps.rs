@@ -16,7 +16,10 @@ fn err(call: &'static str) -> impl Fn(std::io::Error) -> LockdownError {
     move |e| LockdownError::new(Layer::Capabilities, call, e)
 }
 
-pub(super) fn drop_all(cap_last_cap: u32) -> Result<(), LockdownError> {
+pub(super) fn drop_all(
+    cap_last_cap: u32,
+    switch_to: Option<(u32, u32)>,
+) -> Result<(), LockdownError> {
     prctl_int(libc::PR_SET_SECUREBITS, SECUREBITS, 0).map_err(err("prctl(PR_SET_SECUREBITS)"))?;
     for cap in 0..=cap_last_cap {
         prctl_int(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0)
@@ -28,6 +31,16 @@ pub(super) fn drop_all(cap_last_cap: u32) -> Result<(), LockdownError> {
         0,
     )
     .map_err(err("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
+    if let Some((uid, gid)) = switch_to {
+        let (u, g) = (
+            nix::unistd::Uid::from_raw(uid),
+            nix::unistd::Gid::from_raw(gid),
+        );
+        nix::unistd::setresgid(g, g, g)
+            .map_err(|e| LockdownError::new(Layer::Capabilities, "setresgid", e.into()))?;
+        nix::unistd::setresuid(u, u, u)
+            .map_err(|e| LockdownError::new(Layer::Capabilities, "setresuid", e.into()))?;
+    }
     capset_none().map_err(err("capset"))?;
     prctl_int(libc::PR_SET_DUMPABLE, 0, 0).map_err(err("prctl(PR_SET_DUMPABLE)"))?;
     // The spawner arms PR_SET_PDEATHSIG before exec (and checks the race); a renderer

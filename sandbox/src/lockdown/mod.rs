@@ -131,6 +131,9 @@ pub struct Config {
     /// Install the filter with a user-notification listener (single-threaded callers;
     /// no TSYNC) and hand it back in [`LockedDown::take_listener`].
     pub seccomp_listener: bool,
+    /// Switch to this (uid, gid) inside, in the capabilities layer (after securebits
+    /// and the bounding set, before the sets are emptied). The id must be mapped.
+    pub switch_to: Option<(u32, u32)>,
     /// The seccomp policy.
     pub seccomp: SeccompChoice,
     /// Explicit opt-outs.
@@ -147,6 +150,7 @@ impl Default for Config {
             mount_proc: false,
             root_built: None,
             seccomp_listener: false,
+            switch_to: None,
             seccomp: SeccompChoice::Preset(Preset::Renderer),
             opt_outs: Vec::new(),
         }
@@ -339,7 +343,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     status.time(Layer::Rlimits, t.elapsed());
 
     let t = Instant::now();
-    caps::drop_all(before.cap_last_cap)?;
+    caps::drop_all(before.cap_last_cap, config.switch_to)?;
     let caps_detail = caps::verify(before.cap_last_cap)?;
     status.record(Layer::Capabilities, true, true, caps_detail);
     status.time(Layer::Capabilities, t.elapsed());

@@ -81,7 +81,7 @@ impl EmptyNetwork {
                 std::io::Error::from_raw_os_error(libc::ECHILD),
             ));
         }
-        write_id_maps(raw)?;
+        write_id_maps(raw, None)?;
         let open = |ns: &str| {
             std::fs::File::open(format!("/proc/{raw}/ns/{ns}"))
                 .map(OwnedFd::from)
@@ -193,6 +193,12 @@ pub struct SpawnSpec {
     pub fds: Vec<(RawFd, RawFd)>,
     /// Namespaces to create.
     pub namespaces: Namespaces,
+    /// One more id mapped besides 0 → the caller: (inside id, outside uid, outside
+    /// gid). Needs CAP_SETUID/CAP_SETGID over the caller's namespace (a root caller).
+    /// A process that switches to it (see `Config::switch_to`) has a user id of its
+    /// own outside: not root, and counted alone by RLIMIT_NPROC (which the kernel
+    /// never applies to root).
+    pub extra_id: Option<(u32, u32, u32)>,
 }
 
 impl SpawnSpec {
@@ -204,6 +210,7 @@ impl SpawnSpec {
             env: Vec::new(),
             fds: Vec::new(),
             namespaces: Namespaces::default(),
+            extra_id: None,
         }
     }
 }
@@ -361,7 +368,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
         ));
     };
     if spec.namespaces.user && join.is_none() {
-        if let Err(e) = write_id_maps(child.pid()) {
+        if let Err(e) = write_id_maps(child.pid(), spec.extra_id) {
             let _ = child.kill();
             return Err(e);
         }
@@ -386,13 +393,18 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
 }
 
 /// setgroups = deny, then uid/gid 0 inside mapped to our euid/egid outside.
-fn write_id_maps(pid: i32) -> Result<(), LockdownError> {
+fn write_id_maps(pid: i32, extra: Option<(u32, u32, u32)>) -> Result<(), LockdownError> {
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
+    let (more_uid, more_gid) = match extra {
+        Some((inside, ou, og)) => (format!("{inside} {ou} 1\n"), format!("{inside} {og} 1\n")),
+        None => (String::new(), String::new()),
+    };
     let write = |file: &str, text: String| std::fs::write(format!("/proc/{pid}/{file}"), text);
     write("setgroups", "deny".into()).map_err(ns_err("write /proc/PID/setgroups"))?;
-    write("uid_map", format!("0 {uid} 1\n")).map_err(ns_err("write /proc/PID/uid_map"))?;
-    write("gid_map", format!("0 {gid} 1\n")).map_err(ns_err("write /proc/PID/gid_map"))
+    write("uid_map", format!("0 {uid} 1\n{more_uid}"))
+        .map_err(ns_err("write /proc/PID/uid_map"))?;
+    write("gid_map", format!("0 {gid} 1\n{more_gid}")).map_err(ns_err("write /proc/PID/gid_map"))
 }
 
 /// The 4-byte value (errno after `E`, pid after `P`) a child writes after its tag.
