@@ -1,0 +1,75 @@
+/* A hostile program for `sandbox run`: each argument names one escape vector from
+ * shared/escape-vectors.md. It prints "VECTOR: errno N" (or "VECTOR: ok") when the
+ * attempt returns; a violation kills it before that line. Harmless unsandboxed:
+ * signal 0, invalid magic numbers, arguments that fail after the permission check. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+
+static void report(const char *v, long r) {
+    if (r < 0) printf("%s: errno %d\n", v, errno); else printf("%s: ok\n", v);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    const char *v = argc > 1 ? argv[1] : "";
+    long r = 0;
+    if (!strcmp(v, "read_passwd")) r = open("/etc/passwd", O_RDONLY);
+    else if (!strcmp(v, "read_proc_environ")) r = open("/proc/1/environ", O_RDONLY);
+    else if (!strcmp(v, "write_root")) r = open("/evil", O_WRONLY | O_CREAT, 0600);
+    else if (!strcmp(v, "ptrace_attach")) r = syscall(SYS_ptrace, 16 /* ATTACH */, getppid(), 0, 0);
+    else if (!strcmp(v, "ptrace_traceme")) r = syscall(SYS_ptrace, 0 /* TRACEME */, 0, 0, 0);
+    else if (!strcmp(v, "process_vm_readv")) r = syscall(SYS_process_vm_readv, 1, 0, 0, 0, 0, 0);
+    else if (!strcmp(v, "kill_parent")) r = kill(getppid(), 0);
+    else if (!strcmp(v, "kill_init")) r = kill(1, 0);
+    else if (!strcmp(v, "unshare_user")) r = unshare(CLONE_NEWUSER);
+    else if (!strcmp(v, "setns")) r = setns(0, 0);
+    else if (!strcmp(v, "mount")) r = mount("none", "/", "tmpfs", 0, 0);
+    else if (!strcmp(v, "chroot")) r = chroot("/");
+    else if (!strcmp(v, "setuid0")) r = setuid(0);
+    else if (!strcmp(v, "bpf")) r = syscall(SYS_bpf, 0, 0, 0);
+    else if (!strcmp(v, "perf_event_open")) r = syscall(SYS_perf_event_open, 0, 0, -1, -1, 0);
+    else if (!strcmp(v, "keyctl")) r = syscall(SYS_keyctl, 0, 0, 0, 0, 0);
+    else if (!strcmp(v, "add_key")) r = syscall(SYS_add_key, "user", "x", "y", 1, 0);
+    else if (!strcmp(v, "init_module")) r = syscall(SYS_init_module, 0, 0, "");
+    else if (!strcmp(v, "kexec_load")) r = syscall(SYS_kexec_load, 0, 0, 0, 0);
+    else if (!strcmp(v, "reboot")) r = syscall(SYS_reboot, 0, 0, 0, 0);
+    else if (!strcmp(v, "swapon")) r = syscall(SYS_swapon, "/dev/null", 0);
+    else if (!strcmp(v, "acct")) r = syscall(SYS_acct, 0);
+    else if (!strcmp(v, "syslog")) r = syscall(SYS_syslog, 3, 0, 0);
+    else if (!strcmp(v, "settimeofday")) r = syscall(SYS_settimeofday, 0, 0);
+    else if (!strcmp(v, "sethostname")) r = syscall(SYS_sethostname, "x", 1);
+    else if (!strcmp(v, "iopl")) r = syscall(SYS_iopl, 3);
+    else if (!strcmp(v, "ioperm")) r = syscall(SYS_ioperm, 0, 1, 1);
+    else if (!strcmp(v, "io_uring_setup")) r = syscall(SYS_io_uring_setup, 1, 0);
+    else if (!strcmp(v, "userfaultfd")) r = syscall(SYS_userfaultfd, 0);
+    else if (!strcmp(v, "tiocsti")) { char c = 'x'; r = ioctl(0, TIOCSTI, &c); }
+    else if (!strcmp(v, "tiocsti_high_bits")) { char c = 'x'; r = syscall(SYS_ioctl, 0, 0x100000000UL | TIOCSTI, &c); }
+    else if (!strcmp(v, "x32")) r = syscall(SYS_getpid | 0x40000000);
+    else if (!strcmp(v, "socket_packet")) r = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    else if (!strcmp(v, "socket_netlink_ok")) r = socket(AF_NETLINK, SOCK_RAW, 0);
+    else if (!strcmp(v, "connect_localhost")) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(9) };
+        a.sin_addr.s_addr = htonl(0x7f000001);
+        r = s < 0 ? s : connect(s, (struct sockaddr *)&a, sizeof a);
+    }
+    else if (!strcmp(v, "clone_newns")) r = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+    else { printf("unknown vector %s\n", v); return 2; }
+    report(v, r);
+    return 0;
+}
