@@ -401,3 +401,151 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         text(&o.stderr)
     );
 }
+
+/// Real programs from Debian's packages under the defaults, each reading its input from
+/// an --ro folder and writing into an --rw one (`.ci/run` installs imagemagick and
+/// poppler-utils; python3, sqlite3 and jq come with the machine).
+#[test]
+fn real_programs_work_with_the_usual_binds() {
+    let d = tmp("real");
+    let (input, out) = (d.join("in"), d.join("out"));
+    std::fs::create_dir_all(&input).expect("in");
+    std::fs::create_dir_all(&out).expect("out");
+    for p in [&input, &out] {
+        let _ = std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+    }
+    std::fs::write(input.join("data.json"), "{\"a\": [1, 2, 3, 4]}\n").expect("json");
+    // A 2x2 image and a one-page PDF, written by hand.
+    std::fs::write(
+        input.join("img.ppm"),
+        "P3\n2 2\n255\n255 0 0  0 255 0\n0 0 255  255 255 255\n",
+    )
+    .expect("ppm");
+    std::fs::write(input.join("doc.pdf"), minimal_pdf()).expect("pdf");
+    for f in ["data.json", "img.ppm", "doc.pdf"] {
+        let _ = std::fs::set_permissions(
+            input.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        );
+    }
+    let (i, o) = (input.to_str().expect("utf-8"), out.to_str().expect("utf-8"));
+    let binds = ["--ro", i, "--rw", o, "--dev"];
+    let sh = |script: String| {
+        let mut args: Vec<&str> = binds.to_vec();
+        args.extend(["--", "/bin/sh", "-c"]);
+        let s: &'static str = Box::leak(script.into_boxed_str());
+        args.push(s);
+        run(&args, false)
+    };
+    let checks: Vec<(&str, Output, PathBuf, &str)> = vec![
+        (
+            "python3",
+            sh(format!(
+                "/usr/bin/python3 -c 'import json; d = json.load(open(\"{i}/data.json\")); open(\"{o}/py.txt\", \"w\").write(str(sum(d[\"a\"])))'"
+            )),
+            out.join("py.txt"),
+            "10",
+        ),
+        (
+            "sqlite3",
+            sh(format!("/usr/bin/sqlite3 {o}/db.sqlite 'create table t(x); insert into t values (42);' && /usr/bin/sqlite3 {o}/db.sqlite 'select x from t' > {o}/sql.txt")),
+            out.join("sql.txt"),
+            "42\n",
+        ),
+        ("jq", sh(format!("/usr/bin/jq '.a | add' {i}/data.json > {o}/jq.txt")), out.join("jq.txt"), "10\n"),
+    ];
+    for (name, o, file, want) in checks {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap_or_default(),
+            want,
+            "{name}"
+        );
+    }
+    // ImageMagick reads its configuration from /etc/ImageMagick-6.
+    let im = run(
+        &[
+            "--ro",
+            i,
+            "--rw",
+            o,
+            "--dev",
+            "--ro",
+            "/etc/ImageMagick-6",
+            "--",
+            "/usr/bin/convert",
+            &format!("{i}/img.ppm"),
+            &format!("{o}/img.png"),
+        ],
+        false,
+    );
+    assert_eq!(im.status.code(), Some(0), "convert: {}", text(&im.stderr));
+    let png = std::fs::read(out.join("img.png")).unwrap_or_default();
+    assert!(png.starts_with(b"\x89PNG"), "convert wrote no PNG");
+    let pdf = run(
+        &[
+            "--ro",
+            i,
+            "--rw",
+            o,
+            "--dev",
+            "--",
+            "/usr/bin/pdftoppm",
+            "-png",
+            "-r",
+            "10",
+            &format!("{i}/doc.pdf"),
+            &format!("{o}/page"),
+        ],
+        false,
+    );
+    assert_eq!(
+        pdf.status.code(),
+        Some(0),
+        "pdftoppm: {}",
+        text(&pdf.stderr)
+    );
+    let page = std::fs::read_dir(&out)
+        .expect("out")
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("page"))
+        .expect("pdftoppm wrote a page");
+    assert!(std::fs::read(page.path())
+        .unwrap_or_default()
+        .starts_with(b"\x89PNG"));
+}
+
+/// A valid one-page PDF with a filled rectangle, with a correct xref table.
+fn minimal_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 72 72] /Contents 4 0 R >>".to_string(),
+        "<< /Length 26 >>\nstream\n0 0 1 rg 10 10 50 50 re f\nendstream".to_string(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (n, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{body}\nendobj\n", n + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for o in offsets {
+        pdf.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    pdf
+}
