@@ -236,6 +236,21 @@ struct ReportTemplate {
     sock: std::os::fd::RawFd,
 }
 
+impl ReportTemplate {
+    fn new(sock: std::os::fd::RawFd, template: &[u8]) -> std::io::Result<ReportTemplate> {
+        let mut bytes = [0u8; 128];
+        let slot = bytes.get_mut(..template.len()).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "template too long")
+        })?;
+        slot.copy_from_slice(template);
+        Ok(ReportTemplate {
+            bytes,
+            len: template.len(),
+            sock,
+        })
+    }
+}
+
 static REPORT: std::sync::OnceLock<ReportTemplate> = std::sync::OnceLock::new();
 
 extern "C" fn report_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -311,17 +326,8 @@ pub fn install_violation_reporter(
     sock: std::os::fd::RawFd,
     template: &[u8],
 ) -> std::io::Result<()> {
-    let mut bytes = [0u8; 128];
-    let slot = bytes.get_mut(..template.len()).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "template too long")
-    })?;
-    slot.copy_from_slice(template);
     REPORT
-        .set(ReportTemplate {
-            bytes,
-            len: template.len(),
-            sock,
-        })
+        .set(ReportTemplate::new(sock, template)?)
         .map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -348,17 +354,8 @@ static OOM_REPORT: std::sync::OnceLock<ReportTemplate> = std::sync::OnceLock::ne
 /// Register the frame sent when an allocation fails: `template`'s last 8 bytes are
 /// replaced by the failed size. Once per process.
 pub fn install_oom_reporter(sock: std::os::fd::RawFd, template: &[u8]) -> std::io::Result<()> {
-    let mut bytes = [0u8; 128];
-    let slot = bytes.get_mut(..template.len()).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "template too long")
-    })?;
-    slot.copy_from_slice(template);
     OOM_REPORT
-        .set(ReportTemplate {
-            bytes,
-            len: template.len(),
-            sock,
-        })
+        .set(ReportTemplate::new(sock, template)?)
         .map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -493,10 +490,9 @@ pub fn single_threaded() -> io::Result<bool> {
 /// Fork the calling process. The caller guarantees (see
 /// `sandbox::lockdown::SingleThreaded`) that it has one thread.
 pub fn fork_checked_single_threaded() -> io::Result<libc::pid_t> {
-    // SAFETY: the caller holds proof that the process had exactly one thread when it
-    // was checked, and the safe API that hands out that proof is not Send, so no other
-    // thread can have been started since by this thread's owner... the child is a
-    // complete copy in which every lock is free and every allocation consistent.
+    // The caller checked that the process had one thread and started none since (the
+    // contract of `SingleThreaded`), so the child is a complete copy: locks free.
+    // SAFETY: fork has no memory preconditions; the above makes the child usable.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         Err(io::Error::last_os_error())

@@ -70,10 +70,9 @@ pub fn recv_with_fds(
             // SAFETY: see above.
             let data = unsafe { libc::CMSG_DATA(cmsg) } as *const RawFd;
             for i in 0..count {
-                // SAFETY: the kernel wrote `count` fds at `data` (cmsg_len says so, and
-                // it lies within the control buffer); read_unaligned copes with any
-                // alignment. Each is a descriptor the kernel has just installed in our
-                // table for this call and nothing else owns: OwnedFd takes it.
+                // The kernel wrote `count` fds at `data` (cmsg_len says so, within the
+                // control buffer); each was just installed in our table for this call.
+                // SAFETY: in bounds (above); read_unaligned copes with any alignment.
                 let fd = unsafe { std::ptr::read_unaligned(data.add(i)) };
                 if fd >= 0 {
                     // SAFETY: as above: a fresh descriptor owned by nothing else.
