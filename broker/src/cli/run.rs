@@ -333,6 +333,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     let Some(listener) = listener else {
         return Err("no notification listener".into());
     };
+    let mut listener = Some(listener);
     let payload = payload_pid(stage.pid()).ok_or("cannot find the program's process")?;
     if let Err(problems) = verify_from_outside(payload, &status, &namespaces.expected_new()) {
         return Err(format!(
@@ -361,40 +362,49 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             );
             return Ok(EXIT_WALL);
         }
+        // The listener is watched until it hangs up (every filter user is gone).
         let flags: Vec<bool> = {
-            let mut fds = [
-                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            let mut fds = vec![
                 PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
                 PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(l) = &listener {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             let _ = poll(&mut fds, PollTimeout::from(ms));
             fds.iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect()
         };
+        // Indices: 0 control channel, 1 stage pidfd, 2 listener.
         let ready = |i: usize| flags.get(i).copied().unwrap_or(false);
-        if ready(0) {
-            if let Ok((pid, nr, _arch, a)) =
-                sandbox::seccomp::receive_notification(listener.as_fd())
-            {
-                stage.signal_kill();
-                let _ = stage.wait();
-                eprintln!(
-                    "sandbox: killed {name} (pid {pid}): seccomp violation: {}",
-                    describe_call(arch, nr, &a)
-                );
-                return Ok(EXIT_VIOLATION);
+        if ready(2) {
+            let got = listener
+                .as_ref()
+                .map(|l| sandbox::seccomp::receive_notification(l.as_fd()));
+            match got {
+                Some(Ok((pid, nr, _arch, a))) => {
+                    stage.signal_kill();
+                    let _ = stage.wait();
+                    eprintln!(
+                        "sandbox: killed {name} (pid {pid}): seccomp violation: {}",
+                        describe_call(arch, nr, &a)
+                    );
+                    return Ok(EXIT_VIOLATION);
+                }
+                // Hung up: nothing can be notified any more.
+                _ => listener = None,
             }
         }
-        if ready(1) {
+        if ready(0) {
             match ctl.try_recv() {
                 Ok(Some((FromStage::Exited { code, signal }, _))) => exited = Some((code, signal)),
                 Ok(_) => {}
                 Err(_) => {}
             }
         }
-        if ready(2) {
+        if ready(1) {
             let _ = stage.wait();
             while let Ok(Some((m, _))) = ctl.try_recv() {
                 if let FromStage::Exited { code, signal } = m {
