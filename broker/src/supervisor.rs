@@ -17,6 +17,8 @@ use sandbox::lockdown::namespaces::{spawn, SpawnSpec, Spawned};
 use sandbox::lockdown::status::verify_from_outside;
 use sandbox::lockdown::Status;
 use sandbox::policy::arch::Arch;
+use sandbox::policy::presets::Preset;
+use sandbox::policy::text::Options;
 use sandbox::protocol::{BrokerNote, RendererNote, Request, Response, Setup, Violation};
 use sandbox::renderer::{Protocol, CHANNEL_FD};
 use std::collections::{HashMap, VecDeque};
@@ -208,6 +210,8 @@ pub struct Broker<S: Service> {
     pending: Vec<PendingRestart>,
     next_id: u64,
     events: VecDeque<Event>,
+    /// Presets compiled for `SELF_PID` = 1.
+    compiled: HashMap<Preset, Vec<u8>>,
 }
 
 const PIDFD_BIT: u64 = 1 << 63;
@@ -223,7 +227,22 @@ impl<S: Service> Broker<S> {
             pending: Vec::new(),
             next_id: 1,
             events: VecDeque::new(),
+            compiled: HashMap::new(),
         })
+    }
+
+    /// The preset compiled once for renderers that are pid 1 of their own pid
+    /// namespace (`SELF_PID` = 1), as raw `sock_filter` bytes.
+    fn compiled_preset(&mut self, preset: Preset) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.compiled.get(&preset) {
+            return Some(bytes.clone());
+        }
+        let options = Options::new(Arch::native()).define("SELF_PID", 1);
+        let policy = preset.policy(&options).ok()?;
+        let program = sandbox::bpf::compile(&policy, Arch::native()).ok()?;
+        let bytes = sandbox::bpf::to_bytes(&program.instructions);
+        self.compiled.insert(preset, bytes.clone());
+        Some(bytes)
     }
 
     /// The embedder's service.
@@ -274,6 +293,11 @@ impl<S: Service> Broker<S> {
             rlimits: spec.rlimits,
             opt_outs: spec.opt_outs.clone(),
             landlock_min_abi: spec.landlock_min_abi,
+            filter: if spec.namespaces.pid {
+                self.compiled_preset(spec.preset)
+            } else {
+                None
+            },
         };
         // The socket buffer is empty: this cannot block or fail for want of room.
         setup_channel

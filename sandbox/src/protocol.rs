@@ -24,6 +24,10 @@ pub struct Setup {
     pub opt_outs: Vec<OptOut>,
     /// The lowest Landlock ABI accepted.
     pub landlock_min_abi: u32,
+    /// The preset already compiled by the broker for this architecture (raw
+    /// `sock_filter` bytes), so the renderer need not parse and compile it. `None`:
+    /// the renderer compiles `preset` itself (with its own pid as `SELF_PID`).
+    pub filter: Option<Vec<u8>>,
 }
 
 impl Message for Setup {}

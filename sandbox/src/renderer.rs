@@ -222,7 +222,15 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
         root_built: None,
         seccomp_listener: false,
         switch_to: None,
-        seccomp: SeccompChoice::Preset(preset),
+        seccomp: match setup.filter.as_deref().map(crate::bpf::from_bytes) {
+            Some(Some(instructions)) => SeccompChoice::Program(crate::bpf::Program {
+                instructions,
+                arch: crate::policy::arch::Arch::native(),
+                left_out: Vec::new(),
+            }),
+            Some(None) => fail_setup::<P>(&channel, "malformed filter".into()),
+            None => SeccompChoice::Preset(preset),
+        },
         opt_outs: setup.opt_outs.clone(),
     };
     if let Some(template) = violation_template::<P>(&channel) {
