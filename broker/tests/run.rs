@@ -549,3 +549,68 @@ fn minimal_pdf() -> Vec<u8> {
     );
     pdf
 }
+
+#[test]
+fn env_dev_proc_and_network_options() {
+    // The environment is empty unless set.
+    let o = run(&["--env", "GREETING=hi", "--", "/usr/bin/env"], false);
+    let env = text(&o.stdout);
+    assert_eq!(env, "GREETING=hi\n", "{}", text(&o.stderr));
+    // No /dev or /proc unless asked.
+    let o = run(
+        &["--", "/bin/sh", "-c", "ls /dev /proc 2>&1; echo rc=$?"],
+        false,
+    );
+    assert!(text(&o.stdout).contains("rc=2"), "{}", text(&o.stdout));
+    // The device files work (the /dev folder itself cannot be listed: only the three
+    // files are granted in Landlock).
+    let script = "for d in null zero urandom; do test -c /dev/$d && echo $d; done; \
+                  head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo wrote; \
+                  ls /proc | grep -c '^[0-9]'";
+    let o = run(&["--dev", "--proc", "--", "/bin/sh", "-c", script], false);
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with("null\nzero\nurandom\n3\nwrote\n"),
+        "{out}{}",
+        text(&o.stderr)
+    );
+    // Two processes in the pid namespace: the stage (1) and the shell (2), plus ls.
+    let n: u32 = out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!((2..=4).contains(&n), "{out}");
+    // A new network namespace has only lo; --share-net keeps the host's interfaces.
+    let o = run(
+        &[
+            "--proc",
+            "--",
+            "/bin/sh",
+            "-c",
+            "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+        ],
+        false,
+    );
+    assert_eq!(text(&o.stdout), "lo\n", "{}", text(&o.stderr));
+    let o = run(
+        &[
+            "--proc",
+            "--share-net",
+            "--",
+            "/bin/sh",
+            "-c",
+            "tail -n +3 /proc/net/dev | wc -l",
+        ],
+        false,
+    );
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev")
+        .map(|s| s.lines().count() - 2)
+        .unwrap_or(0);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        host_ifaces.to_string(),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -54,3 +54,8 @@ pub fn i386_getpid() -> i64 {
 pub fn fionread_with_high_bits(fd: i32, high: u32) -> io::Result<i32> {
     sys::fionread_with_high_bits(fd, high)
 }
+
+/// mmap one anonymous page with `prot` (PROT_* bits) and unmap it.
+pub fn mmap_anonymous_page(prot: i32) -> io::Result<()> {
+    sys::mmap_anonymous_page(prot)
+}

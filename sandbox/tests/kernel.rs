@@ -213,6 +213,35 @@ fn child(name: &str) {
                 nix::sys::signal::kill(nix::unistd::getpid(), None)
             ));
         }
+        "plugin" | "renderer_exec_map" => {
+            probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
+            let preset = if name == "plugin" {
+                Preset::Plugin
+            } else {
+                Preset::Renderer
+            };
+            let policy = preset
+                .policy_for_self()
+                .unwrap_or_else(|e| fail(&format!("preset: {e}")));
+            let program = bpf::compile(&policy, Arch::native())
+                .unwrap_or_else(|e| fail(&format!("compile: {e}")));
+            seccomp::install(&program, InstallOptions::default())
+                .unwrap_or_else(|e| fail(&format!("install: {e}")));
+            let trap_nr = || probe::last_trap().map_or(-1, |t| t.syscall);
+            say(&format!(
+                "rw={:?}",
+                probe::mmap_anonymous_page(libc::PROT_READ | libc::PROT_WRITE).is_ok()
+            ));
+            let _ = probe::mmap_anonymous_page(libc::PROT_READ | libc::PROT_EXEC);
+            say(&format!("rx-trapped={}", trap_nr()));
+            let _ =
+                probe::mmap_anonymous_page(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+            say(&format!("wx-trapped={}", trap_nr()));
+            say(&format!(
+                "traps={}",
+                probe::last_trap().map_or(0, |t| t.count)
+            ));
+        }
         other => fail(&format!("no child case `{other}`")),
     }
     std::process::exit(0);
@@ -363,6 +392,28 @@ const CASES: &[Case] = &[
         )
     }),
     ("renderer_preset_effects", renderer_case),
+    ("plugin_preset_allows_rx_never_wx_renderer_neither", || {
+        let mmap = nr("mmap");
+        let out = expect_exit0(&run_child("plugin"))?;
+        // plugin: read+exec allowed (no trap), write+exec trapped.
+        check(
+            out.contains("rw=true")
+                && out.contains("rx-trapped=-1")
+                && out.contains(&format!("wx-trapped={mmap}"))
+                && out.contains("traps=1"),
+            "plugin",
+            &out,
+        )?;
+        let out = expect_exit0(&run_child("renderer_exec_map"))?;
+        // renderer: any executable mapping is trapped.
+        check(
+            out.contains("rw=true")
+                && out.contains(&format!("rx-trapped={mmap}"))
+                && out.contains("traps=2"),
+            "renderer",
+            &out,
+        )
+    }),
     ("renderer_preset_effects_as_nobody", || {
         let out = expect_exit0(&run_child("renderer_as_nobody"))?;
         check(

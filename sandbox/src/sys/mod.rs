@@ -500,3 +500,25 @@ pub fn fork_checked_single_threaded() -> io::Result<libc::pid_t> {
         Ok(pid)
     }
 }
+
+/// Map one anonymous private page with `prot` and unmap it again.
+pub fn mmap_anonymous_page(prot: libc::c_int) -> io::Result<()> {
+    // SAFETY: an anonymous private mapping at a kernel-chosen address touches no
+    // existing memory; it is unmapped below and never accessed.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `p` is the page mapped just above, not referenced anywhere.
+    unsafe { libc::munmap(p, 4096) };
+    Ok(())
+}
