@@ -202,14 +202,26 @@ impl Service for Nothing {
     }
 }
 
-fn spawn_to_ready(rounds: usize) -> f64 {
+fn spawn_to_ready(rounds: usize, zygote: bool, share_net: bool) -> f64 {
     let mut broker = Broker::new(BrokerConfig::default(), Nothing).expect("broker");
-    let mut times = Vec::new();
-    for _ in 0..rounds {
-        let start = Instant::now();
+    if zygote {
         let spec = RendererSpec::current_exe()
             .expect("exe")
             .inherit_stderr(false);
+        broker.start_zygote(&spec).expect("zygote");
+    }
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let mut spec = RendererSpec::current_exe()
+            .expect("exe")
+            .inherit_stderr(false);
+        if share_net {
+            spec = spec.namespaces(sandbox::lockdown::namespaces::Namespaces {
+                net: sandbox::lockdown::namespaces::NetMode::Shared,
+                ..Default::default()
+            });
+        }
         let id = broker.spawn(spec).expect("spawn");
         let mut ready = false;
         while !ready && start.elapsed() < Duration::from_secs(10) {
@@ -229,6 +241,9 @@ fn spawn_to_ready(rounds: usize) -> f64 {
 fn main() {
     if std::env::args().any(|a| a == renderer::ROLE_ARG) {
         renderer::run::<Nothing>(|_, _| 0);
+    }
+    if std::env::args().any(|a| a == renderer::ZYGOTE_ARG) {
+        renderer::run_zygote::<Nothing>(|_, _| 0);
     }
     let dir = std::env::temp_dir().join(format!("ipc-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -253,7 +268,9 @@ fn main() {
         median(brokered),
         median(native),
     );
-    let spawn = spawn_to_ready(30);
+    let spawn = spawn_to_ready(30, false, false);
+    let spawn_zygote = spawn_to_ready(30, true, false);
+    let spawn_zygote_shared = spawn_to_ready(30, true, true);
     let _ = std::fs::remove_dir_all(&dir);
     println!("{N} operations per run, median of {rounds} interleaved runs; two threads, one process, no pinning");
     println!();
@@ -271,4 +288,8 @@ fn main() {
         native / raw_fd
     );
     println!("| spawn → ready through the broker (median of 30) | {spawn:.0} | | |");
+    println!(
+        "| spawn → ready through the broker's zygote (median of 30) | {spawn_zygote:.0} | | |"
+    );
+    println!("| the same, network namespace shared (median of 30) | {spawn_zygote_shared:.0} | | ≤ 500 µs |");
 }

@@ -9,10 +9,12 @@
 
 use crate::services::files::FileService;
 use crate::spec::RendererSpec;
+use crate::spec::RENDERER_ROLE_ARG;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::wait::WaitStatus;
 use sandbox::ipc::rpc::{Down, Up};
 use sandbox::ipc::{Channel, IpcError, Limits, Message};
+use sandbox::lockdown::namespaces::NetMode;
 use sandbox::lockdown::namespaces::{spawn, SpawnSpec, Spawned};
 use sandbox::lockdown::status::verify_from_outside;
 use sandbox::lockdown::Status;
@@ -20,7 +22,7 @@ use sandbox::policy::arch::Arch;
 use sandbox::policy::presets::Preset;
 use sandbox::policy::text::Options;
 use sandbox::protocol::{BrokerNote, RendererNote, Request, Response, Setup, Violation};
-use sandbox::renderer::{Protocol, CHANNEL_FD};
+use sandbox::renderer::{Protocol, ZygoteReply, ZygoteRequest, CHANNEL_FD, ZYGOTE_ARG};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -212,6 +214,14 @@ pub struct Broker<S: Service> {
     events: VecDeque<Event>,
     /// Presets compiled for `SELF_PID` = 1.
     compiled: HashMap<Preset, Vec<u8>>,
+    /// The fork server, once started.
+    zygote: Option<Zygote>,
+}
+
+/// A started zygote (see `sandbox::renderer::run_zygote`).
+struct Zygote {
+    _process: Spawned,
+    ctl: Channel<ZygoteRequest, ZygoteReply>,
 }
 
 const PIDFD_BIT: u64 = 1 << 63;
@@ -228,6 +238,7 @@ impl<S: Service> Broker<S> {
             next_id: 1,
             events: VecDeque::new(),
             compiled: HashMap::new(),
+            zygote: None,
         })
     }
 
@@ -243,6 +254,89 @@ impl<S: Service> Broker<S> {
         let bytes = sandbox::bpf::to_bytes(&program.instructions);
         self.compiled.insert(preset, bytes.clone());
         Some(bytes)
+    }
+
+    /// Start a zygote from `spec`'s executable (re-executed with `--type=zygote`; it
+    /// must call `sandbox::renderer::run_zygote`). From then on, renderers are cloned
+    /// from it into their namespaces without an exec each (`spec`'s executable, args
+    /// and environment are the zygote's; a `NetMode::Reuse` spawn still execs).
+    pub fn start_zygote(&mut self, spec: &RendererSpec) -> Result<(), SpawnError> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let devnull = std::fs::File::open("/dev/null")?;
+        let mut args: Vec<String> = spec
+            .args
+            .iter()
+            .filter(|a| *a != RENDERER_ROLE_ARG)
+            .cloned()
+            .collect();
+        args.push(ZYGOTE_ARG.to_string());
+        let process = spawn(&SpawnSpec {
+            exe: spec.exe.clone(),
+            args,
+            env: spec.env.clone(),
+            fds: vec![
+                (devnull.as_raw_fd(), 0),
+                (devnull.as_raw_fd(), 1),
+                (
+                    if spec.inherit_stderr {
+                        2
+                    } else {
+                        devnull.as_raw_fd()
+                    },
+                    2,
+                ),
+                (theirs.as_raw_fd(), CHANNEL_FD),
+            ],
+            namespaces: sandbox::lockdown::namespaces::Namespaces {
+                user: false,
+                pid: false,
+                net: NetMode::Shared,
+                mount: false,
+                ipc: false,
+                uts: false,
+                cgroup: false,
+            },
+            extra_id: None,
+        })?;
+        self.zygote = Some(Zygote {
+            _process: process,
+            ctl: Channel::from_fd(ours, self.config.limits)?,
+        });
+        Ok(())
+    }
+
+    /// Clone a renderer from the zygote; its end of the channel goes along.
+    fn spawn_from_zygote(
+        &mut self,
+        spec: &RendererSpec,
+        theirs: &OwnedFd,
+    ) -> Result<Option<Spawned>, SpawnError> {
+        let Some(z) = self.zygote.as_mut() else {
+            return Ok(None);
+        };
+        if matches!(spec.namespaces.net, NetMode::Reuse(_)) {
+            return Ok(None);
+        }
+        let request = ZygoteRequest::Spawn {
+            flags: spec.namespaces.clone_flags(),
+        };
+        z.ctl
+            .send(&request, &[theirs.as_fd()])
+            .map_err(|e| std::io::Error::other(format!("zygote: {e}")))?;
+        match z.ctl.recv_timeout(Duration::from_secs(10)) {
+            Ok((ZygoteReply::Spawned { pid }, _)) => Ok(Some(Spawned::adopt(pid))),
+            Ok((ZygoteReply::Failed { error }, _)) => {
+                Err(std::io::Error::other(format!("zygote: {error}")).into())
+            }
+            Err(e) => Err(std::io::Error::other(format!("zygote: {e}")).into()),
+        }
     }
 
     /// The embedder's service.
@@ -306,25 +400,30 @@ impl<S: Service> Broker<S> {
         let channel: BrokerChannel<S::Proto> =
             Channel::from_fd(setup_channel.into_fd(), self.config.limits)?;
 
-        let devnull = std::fs::File::open("/dev/null")?;
-        let mut fds = vec![
-            (devnull.as_raw_fd(), 0),
-            (devnull.as_raw_fd(), 1),
-            (theirs.as_raw_fd(), CHANNEL_FD),
-        ];
-        fds.push(if spec.inherit_stderr {
-            (2, 2)
-        } else {
-            (devnull.as_raw_fd(), 2)
-        });
-        let child = spawn(&SpawnSpec {
-            exe: spec.exe.clone(),
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            fds,
-            namespaces: spec.namespaces.clone(),
-            extra_id: None,
-        })?;
+        let child = match self.spawn_from_zygote(&spec, &theirs)? {
+            Some(child) => child,
+            None => {
+                let devnull = std::fs::File::open("/dev/null")?;
+                let mut fds = vec![
+                    (devnull.as_raw_fd(), 0),
+                    (devnull.as_raw_fd(), 1),
+                    (theirs.as_raw_fd(), CHANNEL_FD),
+                ];
+                fds.push(if spec.inherit_stderr {
+                    (2, 2)
+                } else {
+                    (devnull.as_raw_fd(), 2)
+                });
+                spawn(&SpawnSpec {
+                    exe: spec.exe.clone(),
+                    args: spec.args.clone(),
+                    env: spec.env.clone(),
+                    fds,
+                    namespaces: spec.namespaces.clone(),
+                    extra_id: None,
+                })?
+            }
+        };
         drop(theirs);
         let pidfd = child.open_pidfd()?;
         let id = self.next_id;

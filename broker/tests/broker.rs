@@ -382,6 +382,30 @@ fn run_special(name: &str) -> Result<String, String> {
                 }
             }
         }
+        "zygote" => {
+            broker
+                .start_zygote(&spec("good"))
+                .map_err(|e| e.to_string())?;
+            let ids: Vec<RendererId> = (0..3)
+                .map(|_| broker.spawn(spec("good")))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            for e in broker.run_until_idle(Duration::from_secs(20)) {
+                match e {
+                    Event::Ready { id, .. } if ids.contains(&id) => out.push_str("READY\n"),
+                    Event::Ended { id, reason, .. } if ids.contains(&id) => {
+                        out.push_str(&format!("ENDED {reason:?}\n"))
+                    }
+                    _ => {}
+                }
+            }
+            for id in ids {
+                out.push_str(&format!(
+                    "ANSWERED {}\n",
+                    broker.service().answered.get(&id).copied().unwrap_or(0)
+                ));
+            }
+        }
         "log_flood" => {
             let hostile = broker.spawn(spec("log_flood")).map_err(|e| e.to_string())?;
             let mut logs = 0;
@@ -544,6 +568,22 @@ const CASES: &[Case] = &[
         }
         Err(format!("renderer {pid} outlived its broker"))
     }),
+    ("renderers_cloned_from_a_zygote_lock_down_and_work", || {
+        let out = special("zygote");
+        let answered_ok = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("ANSWERED "))
+            .filter(|n| n.trim().parse::<u32>().is_ok_and(|n| n >= 20))
+            .count();
+        if out.matches("READY").count() == 3
+            && out.matches("ENDED Exited(0)").count() == 3
+            && answered_ok == 3
+        {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
     ("restarts_with_backoff_up_to_the_limit", || {
         let out = special("restart");
         let ended = out.matches("ENDED Exited(3)").count();
@@ -596,6 +636,10 @@ fn special(name: &str) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == renderer::ZYGOTE_ARG) {
+        // Every renderer cloned from the zygote is a well-behaved one.
+        renderer::run_zygote::<Test>(|_locked, client| renderer_main("good", client));
+    }
     if args.iter().any(|a| a == renderer::ROLE_ARG) {
         let mode = args.last().cloned().unwrap_or_default();
         renderer::run::<Test>(move |_locked, client| renderer_main(&mode, client));

@@ -195,6 +195,15 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
         Ok(fd) => fd,
         Err(_) => std::process::exit(EXIT_NO_CHANNEL),
     };
+    run_with_channel(fd, main)
+}
+
+/// [`run`] with the channel already in hand (a zygote's child).
+fn run_with_channel<P: Protocol>(
+    fd: OwnedFd,
+    main: impl FnOnce(LockedDown, &mut RendererClient<P>) -> i32,
+) -> ! {
+    let channel_fd = fd.as_raw_fd();
     let setup_channel: Channel<(), Setup> = match Channel::from_fd(fd, Limits::default()) {
         Ok(c) => c,
         Err(_) => std::process::exit(EXIT_NO_CHANNEL),
@@ -214,7 +223,7 @@ pub fn run<P: Protocol>(main: impl FnOnce(LockedDown, &mut RendererClient<P>) ->
         Err(e) => fail_setup::<P>(&channel, e),
     };
     let config = Config {
-        keep_fds: vec![0, 1, 2, CHANNEL_FD],
+        keep_fds: vec![0, 1, 2, channel_fd],
         rlimits: setup.rlimits,
         grants: Vec::new(),
         landlock_min_abi: setup.landlock_min_abi,
@@ -284,5 +293,129 @@ impl<S, R> Channel<S, R> {
     pub(crate) fn as_fd_raw(&self) -> RawFd {
         use std::os::fd::AsFd;
         self.as_fd().as_raw_fd()
+    }
+}
+
+/// The argument a re-executed embedder binary gets to become the zygote.
+pub const ZYGOTE_ARG: &str = "--type=zygote";
+
+/// Broker → zygote: clone a renderer into namespaces `flags`; its channel comes along.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum ZygoteRequest {
+    /// Start one renderer.
+    Spawn {
+        /// CLONE_NEW* flags.
+        flags: i32,
+    },
+}
+
+impl Message for ZygoteRequest {
+    fn fd_count(&self) -> usize {
+        1
+    }
+    const MAX_FDS: usize = 1;
+}
+
+/// Zygote → broker.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum ZygoteReply {
+    /// The renderer runs; it is the broker's child (CLONE_PARENT).
+    Spawned {
+        /// Its pid in the broker's pid namespace.
+        pid: i32,
+    },
+    /// It could not be started.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl Message for ZygoteReply {}
+
+/// Become a zygote (a fork server): a process started once by the broker, which then
+/// clones renderers into their namespaces without an exec each — saving the exec and
+/// the start-up of the binary. Every renderer runs `main` after the usual setup,
+/// lockdown and verification, exactly as with [`run`]. Never returns.
+///
+/// Renderers from one zygote share its memory layout (ASLR is not re-randomised per
+/// renderer), as with Chromium's zygote.
+pub fn run_zygote<P: Protocol>(main: impl Fn(LockedDown, &mut RendererClient<P>) -> i32) -> ! {
+    let fd = match sys::take_inherited_channel(CHANNEL_FD) {
+        Ok(fd) => fd,
+        Err(_) => std::process::exit(EXIT_NO_CHANNEL),
+    };
+    let mut ctl: Channel<ZygoteReply, ZygoteRequest> = match Channel::from_fd(fd, Limits::default())
+    {
+        Ok(c) => c,
+        Err(_) => std::process::exit(EXIT_NO_CHANNEL),
+    };
+    loop {
+        let (request, mut fds) = match ctl.recv_timeout(Duration::from_secs(3600)) {
+            Ok(m) => m,
+            Err(IpcError::TimedOut) => continue,
+            // The broker is gone.
+            Err(_) => std::process::exit(0),
+        };
+        let ZygoteRequest::Spawn { flags } = request;
+        let reply = match fds.pop() {
+            Some(channel) => zygote_spawn(flags, channel, &main),
+            None => ZygoteReply::Failed {
+                error: "no channel".into(),
+            },
+        };
+        if ctl.send(&reply, &[]).is_err() {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn zygote_spawn<P: Protocol>(
+    flags: i32,
+    channel: OwnedFd,
+    main: &impl Fn(LockedDown, &mut RendererClient<P>) -> i32,
+) -> ZygoteReply {
+    let failed = |e: String| ZygoteReply::Failed { error: e };
+    let one = match crate::lockdown::SingleThreaded::check() {
+        Ok(one) => one,
+        Err(e) => return failed(e.to_string()),
+    };
+    let (go_r, go_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return failed(e.to_string()),
+    };
+    match one.clone_with(flags | libc::CLONE_PARENT) {
+        Ok(0) => {
+            // The renderer: the broker is its parent (CLONE_PARENT).
+            drop(go_w);
+            if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err() {
+                std::process::exit(EXIT_NO_CHANNEL);
+            }
+            let mut byte = [0u8; 1];
+            use std::io::Read;
+            if !matches!(std::fs::File::from(go_r).read(&mut byte), Ok(1)) {
+                std::process::exit(EXIT_NO_CHANNEL);
+            }
+            run_with_channel(channel, main)
+        }
+        Ok(pid) => {
+            drop(go_r);
+            drop(channel);
+            if flags & libc::CLONE_NEWUSER != 0 {
+                if let Err(e) = crate::lockdown::namespaces::map_ids(pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    return failed(e.to_string());
+                }
+            }
+            use std::io::Write;
+            match std::fs::File::from(go_w).write_all(&[1]) {
+                Ok(()) => ZygoteReply::Spawned { pid },
+                Err(e) => failed(e.to_string()),
+            }
+        }
+        Err(e) => failed(e.to_string()),
     }
 }

@@ -246,6 +246,12 @@ impl SingleThreaded {
     pub fn fork(self) -> io::Result<i32> {
         crate::sys::fork_checked_single_threaded()
     }
+
+    /// A fork-like `clone` with `flags` (CLONE_NEW* bits, CLONE_PARENT): `Ok(0)` in the
+    /// child, which — the process being single-threaded — may run any code.
+    pub fn clone_with(self, flags: i32) -> io::Result<i32> {
+        crate::sys::spawn::fork_like(flags)
+    }
 }
 
 /// Facts read before the file system disappears.

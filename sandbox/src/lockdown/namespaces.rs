@@ -142,7 +142,9 @@ impl Default for Namespaces {
 }
 
 impl Namespaces {
-    fn clone_flags(&self) -> libc::c_int {
+    /// The CLONE_NEW* flags these namespaces need (a reused network namespace cannot
+    /// be expressed as a flag).
+    pub fn clone_flags(&self) -> libc::c_int {
         let mut f = 0;
         let mut set = |on: bool, flag: libc::c_int| {
             if on {
@@ -223,6 +225,15 @@ pub struct Spawned {
 }
 
 impl Spawned {
+    /// Take charge of `pid`, which must be an unreaped child of this process (e.g.
+    /// one a zygote cloned with CLONE_PARENT): it is killed and reaped on drop.
+    pub fn adopt(pid: i32) -> Spawned {
+        Spawned {
+            pid: Pid::from_raw(pid),
+            reaped: false,
+        }
+    }
+
     /// Its pid in the caller's pid namespace.
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
@@ -390,6 +401,12 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
             ))
         }
     }
+}
+
+/// Map uid/gid 0 inside the user namespace of `pid` (a child just cloned with
+/// CLONE_NEWUSER, not yet past its maps) to our euid/egid, setgroups denied first.
+pub fn map_ids(pid: i32) -> Result<(), LockdownError> {
+    write_id_maps(pid, None)
 }
 
 /// setgroups = deny, then uid/gid 0 inside mapped to our euid/egid outside.

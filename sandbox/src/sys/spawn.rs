@@ -110,7 +110,7 @@ pub fn clone_and_exec(
 /// Every caller's child branch calls only async-signal-safe libc wrappers of raw
 /// syscalls, reads only memory prepared before the clone, allocates nothing, takes no
 /// lock, and leaves only by execve or _exit.
-fn fork_like(flags: libc::c_int) -> io::Result<libc::pid_t> {
+pub fn fork_like(flags: libc::c_int) -> io::Result<libc::pid_t> {
     let clone_flags = (flags | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: no CLONE_VM and a NULL stack make this a fork: the child gets a copy of
     // this address space and continues here with only the calling thread (see above).
