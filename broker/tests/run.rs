@@ -614,3 +614,67 @@ fn env_dev_proc_and_network_options() {
         text(&o.stderr)
     );
 }
+
+/// A fork bomb that never stops is held by --pids and ended by the wall-clock limit,
+/// with its report; a memory bomb is held by --mem and ends by its own abort, reported.
+#[test]
+fn bombs_end_with_a_report() {
+    let o = run(
+        &[
+            "--pids",
+            "16",
+            "--wall",
+            "2",
+            "--",
+            "/bin/sh",
+            "-c",
+            "bomb() { bomb | bomb & }; bomb; while :; do sleep 1; done",
+        ],
+        false,
+    );
+    assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("wall-clock limit of 2 s"),
+        "{}",
+        text(&o.stderr)
+    );
+    let d = tmp("membomb");
+    let prog = compile(
+        &d,
+        "membomb",
+        r#"#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    for (int i = 0; i < 64; i++) {            /* at most 4 GiB */
+        char *p = malloc(64 << 20);
+        if (!p) abort();                      /* the limit held: die loudly */
+        memset(p, 1, 64 << 20);
+    }
+    return 0;
+}"#,
+    );
+    let _ = std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let ds = d.to_str().expect("utf-8");
+    let o = run(
+        &[
+            "--mem",
+            &(256u64 << 20).to_string(),
+            "--ro",
+            ds,
+            "--",
+            prog.to_str().expect("utf-8"),
+        ],
+        false,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(128 + libc::SIGABRT),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("killed by signal 6"),
+        "{}",
+        text(&o.stderr)
+    );
+}
