@@ -728,6 +728,12 @@ impl<S: Service> Broker<S> {
             Up::Notify(RendererNote::Log { level, line }) => {
                 if r.log_tokens >= 1.0 {
                     r.log_tokens -= 1.0;
+                    // A renderer's text must not forge log lines or drive a terminal:
+                    // control characters (newlines, escapes) become U+FFFD.
+                    let line: String = line
+                        .chars()
+                        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                        .collect();
                     match level {
                         1 => tracing::error!(renderer = id, "{line}"),
                         2 => tracing::warn!(renderer = id, "{line}"),
