@@ -454,6 +454,7 @@ fn expect_hostile(name: &str, nobody: bool, want: &str) -> Result<(), String> {
         .unwrap_or(0);
     if !out.contains(&format!("HOSTILE ENDED {want}"))
         || !good_ok
+        || !log_clean
         || answered < 20
         || out.contains("GOT PAST")
     {
