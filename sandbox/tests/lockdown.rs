@@ -63,6 +63,7 @@ fn renderer(case: &str) -> ! {
                 sandbox::lockdown::Grant::read_write(format!("{base}/rw")),
             ];
         }
+        "scope" | "scope_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "thread_strict" => {}
         "landlock_too_new" => config.landlock_min_abi = 99,
         _ => {}
@@ -142,6 +143,29 @@ fn renderer(case: &str) -> ! {
                 .map_err(|e| e.raw_os_error())
         ));
     }
+    if case.starts_with("scope") {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+        let abstract_addr = |name: &str| SocketAddr::from_abstract_name(name.as_bytes());
+        // A listener outside, in the same network namespace (the spawner's).
+        let outside = std::env::var("SCOPE_NAME").unwrap_or_default();
+        say(format!(
+            "connect outside abstract: {}",
+            errno_of(abstract_addr(&outside).and_then(|a| UnixStream::connect_addr(&a)))
+        ));
+        // Control: one made inside the same Landlock domain is reachable, so the
+        // refusal above is the scope, not the filter or a missing name.
+        let inside = format!("{outside}-inside");
+        let listener = abstract_addr(&inside).and_then(|a| UnixListener::bind_addr(&a));
+        say(format!(
+            "connect inside abstract: {}",
+            errno_of(
+                listener.and_then(
+                    |_l| abstract_addr(&inside).and_then(|a| UnixStream::connect_addr(&a))
+                )
+            )
+        ));
+    }
     if let Some(t) = early_thread {
         let _ = go_tx.send(());
         say(res_rx.recv().unwrap_or_default());
@@ -214,6 +238,19 @@ fn spawner(case: &str) -> ! {
         std::fs::write(grant_dir.join("ro/hello"), "hello").expect("file");
         spec.env
             .push(("GRANT_BASE".into(), grant_dir.display().to_string()));
+    }
+    // Held until the spawner exits: the renderer must not reach it.
+    let mut _scope_listener = None;
+    if case.starts_with("scope") {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("lockdown-scope-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .expect("abstract name");
+        let l = std::os::unix::net::UnixListener::bind_addr(&addr).expect("bind outside");
+        // The name is live in this network namespace: the spawner itself reaches it.
+        std::os::unix::net::UnixStream::connect_addr(&addr).expect("outside control connect");
+        _scope_listener = Some(l);
+        spec.env.push(("SCOPE_NAME".into(), name));
     }
     spec.namespaces.net = NetMode::Shared;
     if case.starts_with("layers") {
@@ -441,6 +478,22 @@ fn layers_case(case: &str) -> Result<(), String> {
     )
 }
 
+/// The renderer shares the spawner's network namespace, so the spawner's abstract
+/// socket name is visible to it; only Landlock's scope (ABI 6) stands in the way.
+fn scope_case(case: &str) -> Result<(), String> {
+    let out = run(case);
+    expect(
+        &out,
+        &[
+            "OUTSIDE-OK".into(),
+            "abstract unix sockets and signals scoped".into(),
+            format!("R: connect outside abstract: errno {}", libc::EPERM),
+            "R: connect inside abstract: ok".into(),
+            "EXIT Ok(Exited(".into(),
+        ],
+    )
+}
+
 const CASES: &[Case] = &[
     ("all_layers_with_renderer_preset", || full_case("full")),
     ("all_layers_with_renderer_preset_as_nobody", || {
@@ -456,6 +509,12 @@ const CASES: &[Case] = &[
             &out,
             &["empty-root     yes       yes     yes      PivotRoot".into()],
         )
+    }),
+    ("landlock_scopes_abstract_unix_sockets", || {
+        scope_case("scope")
+    }),
+    ("landlock_scopes_abstract_unix_sockets_as_nobody", || {
+        scope_case("scope_nobody")
     }),
     ("with_the_root_kept_landlock_alone_refuses", || {
         let out = run("keep_root");
