@@ -65,6 +65,29 @@ fn true_and_exit_codes_pass_through() {
 }
 
 #[test]
+fn the_program_starts_with_default_signal_actions() {
+    // The supervisor is a Rust program (SIGPIPE ignored) and an ignored signal stays
+    // ignored across execve: `yes` would then fail with EPIPE ("Broken pipe", status 1)
+    // instead of dying of SIGPIPE (status 141) as it does outside.
+    both(|nobody| {
+        let o = run(
+            &[
+                "--",
+                "/bin/sh",
+                "-c",
+                "(yes; echo \"yes=$?\" >&2) | head -n1",
+            ],
+            nobody,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "y\n");
+        let err = text(&o.stderr);
+        assert!(err.contains("yes=141"), "{err}");
+        assert!(!err.contains("Broken pipe"), "{err}");
+    });
+}
+
+#[test]
 fn only_bound_files_are_reachable() {
     let d = tmp("ro");
     std::fs::write(d.join("f"), "secret\n").expect("file");

@@ -626,6 +626,33 @@ const CASES: &[Case] = &[
             )
         },
     ),
+    (
+        "a_spawned_program_does_not_inherit_an_ignored_sigpipe",
+        || {
+            // This (Rust) process ignores SIGPIPE; the program must not inherit that (it
+            // would see EPIPE where a C program expects to die quietly).
+            let (out_r, out_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+            let mut spec = SpawnSpec::new("/bin/grep", &["^SigIgn", "/proc/self/status"]);
+            spec.fds = vec![(out_w.as_raw_fd(), 1), (2, 2)];
+            let mut child = spawn(&spec).map_err(|e| e.to_string())?;
+            drop(out_w);
+            let mut out = String::new();
+            std::fs::File::from(out_r)
+                .read_to_string(&mut out)
+                .map_err(|e| e.to_string())?;
+            let _ = child.wait();
+            let ignored = out
+                .trim()
+                .strip_prefix("SigIgn:")
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+                .ok_or(format!("no SigIgn line: {out:?}"))?;
+            // Other dispositions are the caller's to pass on (as std's Command does).
+            match ignored & (1 << (libc::SIGPIPE - 1)) {
+                0 => Ok(()),
+                _ => Err(format!("SIGPIPE still ignored: {out:?}")),
+            }
+        },
+    ),
     ("an_unlocked_process_fails_outside_verification", || {
         // A plain child: nothing applied. The outside check must list the gaps.
         let mut child = Command::new("sleep")

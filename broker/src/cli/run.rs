@@ -556,6 +556,10 @@ fn payload(
     argv: &[String],
     env: &[String],
 ) -> i32 {
+    if let Err(e) = crate::sys::default_sigpipe() {
+        let _ = ctl.send(&FromStage::Failed(format!("SIGPIPE: {e}")), &[]);
+        return EXIT_SETUP;
+    }
     let mut locked = match lock_down(config) {
         Ok(l) => l,
         Err(e) => {

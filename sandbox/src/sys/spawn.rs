@@ -250,6 +250,11 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
                 fail(errno());
             }
         }
+        // A Rust parent ignores SIGPIPE, and an ignored signal stays ignored across
+        // execve: give the program the default action, as std's Command does.
+        if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
+            fail(errno());
+        }
         libc::execve(
             exec.path.as_ptr(),
             exec.argv_ptrs.as_ptr(),
