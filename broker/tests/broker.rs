@@ -4,6 +4,11 @@
 //! The hostile one must end with the exact classified reason while the good one's
 //! requests keep being answered.
 
+// The re-executing test runner, shared with the sandbox crate's tests.
+#[path = "../../sandbox/tests/support/mod.rs"]
+mod support;
+use support::Case;
+
 use broker::services::files::{Access, Grant};
 use broker::spec::RendererSpec;
 use broker::supervisor::{Broker, BrokerConfig, Event, RendererId, Service};
@@ -465,8 +470,6 @@ fn expect_hostile(name: &str, nobody: bool, want: &str) -> Result<(), String> {
     Ok(())
 }
 
-type Case = (&'static str, fn() -> Result<(), String>);
-
 const CASES: &[Case] = &[
     ("garbage", || {
         expect_hostile("garbage", false, "BadMessage(\"undecodable message")
@@ -661,33 +664,5 @@ fn main() {
         }
         std::process::exit(0);
     }
-    let filters: Vec<&String> = args
-        .iter()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
-    println!("\nrunning {} tests", CASES.len());
-    for (name, case) in CASES {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        match case() {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(e) => {
-                println!("test {name} ... FAILED\n{e}");
-                failed.push(*name);
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {filtered} filtered out\n",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len()
-    );
-    std::process::exit(if failed.is_empty() { 0 } else { 101 });
+    support::run_cases(CASES, &args)
 }
