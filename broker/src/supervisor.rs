@@ -294,15 +294,7 @@ impl<S: Service> Broker<S> {
                 ),
                 (theirs.as_raw_fd(), CHANNEL_FD),
             ],
-            namespaces: sandbox::lockdown::namespaces::Namespaces {
-                user: false,
-                pid: false,
-                net: NetMode::Shared,
-                mount: false,
-                ipc: false,
-                uts: false,
-                cgroup: false,
-            },
+            namespaces: sandbox::lockdown::namespaces::Namespaces::none(),
             extra_id: None,
         })?;
         self.zygote = Some(Zygote {

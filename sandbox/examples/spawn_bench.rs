@@ -64,15 +64,7 @@ fn one(layers: bool, net: NetMode) -> (Duration, Duration, Vec<u32>) {
             ..Namespaces::default()
         }
     } else {
-        Namespaces {
-            user: false,
-            pid: false,
-            net: NetMode::Shared,
-            mount: false,
-            ipc: false,
-            uts: false,
-            cgroup: false,
-        }
+        Namespaces::none()
     };
     let start = Instant::now();
     let mut child = spawn(&spec).expect("spawn");

@@ -142,6 +142,20 @@ impl Default for Namespaces {
 }
 
 impl Namespaces {
+    /// No new namespace at all: the child shares every one of the caller's (for a
+    /// process that is not a sandbox, such as a zygote that makes them per child).
+    pub fn none() -> Namespaces {
+        Namespaces {
+            user: false,
+            pid: false,
+            net: NetMode::Shared,
+            mount: false,
+            ipc: false,
+            uts: false,
+            cgroup: false,
+        }
+    }
+
     /// The CLONE_NEW* flags these namespaces need (a reused network namespace cannot
     /// be expressed as a flag).
     pub fn clone_flags(&self) -> libc::c_int {
