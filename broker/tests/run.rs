@@ -414,6 +414,11 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         "{}",
         text(&o.stderr)
     );
+    let why = format!(
+        "killed by signal {}: seccomp violation without a notification",
+        libc::SIGSYS
+    );
+    assert!(text(&o.stderr).contains(&why), "{}", text(&o.stderr));
     assert!(text(&o.stdout).is_empty());
     // x32 numbers: killed by the arch/x32 check.
     let o = run(&["--ro", ds, "--", p, "x32"], false);
@@ -423,6 +428,11 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         "{}",
         text(&o.stderr)
     );
+    let why = format!(
+        "killed by signal {}: seccomp violation without a notification",
+        libc::SIGSYS
+    );
+    assert!(text(&o.stderr).contains(&why), "{}", text(&o.stderr));
 }
 
 /// Real programs from Debian's packages under the defaults, each reading its input from

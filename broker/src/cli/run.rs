@@ -418,6 +418,13 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
                         libc::SIGXCPU => ": CPU time limit".to_string(),
                         libc::SIGXFSZ => ": file size limit".to_string(),
                         libc::SIGKILL => ": SIGKILL (CPU or memory limit, or killed)".to_string(),
+                        // Every call outside the policy is notified and named above;
+                        // these are the filter's own kills (and the policy's kill or
+                        // trap rules), which the kernel does not tell us about.
+                        libc::SIGSYS => ": seccomp violation without a notification (an i386 \
+                                         or x32 call, a 32-bit argument with junk in its high \
+                                         half, or a kill or trap rule of the policy)"
+                            .to_string(),
                         _ => String::new(),
                     };
                     eprintln!("sandbox: {name} killed by signal {sig}{why}");
