@@ -666,8 +666,37 @@ fn bombs_end_with_a_report() {
         false,
     );
     assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
+    // That classic bomb collapses: its shells exit when fork fails.
     assert!(
-        text(&o.stderr).contains("wall-clock limit of 2 s"),
+        text(&o.stderr).contains("wall-clock limit of 2 s ("),
+        "{}",
+        text(&o.stderr)
+    );
+    // One that keeps every process it made is held at the limit, and the report says
+    // so: 16 tasks of the sandbox's own user id (the stage, root outside, is counted
+    // neither by RLIMIT_NPROC nor in the report).
+    let bomb = "import os, time\n\
+                while True:\n    \
+                    try:\n        \
+                        if os.fork() == 0: time.sleep(100)\n    \
+                    except OSError: pass\n";
+    let o = run(
+        &[
+            "--pids",
+            "16",
+            "--wall",
+            "2",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            bomb,
+        ],
+        false,
+    );
+    assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("wall-clock limit of 2 s (16 processes, 16 threads running; --pids 16)"),
         "{}",
         text(&o.stderr)
     );

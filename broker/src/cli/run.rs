@@ -354,11 +354,14 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let left = wall.saturating_sub(start.elapsed());
         if left.is_zero() {
+            // Counted before the kill: a fork bomb shows itself here.
+            let (processes, threads) = count_below(stage.pid());
             stage.signal_kill();
             let _ = stage.wait();
             eprintln!(
-                "sandbox: killed {name}: wall-clock limit of {} s",
-                args.wall
+                "sandbox: killed {name}: wall-clock limit of {} s ({processes} processes, \
+                 {threads} threads running; --pids {})",
+                args.wall, args.pids
             );
             return Ok(EXIT_WALL);
         }
@@ -441,6 +444,40 @@ fn payload_pid(stage: i32) -> Option<i32> {
     let children = std::fs::read_to_string(format!("/proc/{stage}/task/{stage}/children")).ok()?;
     children.split_whitespace().next()?.parse().ok()
 }
+
+/// The processes and threads below `pid` (its descendants, not itself), found through
+/// `/proc/PID/task/TID/children`; at most [`MAX_COUNTED`] processes are visited.
+fn count_below(pid: i32) -> (usize, usize) {
+    let children = |p: i32| -> Vec<i32> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    };
+    let threads = |p: i32| std::fs::read_dir(format!("/proc/{p}/task")).map_or(0, |d| d.count());
+    let mut todo = children(pid);
+    let (mut processes, mut all_threads) = (0, 0);
+    while let Some(p) = todo.pop() {
+        if processes >= MAX_COUNTED {
+            break;
+        }
+        processes += 1;
+        all_threads += threads(p);
+        todo.extend(children(p));
+    }
+    (processes, all_threads)
+}
+
+/// A bound on [`count_below`]'s walk.
+const MAX_COUNTED: usize = 100_000;
 
 /// `name(arg, ...)` with as many arguments as the syscall has (six if unknown).
 fn describe_call(arch: Arch, nr: i32, args: &[u64; 6]) -> String {
