@@ -63,7 +63,9 @@ fn renderer(case: &str) -> ! {
                 sandbox::lockdown::Grant::read_write(format!("{base}/rw")),
             ];
         }
-        "scope" | "scope_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
+        "scope" | "scope_nobody" | "chroot" | "chroot_nobody" => {
+            config.seccomp = SeccompChoice::Preset(Preset::Exec)
+        }
         "thread_strict" => {}
         "landlock_too_new" => config.landlock_min_abi = 99,
         _ => {}
@@ -166,6 +168,17 @@ fn renderer(case: &str) -> ! {
             )
         ));
     }
+    if case.starts_with("chroot") {
+        // The classic way out of a chroot needs CAP_SYS_CHROOT, which is gone.
+        say(format!(
+            "chroot again: {}",
+            errno_of(nix::unistd::chroot("/").map_err(std::io::Error::from))
+        ));
+        say(format!(
+            "old root by name: {}",
+            errno_of(std::fs::metadata("/.old-root"))
+        ));
+    }
     if let Some(t) = early_thread {
         let _ = go_tx.send(());
         say(res_rx.recv().unwrap_or_default());
@@ -201,6 +214,23 @@ fn forbid_user_namespaces() {
     sandbox::seccomp::install(&program, Default::default()).expect("install");
 }
 
+/// Make pivot_root fail as it does on an initramfs root (EINVAL), so that the empty
+/// root falls back to chroot.
+fn refuse_pivot_root() {
+    use sandbox::policy::arch::Arch;
+    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
+    let policy = parse_str(
+        "no-pivot-root",
+        "@default allow\npivot_root: errno EINVAL",
+        &Options::new(Arch::native()),
+        &EmbeddedSources(&[]),
+    )
+    .expect("policy");
+    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
+    sandbox::seccomp::set_no_new_privs().expect("nnp");
+    sandbox::seccomp::install(&program, Default::default()).expect("install");
+}
+
 fn exhaust_user_namespaces() {
     // Enter a user namespace of our own, become root in it, and set its limit on
     // nested user namespaces to 0.
@@ -221,6 +251,7 @@ fn spawner(case: &str) -> ! {
     match case {
         "unshare_forbidden" => forbid_user_namespaces(),
         "userns_exhausted" => exhaust_user_namespaces(),
+        "chroot" | "chroot_nobody" => refuse_pivot_root(),
         _ => {}
     }
     if case.starts_with("reuse") {
@@ -494,6 +525,25 @@ fn scope_case(case: &str) -> Result<(), String> {
     )
 }
 
+/// pivot_root answers EINVAL (a filter in the spawner stands in for an initramfs
+/// root): the root layer falls back to chroot, says so, and still holds.
+fn chroot_case(case: &str) -> Result<(), String> {
+    let out = run(case);
+    expect(
+        &out,
+        &[
+            "OUTSIDE-OK".into(),
+            "empty-root     yes       yes     yes      Chroot".into(),
+            // The old root is still mounted in this mount namespace, but not reachable.
+            format!("R: open /etc/passwd: errno {}", libc::ENOENT),
+            format!("R: readdir /: errno {}", libc::EACCES),
+            format!("R: chroot again: errno {}", libc::EPERM),
+            format!("R: old root by name: errno {}", libc::ENOENT),
+            "EXIT Ok(Exited(".into(),
+        ],
+    )
+}
+
 const CASES: &[Case] = &[
     ("all_layers_with_renderer_preset", || full_case("full")),
     ("all_layers_with_renderer_preset_as_nobody", || {
@@ -516,6 +566,13 @@ const CASES: &[Case] = &[
     ("landlock_scopes_abstract_unix_sockets_as_nobody", || {
         scope_case("scope_nobody")
     }),
+    ("where_pivot_root_cannot_work_chroot_holds", || {
+        chroot_case("chroot")
+    }),
+    (
+        "where_pivot_root_cannot_work_chroot_holds_as_nobody",
+        || chroot_case("chroot_nobody"),
+    ),
     ("with_the_root_kept_landlock_alone_refuses", || {
         let out = run("keep_root");
         expect(
