@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <grp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -19,6 +21,12 @@
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 
 static void report(const char *v, long r) {
     if (r < 0) printf("%s: errno %d\n", v, errno); else printf("%s: ok\n", v);
@@ -69,6 +77,54 @@ int main(int argc, char **argv) {
         r = s < 0 ? s : connect(s, (struct sockaddr *)&a, sizeof a);
     }
     else if (!strcmp(v, "clone_newns")) r = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+    else if (!strcmp(v, "int80")) {
+        /* The i386 entry from 64-bit code: getpid is 20 there. */
+        long ret;
+        __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+        r = ret < 0 ? (errno = -ret, -1) : ret;
+    }
+    else if (!strcmp(v, "seccomp_allow_all_then_ptrace")) {
+        /* A second filter that allows everything cannot loosen the first. */
+        struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        struct sock_fprog prog = { .len = 1, .filter = &allow };
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0)
+            r = syscall(SYS_ptrace, 16 /* ATTACH */, 1, 0, 0);
+        else
+            r = -1;
+    }
+    else if (!strcmp(v, "clone3")) r = syscall(SYS_clone3, 0, 0);
+    else if (!strcmp(v, "tioclinux")) { char c = 2; r = ioctl(0, TIOCLINUX, &c); }
+    else if (!strcmp(v, "symlink_out")) r = symlink("/etc/passwd", "/evil");
+    else if (!strcmp(v, "mknod")) r = mknod("/evil", S_IFCHR | 0600, makedev(1, 3));
+    else if (!strcmp(v, "umount_root")) r = umount2("/", MNT_DETACH);
+    else if (!strcmp(v, "pivot_root")) r = syscall(SYS_pivot_root, "/", "/");
+    else if (!strcmp(v, "setgroups")) { gid_t g = 0; r = setgroups(1, &g); }
+    else if (!strcmp(v, "request_key")) r = syscall(SYS_request_key, "user", "x", 0, 0);
+    else if (!strcmp(v, "finit_module")) r = syscall(SYS_finit_module, -1, "", 0);
+    else if (!strcmp(v, "connect_localhost6")) {
+        int s = socket(AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+        a.sin6_addr = in6addr_loopback;
+        r = s < 0 ? s : connect(s, (struct sockaddr *)&a, sizeof a);
+    }
+    else if (!strncmp(v, "connect_abstract", 16)) {
+        /* connect_abstract[=NAME]: an abstract name that may exist outside. */
+        const char *name = v[16] == '=' ? v + 17 : "sandbox-hostile";
+        size_t n = strlen(name);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        if (n + 1 > sizeof a.sun_path) n = sizeof a.sun_path - 1;
+        memcpy(a.sun_path + 1, name, n);
+        v = "connect_abstract";
+        r = s < 0 ? s : connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    }
+    else if (!strcmp(v, "fd_exhaustion")) {
+        long n = 0;
+        while (dup(1) >= 0) n++;
+        printf("fds: %ld\n", n);
+        r = -1;
+    }
     else { printf("unknown vector %s\n", v); return 2; }
     report(v, r);
     return 0;

@@ -349,6 +349,7 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         Errno(i32),
         Killed(&'static str),
         Ok,
+        Prints(&'static str),
     }
     use Want::*;
     let vectors: &[(&str, Want)] = &[
@@ -388,6 +389,29 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         ("connect_localhost", Errno(libc::EACCES)),
         ("clone_newns", Errno(libc::EPERM)),
         ("socket_netlink_ok", Ok),
+        // A second filter that allows everything: the first still kills.
+        (
+            "seccomp_allow_all_then_ptrace",
+            Killed("ptrace(16, 1, 0, 0)"),
+        ),
+        ("clone3", Errno(libc::ENOSYS)),
+        ("tioclinux", Errno(libc::EPERM)),
+        ("symlink_out", Errno(libc::EROFS)),
+        ("mknod", Errno(libc::EROFS)),
+        ("umount_root", Errno(libc::EPERM)),
+        ("pivot_root", Errno(libc::EPERM)),
+        ("setgroups", Errno(libc::EPERM)),
+        ("request_key", Killed("request_key(")),
+        ("finit_module", Killed("finit_module(-1, ")),
+        ("connect_localhost6", Errno(libc::EACCES)),
+        // A fresh network namespace: no abstract name from outside exists here (with
+        // --share-net, below, Landlock's scope refuses it).
+        ("connect_abstract", Errno(libc::ECONNREFUSED)),
+        // --nofile 256 by default; 0, 1 and 2 are open.
+        (
+            "fd_exhaustion",
+            Prints("fds: 253\nfd_exhaustion: errno 24\n"),
+        ),
     ];
     for (vector, want) in vectors {
         let o = run(&["--ro", ds, "--", p, vector], false);
@@ -395,6 +419,7 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         match want {
             Errno(e) => assert_eq!(out, format!("{vector}: errno {e}\n"), "{vector}: {err}"),
             Ok => assert_eq!(out, format!("{vector}: ok\n"), "{vector}: {err}"),
+            Prints(want) => assert_eq!(out, *want, "{vector}: {err}"),
             Killed(call) => {
                 assert_eq!(o.status.code(), Some(159), "{vector}: {out}{err}");
                 assert!(out.is_empty(), "{vector} got past the violation: {out}");
@@ -433,6 +458,32 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         libc::SIGSYS
     );
     assert!(text(&o.stderr).contains(&why), "{}", text(&o.stderr));
+    // The i386 entry (int 0x80) from 64-bit code: killed by the architecture check.
+    let o = run(&["--ro", ds, "--", p, "int80"], false);
+    assert_eq!(
+        o.status.code(),
+        Some(128 + libc::SIGSYS),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).is_empty(), "{}", text(&o.stdout));
+    // An abstract socket bound outside, in a shared network namespace: Landlock's scope.
+    let name = format!("sandbox-hostile-{}", std::process::id());
+    let listener = {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .expect("abstract name");
+        std::os::unix::net::UnixListener::bind_addr(&addr).expect("bind outside")
+    };
+    let arg = format!("connect_abstract={name}");
+    let o = run(&["--share-net", "--ro", ds, "--", p, &arg], false);
+    assert_eq!(
+        text(&o.stdout),
+        format!("connect_abstract: errno {}\n", libc::EPERM),
+        "{}",
+        text(&o.stderr)
+    );
+    drop(listener);
 }
 
 /// Real programs from Debian's packages under the defaults, each reading its input from

@@ -482,12 +482,20 @@ const MAX_COUNTED: usize = 100_000;
 /// `name(arg, ...)` with as many arguments as the syscall has (six if unknown).
 fn describe_call(arch: Arch, nr: i32, args: &[u64; 6]) -> String {
     let name = u32::try_from(nr).ok().and_then(|n| arch.syscall_name(n));
-    let count = name.and_then(params::params).map_or(6, |p| p.len());
+    let declared = name.and_then(params::params);
+    let count = declared.map_or(6, |p| p.len());
     let shown: Vec<String> = args
         .iter()
         .take(count)
-        .map(|a| {
-            if *a > 0xffff {
+        .enumerate()
+        .map(|(i, a)| {
+            let w32 = declared
+                .and_then(|p| p.get(i))
+                .is_some_and(|(_, w)| *w == params::Width::W32);
+            if w32 {
+                // What the kernel reads: the low half, as a C int (fd -1, not 0xffffffff).
+                (*a as u32 as i32).to_string()
+            } else if *a > 0xffff {
                 format!("{a:#x}")
             } else {
                 a.to_string()

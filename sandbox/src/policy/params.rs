@@ -125,6 +125,12 @@ static TABLE: &[(&str, Params)] = &[
     ("ptrace", &[("request", W64), ("pid", W64), ("addr", W64), ("data", W64)]),
     ("setgid", &[("gid", W32)]),
     ("umask", &[("mask", W32)]),
+    // Kernel keys (key_serial_t is a 32-bit int) and modules.
+    ("add_key", &[("type", W64), ("description", W64), ("payload", W64), ("plen", W64), ("ringid", W32)]),
+    ("request_key", &[("type", W64), ("description", W64), ("callout_info", W64), ("destringid", W32)]),
+    ("keyctl", &[("option", W32), ("arg2", W64), ("arg3", W64), ("arg4", W64), ("arg5", W64)]),
+    ("init_module", &[("umod", W64), ("len", W64), ("uargs", W64)]),
+    ("finit_module", &[("fd", W32), ("uargs", W64), ("flags", W32)]),
 ];
 
 /// The declared parameters of `syscall`, if the table knows it.
