@@ -199,12 +199,13 @@ fn drop_to_nobody() {
     nix::unistd::setresuid(u, u, u).expect("setresuid");
 }
 
-fn forbid_user_namespaces() {
+/// Break the spawner on purpose with a filter of our own (inherited by the renderer).
+fn install_spawner_filter(name: &str, text: &str) {
     use sandbox::policy::arch::Arch;
     use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
     let policy = parse_str(
-        "forbid",
-        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\nunshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS",
+        name,
+        text,
         &Options::new(Arch::native()),
         &EmbeddedSources(&[]),
     )
@@ -214,21 +215,17 @@ fn forbid_user_namespaces() {
     sandbox::seccomp::install(&program, Default::default()).expect("install");
 }
 
+fn forbid_user_namespaces() {
+    install_spawner_filter(
+        "forbid",
+        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\nunshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS",
+    );
+}
+
 /// Make pivot_root fail as it does on an initramfs root (EINVAL), so that the empty
 /// root falls back to chroot.
 fn refuse_pivot_root() {
-    use sandbox::policy::arch::Arch;
-    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
-    let policy = parse_str(
-        "no-pivot-root",
-        "@default allow\npivot_root: errno EINVAL",
-        &Options::new(Arch::native()),
-        &EmbeddedSources(&[]),
-    )
-    .expect("policy");
-    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
-    sandbox::seccomp::set_no_new_privs().expect("nnp");
-    sandbox::seccomp::install(&program, Default::default()).expect("install");
+    install_spawner_filter("no-pivot-root", "@default allow\npivot_root: errno EINVAL");
 }
 
 fn exhaust_user_namespaces() {
