@@ -349,7 +349,6 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
 
     let name = exe.display().to_string();
     let pidfd = stage.open_pidfd().map_err(|e| e.to_string())?;
-    let mut exited: Option<(Option<i32>, Option<i32>)> = None;
     loop {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let left = wall.saturating_sub(start.elapsed());
@@ -401,41 +400,49 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             }
         }
         if ready(0) {
-            match ctl.try_recv() {
-                Ok(Some((FromStage::Exited { code, signal }, _))) => exited = Some((code, signal)),
-                Ok(_) => {}
-                Err(_) => {}
+            if let Ok(Some((FromStage::Exited { code, signal }, _))) = ctl.try_recv() {
+                // The stage reports only once nothing else of the sandbox is left; its
+                // own exit (the kernel tearing down the namespaces and mounts, 1 to 9
+                // ms here) need not be waited for.
+                stage.kill_without_reaping();
+                return Ok(program_status(&name, code, signal));
             }
         }
         if ready(1) {
             let _ = stage.wait();
             while let Ok(Some((m, _))) = ctl.try_recv() {
                 if let FromStage::Exited { code, signal } = m {
-                    exited = Some((code, signal));
+                    return Ok(program_status(&name, code, signal));
                 }
             }
-            return Ok(match exited {
-                Some((Some(code), _)) => code,
-                Some((_, Some(sig))) => {
-                    let why = match sig {
-                        libc::SIGXCPU => ": CPU time limit".to_string(),
-                        libc::SIGXFSZ => ": file size limit".to_string(),
-                        libc::SIGKILL => ": SIGKILL (CPU or memory limit, or killed)".to_string(),
-                        // Every call outside the policy is notified and named above;
-                        // these are the filter's own kills (and the policy's kill or
-                        // trap rules), which the kernel does not tell us about.
-                        libc::SIGSYS => ": seccomp violation without a notification (an i386 \
-                                         or x32 call, a 32-bit argument with junk in its high \
-                                         half, or a kill or trap rule of the policy)"
-                            .to_string(),
-                        _ => String::new(),
-                    };
-                    eprintln!("sandbox: {name} killed by signal {sig}{why}");
-                    128 + sig
-                }
-                _ => fail("the sandbox ended without the program's status"),
-            });
+            return Ok(fail("the sandbox ended without the program's status"));
         }
+    }
+}
+
+/// The exit status for the program's end, with a line on stderr if a signal ended it.
+fn program_status(name: &str, code: Option<i32>, signal: Option<i32>) -> i32 {
+    match (code, signal) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => {
+            let why = match sig {
+                libc::SIGXCPU => ": CPU time limit",
+                libc::SIGXFSZ => ": file size limit",
+                libc::SIGKILL => ": SIGKILL (CPU or memory limit, or killed)",
+                // Every call outside the policy is notified and named in the loop;
+                // these are the filter's own kills (and the policy's kill or trap
+                // rules), which the kernel does not tell us about.
+                libc::SIGSYS => {
+                    ": seccomp violation without a notification (an i386 or x32 call, a \
+                     32-bit argument with junk in its high half, or a kill or trap rule of \
+                     the policy)"
+                }
+                _ => "",
+            };
+            eprintln!("sandbox: {name} killed by signal {sig}{why}");
+            128 + sig
+        }
+        (None, None) => fail("the sandbox ended without the program's status"),
     }
 }
 
@@ -571,34 +578,44 @@ fn stage_inner() -> Result<i32, String> {
         let code = payload(ctl, &config, &program, &argv, &env);
         std::process::exit(code);
     }
-    // pid 1: reap everything; report the program's own status.
-    loop {
+    // pid 1: reap everything until the program ends.
+    let ended = loop {
         match nix::sys::wait::waitpid(None, None) {
             Ok(nix::sys::wait::WaitStatus::Exited(pid, code)) if pid.as_raw() == child => {
-                let _ = ctl.send(
-                    &FromStage::Exited {
-                        code: Some(code),
-                        signal: None,
-                    },
-                    &[],
-                );
-                return Ok(0);
+                break FromStage::Exited {
+                    code: Some(code),
+                    signal: None,
+                };
             }
             Ok(nix::sys::wait::WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == child => {
-                let _ = ctl.send(
-                    &FromStage::Exited {
-                        code: None,
-                        signal: Some(sig as i32),
-                    },
-                    &[],
-                );
-                return Ok(0);
+                break FromStage::Exited {
+                    code: None,
+                    signal: Some(sig as i32),
+                };
             }
             Ok(_) => {}
             Err(nix::Error::EINTR) => {}
             Err(e) => return Err(format!("waitpid: {e}")),
         }
+    };
+    // Then end whatever the program left running (as pid 1, kill(-1) reaches every
+    // other process of this pid namespace) and reap it all, so that once the
+    // supervisor has the status, nothing of the sandbox runs or writes any more; only
+    // this process's own exit (tearing the namespaces down) is left.
+    // (The kernel aborts a fork whose parent has a fatal signal pending, so nothing
+    // born after a kill escapes it; killing again on each reap is belt and braces.)
+    loop {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(-1),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        match nix::sys::wait::waitpid(None, None) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(_) => break, // ECHILD: none left
+        }
     }
+    let _ = ctl.send(&ended, &[]);
+    Ok(0)
 }
 
 fn payload(

@@ -282,6 +282,14 @@ impl Spawned {
         Ok(s)
     }
 
+    /// Send SIGKILL and give up the duty to reap it: for a caller about to exit that
+    /// need not wait for the kernel to finish the process's exit (its namespaces'
+    /// teardown); whoever inherits it reaps it.
+    pub fn kill_without_reaping(mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        self.reaped = true;
+    }
+
     /// Kill it (SIGKILL) and reap it.
     pub fn kill(&mut self) -> nix::Result<WaitStatus> {
         let _ = kill(self.pid, Signal::SIGKILL);
