@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo build --release --bin sandbox && cargo run --release -p broker --example run_bench
+//! # A/B against another build, e.g. of an earlier commit, in the same interleaved run:
+//! cargo run --release -p broker --example run_bench -- /path/to/other/sandbox
 //! ```
 
 use std::process::Command;
@@ -32,8 +34,10 @@ fn main() {
         sandbox.exists(),
         "build it first: cargo build --release --bin sandbox"
     );
-    let ours = || {
-        let mut c = Command::new(&sandbox);
+    // Optional: another build of the CLI (e.g. of an earlier commit) for an A/B.
+    let other = std::env::args().nth(1).map(std::path::PathBuf::from);
+    let run_with = |exe: &std::path::Path| {
+        let mut c = Command::new(exe);
         c.args([
             "run",
             "--ro",
@@ -55,21 +59,40 @@ fn main() {
         c
     };
     let direct = || Command::new("/bin/true");
+    let mut commands: Vec<(String, Box<dyn Fn() -> Command>)> = vec![
+        (
+            "`sandbox run --ro /usr --ro /lib --ro /lib64 --ro /bin -- /bin/true`".into(),
+            Box::new(|| run_with(&sandbox)),
+        ),
+        (
+            "`bwrap --unshare-all --ro-bind / / /bin/true`".into(),
+            Box::new(bwrap),
+        ),
+        ("`/bin/true`".into(), Box::new(direct)),
+    ];
+    if let Some(other) = other {
+        let label = format!("the same with `{}`", other.display());
+        commands.push((label, Box::new(move || run_with(&other))));
+    }
     for _ in 0..5 {
-        time(&mut ours());
-        time(&mut bwrap());
-        time(&mut direct());
+        for (_, cmd) in &commands {
+            time(&mut cmd());
+        }
     }
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
     for _ in 0..100 {
-        a.push(time(&mut ours()));
-        b.push(time(&mut bwrap()));
-        c.push(time(&mut direct()));
+        for (i, (_, cmd)) in commands.iter().enumerate() {
+            times[i].push(time(&mut cmd()));
+            // Neither bwrap nor `sandbox run` waits for the kernel to tear its
+            // namespaces down; let that finish so it does not slow the next command.
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    let (a, b, c) = (median(a), median(b), median(c));
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    let bwrap_ms = medians[1];
     println!("| command (median of 100, interleaved) | ms | vs bwrap |");
     println!("|---|---:|---:|");
-    println!("| `sandbox run --ro /usr --ro /lib --ro /lib64 --ro /bin -- /bin/true` | {a:.2} | {:.2}× |", a / b);
-    println!("| `bwrap --unshare-all --ro-bind / / /bin/true` | {b:.2} | 1.00× |");
-    println!("| `/bin/true` | {c:.2} | {:.2}× |", c / b);
+    for ((label, _), ms) in commands.iter().zip(&medians) {
+        println!("| {label} | {ms:.2} | {:.2}× |", ms / bwrap_ms);
+    }
 }
