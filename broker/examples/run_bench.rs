@@ -5,6 +5,8 @@
 //! cargo build --release --bin sandbox && cargo run --release -p broker --example run_bench
 //! # A/B against another build, e.g. of an earlier commit, in the same interleaved run:
 //! cargo run --release -p broker --example run_bench -- /path/to/other/sandbox
+//! # Back to back, without the 20 ms pause after each command:
+//! RUN_BENCH_PAUSE_MS=0 cargo run --release -p broker --example run_bench
 //! ```
 
 use std::process::Command;
@@ -33,6 +35,13 @@ fn main() {
     assert!(
         sandbox.exists(),
         "build it first: cargo build --release --bin sandbox"
+    );
+    // RUN_BENCH_PAUSE_MS: the pause after each command (default 20; 0 = back to back).
+    let pause = Duration::from_millis(
+        std::env::var("RUN_BENCH_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
     );
     // Optional: another build of the CLI (e.g. of an earlier commit) for an A/B.
     let other = std::env::args().nth(1).map(std::path::PathBuf::from);
@@ -85,7 +94,7 @@ fn main() {
             times[i].push(time(&mut cmd()));
             // Neither bwrap nor `sandbox run` waits for the kernel to tear its
             // namespaces down; let that finish so it does not slow the next command.
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
         }
     }
     let medians: Vec<f64> = times.into_iter().map(median).collect();
