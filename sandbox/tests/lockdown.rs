@@ -191,6 +191,19 @@ fn renderer(case: &str) -> ! {
 // ------------------------------------------------------------------------------------
 // Spawner side.
 
+/// Spawn, or print the error as the cases expect it and end the spawner.
+fn spawn_or_report(spec: &SpawnSpec) -> sandbox::lockdown::namespaces::Spawned {
+    spawn(spec).unwrap_or_else(|e| {
+        println!(
+            "SPAWN-ERROR layer={} call={} errno={:?}",
+            e.layer,
+            e.call,
+            e.errno()
+        );
+        std::process::exit(0)
+    })
+}
+
 fn drop_to_nobody() {
     let g = nix::unistd::Gid::from_raw(65534);
     let u = nix::unistd::Uid::from_raw(65534);
@@ -284,18 +297,7 @@ fn spawner(case: &str) -> ! {
     if case.starts_with("layers") {
         spec.namespaces.net = NetMode::Fresh;
     }
-    let mut child = match spawn(&spec) {
-        Ok(c) => c,
-        Err(e) => {
-            println!(
-                "SPAWN-ERROR layer={} call={} errno={:?}",
-                e.layer,
-                e.call,
-                e.errno()
-            );
-            std::process::exit(0);
-        }
-    };
+    let mut child = spawn_or_report(&spec);
     drop(in_r);
     drop(out_w);
     let mut from = std::fs::File::from(out_r);
@@ -361,18 +363,7 @@ fn reuse_spawner() -> ! {
         let mut spec = SpawnSpec::new(exe, &["--renderer", "full"]);
         spec.fds = vec![(in_r.as_raw_fd(), 0), (out_w.as_raw_fd(), 1), (2, 2)];
         spec.namespaces.net = NetMode::Reuse(net.clone());
-        let mut child = match spawn(&spec) {
-            Ok(c) => c,
-            Err(e) => {
-                println!(
-                    "SPAWN-ERROR layer={} call={} errno={:?}",
-                    e.layer,
-                    e.call,
-                    e.errno()
-                );
-                std::process::exit(0);
-            }
-        };
+        let mut child = spawn_or_report(&spec);
         drop(in_r);
         drop(out_w);
         let mut from = std::fs::File::from(out_r);
