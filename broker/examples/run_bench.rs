@@ -1,5 +1,6 @@
 //! `sandbox run -- /bin/true` against `bwrap --unshare-all --ro-bind / / /bin/true` and
-//! `/bin/true` itself, interleaved, one run.
+//! `/bin/true` itself, interleaved, one run; with util-linux `unshare` making the same
+//! namespaces and nothing else as the floor, and `sandbox run --share-net`.
 //!
 //! ```sh
 //! cargo build --release --bin sandbox && cargo run --release -p broker --example run_bench
@@ -45,10 +46,9 @@ fn main() {
     );
     // Optional: another build of the CLI (e.g. of an earlier commit) for an A/B.
     let other = std::env::args().nth(1).map(std::path::PathBuf::from);
-    let run_with = |exe: &std::path::Path| {
+    let run_with = |exe: &std::path::Path, net: &[&str]| {
         let mut c = Command::new(exe);
-        c.args([
-            "run",
+        c.arg("run").args(net).args([
             "--ro",
             "/usr",
             "--ro",
@@ -68,20 +68,46 @@ fn main() {
         c
     };
     let direct = || Command::new("/bin/true");
+    // The floor for any tool that makes these namespaces and execs a program in them:
+    // util-linux `unshare` creates the same seven and does nothing else (no root, no
+    // lockdown, no verification).
+    let unshare = || {
+        let mut c = Command::new("unshare");
+        c.args([
+            "--user",
+            "--pid",
+            "--fork",
+            "--net",
+            "--mount",
+            "--ipc",
+            "--uts",
+            "--cgroup",
+            "/bin/true",
+        ]);
+        c
+    };
     let mut commands: Vec<(String, Box<dyn Fn() -> Command>)> = vec![
         (
             "`sandbox run --ro /usr --ro /lib --ro /lib64 --ro /bin -- /bin/true`".into(),
-            Box::new(|| run_with(&sandbox)),
+            Box::new(|| run_with(&sandbox, &[])),
         ),
         (
             "`bwrap --unshare-all --ro-bind / / /bin/true`".into(),
             Box::new(bwrap),
         ),
         ("`/bin/true`".into(), Box::new(direct)),
+        (
+            "`unshare --user --pid --fork --net --mount --ipc --uts --cgroup /bin/true`".into(),
+            Box::new(unshare),
+        ),
+        (
+            "`sandbox run --share-net ...` (no new network namespace)".into(),
+            Box::new(|| run_with(&sandbox, &["--share-net"])),
+        ),
     ];
     if let Some(other) = other {
         let label = format!("the same with `{}`", other.display());
-        commands.push((label, Box::new(move || run_with(&other))));
+        commands.push((label, Box::new(move || run_with(&other, &[]))));
     }
     for _ in 0..5 {
         for (_, cmd) in &commands {
