@@ -191,11 +191,12 @@ pub fn run(args: RunArgs) -> i32 {
     }
 }
 
-fn supervise(args: RunArgs) -> Result<i32, String> {
+/// The policy as the filter the program gets: its default replaced by `user-notify`.
+fn compile_filter(policy: &str) -> Result<Vec<u8>, String> {
     let arch = Arch::native();
     let mut policy = load(
         &Source {
-            file: args.policy.clone(),
+            file: policy.to_string(),
             arch: None,
             include_dirs: Vec::new(),
             defines: Vec::new(),
@@ -206,7 +207,11 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         .set_default(Action::UserNotify)
         .map_err(|e| e.to_string())?;
     let program = bpf::compile(&policy, arch).map_err(|e| e.to_string())?;
+    Ok(bpf::to_bytes(&program.instructions))
+}
 
+fn supervise(args: RunArgs) -> Result<i32, String> {
+    let arch = Arch::native();
     let mut grants = Vec::new();
     for r in &args.ro {
         grants.push(parse_bind(r, false)?);
@@ -278,20 +283,6 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     .map_err(|e| format!("socketpair: {e}"))?;
     let mut ctl: Channel<ToStage, FromStage> =
         Channel::from_fd(ours, limits()).map_err(|e| e.to_string())?;
-    ctl.send(
-        &ToStage::Plan {
-            program: exe.display().to_string(),
-            argv,
-            env: args.env.clone(),
-            grants,
-            mount_proc: args.proc,
-            rlimits,
-            filter: bpf::to_bytes(&program.instructions),
-            switch_to: extra_id.map(|(u, _, _)| (u, u)),
-        },
-        &[],
-    )
-    .map_err(|e| e.to_string())?;
     let namespaces = Namespaces {
         net: if args.share_net {
             NetMode::Shared
@@ -321,6 +312,23 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     .map_err(|e| e.to_string())?;
     drop(theirs);
     drop(self_exe);
+    // The policy is parsed and compiled (~0.5 ms) while the stage starts; a policy
+    // error ends here (dropping `stage` kills and reaps it).
+    let filter = compile_filter(&args.policy)?;
+    ctl.send(
+        &ToStage::Plan {
+            program: exe.display().to_string(),
+            argv,
+            env: args.env.clone(),
+            grants,
+            mount_proc: args.proc,
+            rlimits,
+            filter,
+            switch_to: extra_id.map(|(u, _, _)| (u, u)),
+        },
+        &[],
+    )
+    .map_err(|e| e.to_string())?;
     let start = Instant::now();
     let wall = Duration::from_secs(args.wall);
 
