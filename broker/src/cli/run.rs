@@ -357,6 +357,9 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
 
     let name = exe.display().to_string();
     let pidfd = stage.open_pidfd().map_err(|e| e.to_string())?;
+    // Cleared when the stage's end of the control channel is gone (then only the
+    // pidfd tells the rest; polling a hung-up socket would spin).
+    let mut ctl_open = true;
     loop {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let left = wall.saturating_sub(start.elapsed());
@@ -373,23 +376,30 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             return Ok(EXIT_WALL);
         }
         // The listener is watched until it hangs up (every filter user is gone).
-        let flags: Vec<bool> = {
-            let mut fds = vec![
-                PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
-                PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-            ];
-            if let Some(l) = &listener {
-                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        // Which of the control channel, the stage's pidfd and the listener are ready.
+        const CTL: usize = 0;
+        const STAGE: usize = 1;
+        const LISTENER: usize = 2;
+        let mut flags = [false; 3];
+        {
+            let mut watched = vec![(STAGE, PollFd::new(pidfd.as_fd(), PollFlags::POLLIN))];
+            if ctl_open {
+                watched.push((CTL, PollFd::new(ctl.as_fd(), PollFlags::POLLIN)));
             }
+            if let Some(l) = &listener {
+                watched.push((LISTENER, PollFd::new(l.as_fd(), PollFlags::POLLIN)));
+            }
+            let (roles, mut fds): (Vec<usize>, Vec<PollFd>) = watched.into_iter().unzip();
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             let _ = poll(&mut fds, PollTimeout::from(ms));
-            fds.iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect()
-        };
-        // Indices: 0 control channel, 1 stage pidfd, 2 listener.
+            for (role, f) in roles.iter().zip(&fds) {
+                if let Some(slot) = flags.get_mut(*role) {
+                    *slot = f.revents().is_some_and(|r| !r.is_empty());
+                }
+            }
+        }
         let ready = |i: usize| flags.get(i).copied().unwrap_or(false);
-        if ready(2) {
+        if ready(LISTENER) {
             let got = listener
                 .as_ref()
                 .map(|l| sandbox::seccomp::receive_notification(l.as_fd()));
@@ -407,16 +417,20 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
                 _ => listener = None,
             }
         }
-        if ready(0) {
-            if let Ok(Some((FromStage::Exited { code, signal }, _))) = ctl.try_recv() {
-                // The stage reports only once nothing else of the sandbox is left; its
-                // own exit (the kernel tearing down the namespaces and mounts, 1 to 9
-                // ms here) need not be waited for.
-                stage.kill_without_reaping();
-                return Ok(program_status(&name, code, signal));
+        if ready(CTL) {
+            match ctl.try_recv() {
+                Ok(Some((FromStage::Exited { code, signal }, _))) => {
+                    // The stage reports only once nothing else of the sandbox is left;
+                    // its own exit (the kernel tearing down the namespaces and mounts,
+                    // 1 to 9 ms here) need not be waited for.
+                    stage.kill_without_reaping();
+                    return Ok(program_status(&name, code, signal));
+                }
+                Ok(_) => {}
+                Err(_) => ctl_open = false,
             }
         }
-        if ready(1) {
+        if ready(STAGE) {
             let _ = stage.wait();
             while let Ok(Some((m, _))) = ctl.try_recv() {
                 if let FromStage::Exited { code, signal } = m {
