@@ -28,6 +28,7 @@ use sandbox::lockdown::{
     build_root, lock_down, Config, Grant, Rlimits, SeccompChoice, SingleThreaded, Status,
 };
 use sandbox::policy::arch::Arch;
+use sandbox::policy::presets::Preset;
 use sandbox::policy::{params, Action};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
@@ -191,8 +192,23 @@ pub fn run(args: RunArgs) -> i32 {
     }
 }
 
+/// The `exec` preset as [`compile_filter`] makes it, compiled by `build.rs` for the
+/// target's architecture (empty for an architecture the compiler does not support).
+const PRECOMPILED_EXEC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_notify.bpf"));
+
 /// The policy as the filter the program gets: its default replaced by `user-notify`.
+/// The `exec` preset (the default; a file of that name in the working directory takes
+/// precedence, as everywhere else) comes precompiled.
 fn compile_filter(policy: &str) -> Result<Vec<u8>, String> {
+    if policy == Preset::Exec.name() && !PRECOMPILED_EXEC.is_empty() && !Path::new(policy).is_file()
+    {
+        return Ok(PRECOMPILED_EXEC.to_vec());
+    }
+    compile_filter_now(policy)
+}
+
+/// [`compile_filter`] without the precompiled preset.
+fn compile_filter_now(policy: &str) -> Result<Vec<u8>, String> {
     let arch = Arch::native();
     let mut policy = load(
         &Source {
@@ -312,8 +328,9 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     .map_err(|e| e.to_string())?;
     drop(theirs);
     drop(self_exe);
-    // The policy is parsed and compiled (~0.5 ms) while the stage starts; a policy
-    // error ends here (dropping `stage` kills and reaps it).
+    // The policy is parsed and compiled (~0.5 ms; the default preset comes
+    // precompiled) while the stage starts; a policy error ends here (dropping `stage`
+    // kills and reaps it).
     let filter = compile_filter(&args.policy)?;
     ctl.send(
         &ToStage::Plan {
@@ -689,4 +706,39 @@ fn payload(
     let e = nix::unistd::execve(&path, &argv, &env);
     eprintln!("sandbox: cannot execute {program}: {e:?}");
     127
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes `build.rs` embedded are what the run-time compiler makes of the
+    /// preset now: a change to the preset or the compiler cannot leave a stale copy.
+    #[test]
+    fn the_precompiled_exec_preset_is_what_the_compiler_makes() {
+        assert!(
+            !PRECOMPILED_EXEC.is_empty(),
+            "build.rs compiled nothing for this architecture"
+        );
+        let now = compile_filter_now("exec").expect("the exec preset compiles");
+        assert_eq!(PRECOMPILED_EXEC, now.as_slice());
+        assert_eq!(compile_filter("exec").expect("precompiled"), now);
+    }
+
+    /// Any other policy is compiled at run time (a preset that is not `exec`, here
+    /// a file).
+    #[test]
+    fn other_policies_are_compiled_at_run_time() {
+        let dir = std::env::temp_dir().join(format!("run-filter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("p.policy");
+        std::fs::write(&file, "read: allow\nwrite: allow\nexit_group: allow\n").expect("write");
+        let got = compile_filter(file.to_str().expect("utf-8")).expect("compiles");
+        assert_ne!(got.as_slice(), PRECOMPILED_EXEC);
+        assert_eq!(
+            got,
+            compile_filter_now(file.to_str().expect("utf-8")).expect("compiles")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
