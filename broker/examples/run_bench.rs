@@ -46,6 +46,20 @@ fn main() {
     );
     // Optional: another build of the CLI (e.g. of an earlier commit) for an A/B.
     let other = std::env::args().nth(1).map(std::path::PathBuf::from);
+    // Every binary is measured from a fresh copy in one directory. A file the linker
+    // has just written starts ~0.5 ms slower per `sandbox run` here than a copy of it
+    // (the same bytes, in page-cache pages laid out differently: exec maps them at a
+    // different cost) until the page cache drops it; comparing a just-built binary
+    // with a copied one measures that, not the code.
+    let copies = std::env::temp_dir().join(format!("run_bench-{}", std::process::id()));
+    std::fs::create_dir_all(&copies).expect("temp dir");
+    let copy = |from: &std::path::Path, name: &str| {
+        let to = copies.join(name);
+        std::fs::copy(from, &to).expect("copy the binary");
+        to
+    };
+    let sandbox = copy(&sandbox, "sandbox");
+    let other = other.map(|o| (o.display().to_string(), copy(&o, "other")));
     let run_with = |exe: &std::path::Path, net: &[&str]| {
         let mut c = Command::new(exe);
         c.arg("run").args(net).args([
@@ -106,7 +120,8 @@ fn main() {
         ),
     ];
     if let Some(other) = other {
-        let label = format!("the same with `{}`", other.display());
+        let (name, other) = other;
+        let label = format!("the same with `{name}`");
         commands.push((label, Box::new(move || run_with(&other, &[]))));
     }
     for _ in 0..5 {
@@ -123,6 +138,7 @@ fn main() {
             std::thread::sleep(pause);
         }
     }
+    let _ = std::fs::remove_dir_all(&copies);
     let medians: Vec<f64> = times.into_iter().map(median).collect();
     let bwrap_ms = medians[1];
     println!("| command (median of 100, interleaved) | ms | vs bwrap |");
