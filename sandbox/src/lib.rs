@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod bpf;
+pub mod cgroup;
 pub mod ipc;
 pub mod lockdown;
 pub mod policy;

@@ -21,6 +21,7 @@
 use super::policy::{load, Source};
 use clap::Args;
 use sandbox::bpf;
+use sandbox::cgroup::{CgroupError, Hierarchy, PidsCgroup};
 use sandbox::ipc::{Channel, Limits, Message};
 use sandbox::lockdown::namespaces::{spawn, Namespaces, NetMode, SpawnSpec};
 use sandbox::lockdown::status::verify_from_outside;
@@ -42,6 +43,16 @@ pub const STAGE_ARG: &str = "__run-stage";
 pub const EXIT_VIOLATION: i32 = 159;
 /// Exit status when the wall-clock limit ended the program (as timeout(1)).
 pub const EXIT_WALL: i32 = 124;
+/// Exit status when a fork bomb was ended: forks were still refused [`BOMB_GRACE`] after
+/// the pids cgroup's limit was reached (128 + SIGKILL, which ends it).
+pub const EXIT_PIDS: i32 = 137;
+/// How long forks may go on being refused at the pids limit before the sandbox is
+/// ended as a fork bomb.
+pub const BOMB_GRACE: Duration = Duration::from_secs(1);
+/// How often the supervisor reads the pids cgroup's refusals.
+const BOMB_TICK: Duration = Duration::from_millis(100);
+/// Name prefix of the pids cgroups (`sandbox-run-<supervisor pid>`).
+const CGROUP_PREFIX: &str = "sandbox-run-";
 /// Exit status when the sandbox itself could not be set up.
 pub const EXIT_SETUP: i32 = 125;
 /// When the caller is root, the program runs as [`SANDBOX_UID`] inside, mapped to this
@@ -120,11 +131,26 @@ enum ToStage {
         rlimits: Rlimits,
         filter: Vec<u8>,
         switch_to: Option<(u32, u32)>,
+        /// The plan comes with a descriptor of the pids cgroup's join file
+        /// ([`PidsCgroup::open_self_join`]): the stage moves itself in before it
+        /// starts anything.
+        join_cgroup: bool,
     },
     Go,
 }
 
-impl Message for ToStage {}
+impl Message for ToStage {
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(
+            self,
+            ToStage::Plan {
+                join_cgroup: true,
+                ..
+            }
+        ))
+    }
+    const MAX_FDS: usize = 1;
+}
 
 /// Stage → supervisor.
 #[derive(Serialize, Deserialize)]
@@ -262,16 +288,6 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     }
     let mut argv = args.command.clone();
     argv[0] = exe.display().to_string();
-    let rlimits = Rlimits {
-        address_space: args.mem,
-        open_files: args.nofile,
-        file_size: args.fsize,
-        core: 0,
-        cpu_seconds: args.cpu,
-        memlock: 0,
-        processes: args.pids,
-    };
-
     // As root, the program runs as a user id of its own (inside: SANDBOX_UID), so that
     // RLIMIT_NPROC counts only its processes (the kernel never applies it to root) and
     // root's files outside are not its own.
@@ -289,6 +305,23 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         let id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
         (u, id, id)
     });
+    // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
+    // subtree) holding the stage and everything below it — the stage counts, so the
+    // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
+    // reaches first (so that its refusals are counted); without a cgroup,
+    // RLIMIT_NPROC alone: N, or N + 1 when the program runs as the stage's user
+    // (an unprivileged caller's, or --uid 0), which counts the stage too.
+    let pids = Pids::new(args.pids, inside.is_none())?;
+    let rlimits = Rlimits {
+        address_space: args.mem,
+        open_files: args.nofile,
+        file_size: args.fsize,
+        core: 0,
+        cpu_seconds: args.cpu,
+        memlock: 0,
+        processes: pids.rlimit(),
+    };
+
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -332,6 +365,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     // precompiled) while the stage starts; a policy error ends here (dropping `stage`
     // kills and reaps it).
     let filter = compile_filter(&args.policy)?;
+    let join = pids.open_self_join()?;
     ctl.send(
         &ToStage::Plan {
             program: exe.display().to_string(),
@@ -342,8 +376,9 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             rlimits,
             filter,
             switch_to: extra_id.map(|(u, _, _)| (u, u)),
+            join_cgroup: join.is_some(),
         },
-        &[],
+        join.as_ref().map(|f| f.as_fd()).as_slice(),
     )
     .map_err(|e| e.to_string())?;
     let start = Instant::now();
@@ -366,14 +401,20 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             problems.join("; ")
         ));
     }
+    pids.verify(payload)?;
     if let Some(file) = &args.status_json {
-        let json = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
+        let report = RunReport {
+            lockdown: &status,
+            pids: pids.report(),
+        };
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(file, json).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     ctl.send(&ToStage::Go, &[]).map_err(|e| e.to_string())?;
 
     let name = exe.display().to_string();
     let pidfd = stage.open_pidfd().map_err(|e| e.to_string())?;
+    let mut bombs = BombWatch::default();
     // Cleared when the stage's end of the control channel is gone (then only the
     // pidfd tells the rest; polling a hung-up socket would spin).
     let mut ctl_open = true;
@@ -407,7 +448,13 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
                 watched.push((LISTENER, PollFd::new(l.as_fd(), PollFlags::POLLIN)));
             }
             let (roles, mut fds): (Vec<usize>, Vec<PollFd>) = watched.into_iter().unzip();
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            // With a pids cgroup, a look at its refusals every tick.
+            let wait = if pids.cgroup.is_some() {
+                left.min(BOMB_TICK)
+            } else {
+                left
+            };
+            let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
             let _ = poll(&mut fds, PollTimeout::from(ms));
             for (role, f) in roles.iter().zip(&fds) {
                 if let Some(slot) = flags.get_mut(*role) {
@@ -416,6 +463,18 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             }
         }
         let ready = |i: usize| flags.get(i).copied().unwrap_or(false);
+        if bombs.still_refused(&pids) {
+            let (processes, threads) = count_below(stage.pid());
+            stage.signal_kill();
+            let _ = stage.wait();
+            eprintln!(
+                "sandbox: killed {name}: process limit: forks still refused {} s after \
+                 --pids {} was reached ({processes} processes, {threads} threads running)",
+                BOMB_GRACE.as_secs(),
+                args.pids
+            );
+            return Ok(EXIT_PIDS);
+        }
         if ready(LISTENER) {
             let got = listener
                 .as_ref()
@@ -455,6 +514,195 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
                 }
             }
             return Ok(fail("the sandbox ended without the program's status"));
+        }
+    }
+}
+
+/// `--pids`: the limit, and the pids cgroup that holds the sandbox if one could be
+/// made.
+struct Pids {
+    limit: u64,
+    /// Whether the program runs as the stage's user (then RLIMIT_NPROC counts the
+    /// stage too).
+    with_stage: bool,
+    cgroup: Option<PidsCgroup>,
+    /// Why there is no cgroup (in the report).
+    no_cgroup: Option<String>,
+}
+
+impl Pids {
+    fn new(limit: u64, with_stage: bool) -> Result<Pids, String> {
+        let name = format!("{CGROUP_PREFIX}{}", std::process::id());
+        match PidsCgroup::create(&name, limit.saturating_add(1)) {
+            Ok(cgroup) => {
+                cgroup.remove_stale_siblings(CGROUP_PREFIX);
+                Ok(Pids {
+                    limit,
+                    with_stage,
+                    cgroup: Some(cgroup),
+                    no_cgroup: None,
+                })
+            }
+            Err(CgroupError::Unavailable(why)) => Ok(Pids {
+                limit,
+                with_stage,
+                cgroup: None,
+                no_cgroup: Some(why),
+            }),
+            Err(e) => Err(format!("pids cgroup: {e}")),
+        }
+    }
+
+    /// RLIMIT_NPROC: the limit, one above it when the stage counts too (the same
+    /// user) — or when the cgroup holds the limit, so that the cgroup refuses first
+    /// and its refusals are counted.
+    fn rlimit(&self) -> u64 {
+        if self.cgroup.is_some() || self.with_stage {
+            self.limit.saturating_add(1)
+        } else {
+            self.limit
+        }
+    }
+
+    /// The file the stage writes to move itself into the cgroup, if there is one.
+    fn open_self_join(&self) -> Result<Option<std::fs::File>, String> {
+        self.cgroup
+            .as_ref()
+            .map(|c| c.open_self_join().map_err(|e| format!("pids cgroup: {e}")))
+            .transpose()
+    }
+
+    /// Checked from outside with the rest of the status: the program is in the
+    /// cgroup.
+    fn verify(&self, pid: i32) -> Result<(), String> {
+        match &self.cgroup {
+            Some(c)
+                if !c
+                    .holds(pid)
+                    .map_err(|e| format!("/proc/{pid}/cgroup: {e}"))? =>
+            {
+                Err(format!(
+                    "the program is not in the pids cgroup {}",
+                    c.path().display()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn report(&self) -> PidsReport {
+        PidsReport {
+            limit: self.limit,
+            cgroup: self.cgroup.as_ref().map(|c| CgroupReport {
+                hierarchy: c.hierarchy(),
+                path: c.path().display().to_string(),
+                max: c.max(),
+            }),
+            rlimit_nproc: self.rlimit(),
+            no_cgroup: self.no_cgroup.clone(),
+        }
+    }
+}
+
+impl Drop for Pids {
+    /// Remove the cgroup. The stage is not waited for (its exit tears the namespaces
+    /// down, 1 to 9 ms here), so it is often still in it: then a child of this
+    /// process, with its standard streams on /dev/null, retries for up to 10 s.
+    fn drop(&mut self) {
+        let Some(cgroup) = self.cgroup.take() else {
+            return;
+        };
+        if cgroup.remove().is_ok() {
+            return;
+        }
+        let Ok(one) = SingleThreaded::check() else {
+            return;
+        };
+        if let Ok(0) = one.fork() {
+            if let Ok(null) = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+                let _ = nix::unistd::dup2_stderr(&null);
+            }
+            for _ in 0..10_000 {
+                match cgroup.remove() {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    _ => break,
+                }
+            }
+            // Not a return: nothing else of the supervisor's state is this child's to
+            // drop (the stage is not its child).
+            std::process::exit(0);
+        }
+    }
+}
+
+/// What `--status-json` writes: the program's verified lockdown status and how
+/// `--pids` is enforced.
+#[derive(Serialize)]
+struct RunReport<'a> {
+    lockdown: &'a Status,
+    pids: PidsReport,
+}
+
+#[derive(Serialize)]
+struct PidsReport {
+    /// `--pids`.
+    limit: u64,
+    /// The cgroup holding the sandbox, if one could be made.
+    cgroup: Option<CgroupReport>,
+    /// RLIMIT_NPROC of the program.
+    rlimit_nproc: u64,
+    /// Why there is no cgroup.
+    no_cgroup: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CgroupReport {
+    hierarchy: Hierarchy,
+    path: String,
+    /// `pids.max`: the limit plus one for the stage.
+    max: u64,
+}
+
+/// Watches the pids cgroup's refusals: a fork bomb is a sandbox whose forks are still
+/// being refused [`BOMB_GRACE`] after the first refusal seen; a program that hit the
+/// limit once and backed off is left alone.
+#[derive(Default)]
+struct BombWatch {
+    /// Refusals already judged.
+    seen: u64,
+    /// When refusals were first seen past `seen`, and their count then.
+    since: Option<(Instant, u64)>,
+}
+
+impl BombWatch {
+    fn still_refused(&mut self, pids: &Pids) -> bool {
+        let Some(refused) = pids.cgroup.as_ref().and_then(|c| c.refused()) else {
+            return false;
+        };
+        match self.since {
+            None => {
+                if refused > self.seen {
+                    self.since = Some((Instant::now(), refused));
+                }
+                false
+            }
+            Some((first, then)) if first.elapsed() >= BOMB_GRACE => {
+                if refused > then {
+                    return true;
+                }
+                self.since = None;
+                self.seen = refused;
+                false
+            }
+            Some(_) => false,
         }
     }
 }
@@ -571,7 +819,7 @@ fn stage_inner() -> Result<i32, String> {
     let fd = sandbox::renderer::take_channel().map_err(|e| format!("no control channel: {e}"))?;
     let mut ctl: Channel<FromStage, ToStage> =
         Channel::from_fd(fd, limits()).map_err(|e| e.to_string())?;
-    let (plan, _) = ctl
+    let (plan, mut plan_fds) = ctl
         .recv_timeout(Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
     let ToStage::Plan {
@@ -583,10 +831,22 @@ fn stage_inner() -> Result<i32, String> {
         rlimits,
         filter,
         switch_to,
+        join_cgroup,
     } = plan
     else {
         return Err("expected a plan".into());
     };
+    // Into the pids cgroup first: everything the stage forks from here on is born in
+    // it. (Single-threaded: with v1's `tasks`, only the writing thread moves.)
+    if join_cgroup {
+        let mut file = plan_fds
+            .pop()
+            .map(std::fs::File::from)
+            .ok_or("the plan's cgroup descriptor is missing")?;
+        SingleThreaded::check().map_err(|e| e.to_string())?;
+        sandbox::cgroup::join_self(&mut file).map_err(|e| format!("join the pids cgroup: {e}"))?;
+    }
+    drop(plan_fds);
     let instructions = bpf::from_bytes(&filter).ok_or("malformed filter")?;
     let mut config = Config {
         keep_fds: vec![0, 1, 2, 3],

@@ -1,0 +1,93 @@
+//! `sandbox::cgroup` against the kernel: run as root on a machine with a `pids`
+//! hierarchy (cgroup v1 here; a delegated v2 subtree elsewhere). Fails where no pids
+//! cgroup can be made — the feature is then missing, not skipped.
+
+use sandbox::cgroup::PidsCgroup;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn name(what: &str) -> String {
+    format!("sandbox-test-{what}-{}", std::process::id())
+}
+
+/// A process moves itself in (`0` written to the descriptor `open_self_join` made —
+/// what `sandbox::cgroup::join_self` does in `sandbox run`'s stage), then starts five
+/// children under `pids.max` 3: two start, three forks are refused and counted; the
+/// cgroup cannot be removed while they run and can once they are gone.
+#[test]
+fn a_process_that_joins_itself_is_held_and_its_refused_forks_counted() {
+    let cg = PidsCgroup::create(&name("held"), 3).expect("a pids cgroup (root, pids hierarchy)");
+    assert_eq!(cg.max(), 3);
+    assert_eq!(cg.current(), Some(0));
+    assert_eq!(cg.refused(), Some(0));
+    let join = cg.open_self_join().expect("open the join file");
+    // The child gets the descriptor as its stdin (write-only), writes `0` to it itself
+    // and lets go of it, then tries five forks.
+    let script = "import os, time\n\
+                  os.write(0, b'0')\n\
+                  os.close(0)\n\
+                  made = 0\n\
+                  for i in range(5):\n    \
+                      try:\n        \
+                          if os.fork() == 0:\n            \
+                              time.sleep(2)\n            \
+                              os._exit(0)\n        \
+                          made += 1\n    \
+                      except OSError:\n        \
+                          pass\n\
+                  print('started', made, flush=True)\n\
+                  while True:\n    \
+                      try:\n        \
+                          os.wait()\n    \
+                      except ChildProcessError:\n        \
+                          break\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::from(join))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    // Two start: with the child itself, three tasks.
+    assert_eq!(line, "started 2\n");
+    let pid = i32::try_from(child.id()).expect("pid");
+    assert!(cg.holds(pid).expect("/proc/PID/cgroup"), "the child joined");
+    assert!(!cg.holds(std::process::id() as i32).expect("own cgroup"));
+    assert_eq!(cg.current(), Some(3), "the child and two of its own");
+    assert_eq!(cg.refused(), Some(3), "three forks refused");
+    assert_eq!(
+        cg.remove().map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EBUSY)),
+        "not removable while in use"
+    );
+    assert!(child.wait().expect("wait").success());
+    let removed = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        cg.remove().is_ok()
+    });
+    assert!(removed, "removable once empty");
+}
+
+/// A sibling named after a dead pid is removed; one of a live pid stays.
+#[test]
+fn stale_siblings_are_removed() {
+    let prefix = format!("sandbox-stale-{}-", std::process::id());
+    let ours = PidsCgroup::create(&format!("{prefix}{}", std::process::id()), 5).expect("cgroup");
+    // A pid that is not running: a child that has been reaped.
+    let dead = {
+        let mut c = Command::new("/bin/true").spawn().expect("true");
+        let id = c.id();
+        c.wait().expect("wait");
+        id
+    };
+    let stale = PidsCgroup::create(&format!("{prefix}{dead}"), 5).expect("cgroup");
+    let stale_path = stale.path().to_path_buf();
+    assert_eq!(ours.remove_stale_siblings(&prefix), 1);
+    assert!(!stale_path.exists());
+    assert!(ours.path().exists(), "a live owner's cgroup stays");
+    ours.remove().expect("remove");
+}
