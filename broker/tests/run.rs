@@ -376,7 +376,7 @@ fn uid_inside() {
 #[test]
 fn an_unreachable_program_is_an_error_with_a_hint() {
     let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["run", "--", "/bin/true"])
+        .args(["run", "--no-auto-ro", "--", "/bin/true"])
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(125));
@@ -385,6 +385,54 @@ fn an_unreachable_program_is_an_error_with_a_hint() {
         "{}",
         text(&o.stderr)
     );
+}
+
+/// Without a grant that holds the program, it is bound read-only with its loader and
+/// libraries, each at its own path — and nothing else: `sandbox run -- PROG` works for
+/// a dynamically linked program, the report lists what was bound, and the rest of the
+/// host (here /etc/passwd) is not there.
+#[test]
+fn without_binds_the_program_and_its_libraries_are_bound_and_nothing_else() {
+    let d = tmp("autoro");
+    let f = d.join("status.json");
+    let fs = f.to_str().expect("utf-8");
+    both(|nobody| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+        c.args(["run", "--status-json", fs, "--", "/bin/echo", "hi"])
+            .current_dir("/");
+        if nobody {
+            c.uid(65534).gid(65534);
+        }
+        let o = c.output().expect("run");
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "hi\n");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).expect("written")).expect("json");
+        let auto: Vec<&str> = json["auto_ro"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(auto.first(), Some(&"/usr/bin/echo"), "{json}");
+        assert!(auto.iter().any(|p| p.ends_with("/libc.so.6")), "{json}");
+        assert!(auto.contains(&"/lib64/ld-linux-x86-64.so.2"), "{json}");
+        let _ = std::fs::remove_file(&f);
+
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+        c.args(["run", "--", "/bin/cat", "/etc/passwd"])
+            .current_dir("/");
+        if nobody {
+            c.uid(65534).gid(65534);
+        }
+        let o = c.output().expect("run");
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("/etc/passwd: No such file or directory"),
+            "{}",
+            text(&o.stderr)
+        );
+    });
 }
 
 /// Every vector of shared/escape-vectors.md that a program can try by one syscall,

@@ -1,5 +1,6 @@
 //! The `sandbox` command line.
 
+pub mod deps;
 pub mod policy;
 pub mod run;
 

@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// than 0 needs a root caller.
     #[arg(long)]
     pub uid: Option<u32>,
+    /// Do not bind the program, its loader and its libraries when no --ro/--rw holds
+    /// the program (then that is an error).
+    #[arg(long = "no-auto-ro")]
+    pub no_auto_ro: bool,
     /// Write the verified status report as JSON to FILE.
     #[arg(long = "status-json", value_name = "FILE")]
     pub status_json: Option<PathBuf>,
@@ -275,16 +279,38 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         }
     }
     let exe = resolve_program(&args.command[0])?;
-    // The program runs at the same path inside only if a grant holds it.
-    let reachable = grants
-        .iter()
-        .any(|g| g.dest.is_none() && exe.starts_with(&g.path));
-    if !reachable {
-        return Err(format!(
-            "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64)",
-            exe.display(),
-            exe.parent().map_or("/".into(), |p| p.display().to_string())
-        ));
+    // The program runs at the same path inside only if a grant holds it. If none
+    // does, it is bound read-only with its loader and libraries (see `deps`), each
+    // file at its own path, unless --no-auto-ro: then that is an error.
+    let covered = |grants: &[Grant], f: &Path| {
+        grants
+            .iter()
+            .any(|g| g.dest.is_none() && f.starts_with(&g.path))
+    };
+    let mut auto_ro = Vec::new();
+    if !covered(&grants, &exe) {
+        if args.no_auto_ro {
+            return Err(format!(
+                "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64), or leave out --no-auto-ro",
+                exe.display(),
+                exe.parent().map_or("/".into(), |p| p.display().to_string())
+            ));
+        }
+        for file in super::deps::needed_files(&exe)? {
+            if !covered(&grants, &file) {
+                // Bound from the file itself, at the path the loader opens: a symlink
+                // on the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would
+                // otherwise be followed inside the new root, where its target is not.
+                let real =
+                    std::fs::canonicalize(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                grants.push(Grant {
+                    dest: (real != file).then(|| file.clone()),
+                    path: real,
+                    writable: false,
+                });
+                auto_ro.push(file);
+            }
+        }
     }
     let mut argv = args.command.clone();
     argv[0] = exe.display().to_string();
@@ -406,6 +432,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         let report = RunReport {
             lockdown: &status,
             pids: pids.report(),
+            auto_ro: &auto_ro,
         };
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(file, json).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -649,6 +676,9 @@ impl Drop for Pids {
 struct RunReport<'a> {
     lockdown: &'a Status,
     pids: PidsReport,
+    /// The files bound read-only because no grant held the program (its own, its
+    /// loader's, its libraries').
+    auto_ro: &'a [PathBuf],
 }
 
 #[derive(Serialize)]
