@@ -912,3 +912,63 @@ int main(void) {
         text(&o.stderr)
     );
 }
+
+/// The program names its own libraries, and it may be hostile: one whose `DT_NEEDED`
+/// names /etc/passwd, or a FIFO (whose open would block the supervisor), is refused
+/// before anything starts — only ELF files are ever bound for a program.
+#[test]
+fn a_program_cannot_have_host_files_bound_as_its_libraries() {
+    let d = tmp("needs");
+    // A library with an 11-character name, and a program that needs it.
+    let lib_c = d.join("lib.c");
+    std::fs::write(&lib_c, "int xx(void) { return 1; }\n").expect("write");
+    let lib = d.join("libxx123.so");
+    let s = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&lib_c)
+        .status()
+        .expect("cc");
+    assert!(s.success());
+    let prog_c = d.join("p.c");
+    std::fs::write(&prog_c, "int xx(void);\nint main(void) { return xx(); }\n").expect("write");
+    let prog = d.join("p");
+    let s = Command::new("cc")
+        .arg("-o")
+        .arg(&prog)
+        .arg(&prog_c)
+        .arg(format!("-L{}", d.display()))
+        .arg("-lxx123")
+        .status()
+        .expect("cc");
+    assert!(s.success());
+    let elf = std::fs::read(&prog).expect("read");
+    let name = b"libxx123.so";
+    let at = elf
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("DT_NEEDED string");
+    let fifo = format!("/tmp/f{:05}", std::process::id() % 100_000);
+    let _ = std::fs::remove_file(&fifo);
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    for (target, why) in [
+        ("/etc/passwd", "which is not an ELF file: refused"),
+        (fifo.as_str(), "not a regular file: refused"),
+    ] {
+        assert_eq!(target.len(), name.len());
+        let mut patched = elf.clone();
+        patched[at..at + name.len()].copy_from_slice(target.as_bytes());
+        let bad = d.join("bad");
+        std::fs::write(&bad, &patched).expect("write");
+        let _ = std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["run", "--"])
+            .arg(&bad)
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(125), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(why), "{}", text(&o.stderr));
+    }
+    let _ = std::fs::remove_file(&fifo);
+}

@@ -16,8 +16,11 @@
 //! program opens once running (Python's standard library, data files, `dlopen`ed
 //! plugins) is not found here: those still need `--ro`.
 //!
-//! Everything here reads host files chosen by the user, in the supervisor; ELF parsing
-//! is goblin's, and the amount read is bounded ([`MAX_PART`], [`MAX_FILES`]).
+//! Everything here reads host files in the supervisor, named by a program that may be
+//! hostile: every file found besides the program and the cache must be a regular ELF
+//! file, or the run is refused (a crafted `DT_NEEDED` of `/etc/passwd`, or a
+//! `DT_RUNPATH` into a home directory, would otherwise bind that file inside). ELF
+//! parsing is goblin's, and the amount read is bounded ([`MAX_PART`], [`MAX_FILES`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -69,6 +72,24 @@ struct Dynamic {
     runpath: Vec<String>,
 }
 
+/// Open `path` for reading if it is a regular file — without blocking on a FIFO or
+/// taking a terminal, which a hostile program could name.
+fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file: refused", path.display()));
+    }
+    Ok(file)
+}
+
 /// `len` bytes at `offset` of `file`, at most `cap`; fewer at its end only if
 /// `short_ok` (else a part that runs past the end is an error).
 fn read_at(
@@ -117,7 +138,7 @@ fn dynamic(path: &Path) -> Result<Option<Dynamic>, String> {
     use goblin::elf::dynamic::{Dynamic as Dyns, DT_NEEDED, DT_RPATH, DT_RUNPATH};
     use goblin::elf::program_header::{ProgramHeader, PT_DYNAMIC, PT_INTERP};
     let err = |e: goblin::error::Error| format!("{}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = open_regular(path)?;
     let head = read_at(&file, path, (0, 64), 64, true)?;
     if !head.starts_with(b"\x7fELF") {
         return Ok(None);
@@ -252,8 +273,7 @@ pub fn needed_files(program: &Path) -> Result<Vec<PathBuf>, String> {
     let mut seen: BTreeSet<PathBuf> = found.iter().cloned().collect();
     let mut todo: Vec<PathBuf> = Vec::new();
     let first = {
-        let file =
-            std::fs::File::open(program).map_err(|e| format!("{}: {e}", program.display()))?;
+        let file = open_regular(program)?;
         read_at(&file, program, (0, 256), 256, true)?
     };
     if first.starts_with(b"#!") {
@@ -280,7 +300,17 @@ pub fn needed_files(program: &Path) -> Result<Vec<PathBuf>, String> {
     let mut used_cache = false;
     while let Some(object) = todo.pop() {
         let Some(dynamic) = dynamic(&object)? else {
-            continue;
+            if object == program {
+                continue; // not ELF: execve decides
+            }
+            // The program names its interpreter and libraries, and it may be hostile:
+            // a dependency that is not ELF (`DT_NEEDED` "/etc/passwd", a RUNPATH into a
+            // home directory) is refused, so only code can be bound this way.
+            return Err(format!(
+                "{} needs {}, which is not an ELF file: refused",
+                program.display(),
+                object.display()
+            ));
         };
         let mut add = |path: PathBuf, todo: &mut Vec<PathBuf>| -> Result<(), String> {
             if seen.insert(path.clone()) {
