@@ -180,7 +180,17 @@ impl PidsCgroup {
         }
         let (parent, hierarchy, own) = find_parent()?;
         let dir = parent.join(name);
-        match std::fs::create_dir(&dir) {
+        let mut made = std::fs::create_dir(&dir);
+        if made
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
+        {
+            // Left by an earlier owner of the same name (callers put their pid in it,
+            // and pids are reused): taken over if it is empty.
+            std::fs::remove_dir(&dir).map_err(io_err("rmdir (left over)", &dir))?;
+            made = std::fs::create_dir(&dir);
+        }
+        match made {
             Ok(()) => {}
             Err(e)
                 if matches!(

@@ -91,3 +91,16 @@ fn stale_siblings_are_removed() {
     assert!(ours.path().exists(), "a live owner's cgroup stays");
     ours.remove().expect("remove");
 }
+
+/// A cgroup of the same name left behind empty (a reused pid) is taken over.
+#[test]
+fn an_empty_leftover_of_the_same_name_is_taken_over() {
+    let n = name("again");
+    let first = PidsCgroup::create(&n, 4).expect("cgroup");
+    let second = PidsCgroup::create(&n, 6).expect("the leftover is replaced");
+    assert_eq!(second.path(), first.path());
+    assert_eq!(second.max(), 6);
+    let max = std::fs::read_to_string(second.path().join("pids.max")).expect("pids.max");
+    assert_eq!(max.trim(), "6");
+    second.remove().expect("remove");
+}
