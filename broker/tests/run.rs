@@ -301,12 +301,13 @@ fn the_status_report_is_verified_and_written_as_json() {
     assert!(!json.contains("\"verified\": false"), "{json}");
 }
 
-/// As root, `--pids` is a pids cgroup holding the whole sandbox, reported in the
-/// status, checked from outside (the program is in it), and removed after the run; as
-/// uid 65534, no cgroup can be made and the report says why. (This test fails on a
-/// machine where root cannot make a pids cgroup.)
+/// As root, `--pids` and `--mem` are a pids and a memory cgroup holding the whole
+/// sandbox, reported in the status, checked from outside (the program is in them), and
+/// removed after the run; as uid 65534, no cgroup can be made, RLIMIT_NPROC and
+/// RLIMIT_AS hold the limits, and the report says why. (This test fails on a machine
+/// where root cannot make these cgroups.)
 #[test]
-fn pids_is_a_cgroup_as_root_and_rlimit_nproc_otherwise() {
+fn pids_and_mem_are_cgroups_as_root_and_rlimits_otherwise() {
     let d = tmp("pidscg");
     let f = d.join("status.json");
     let fs = f.to_str().expect("utf-8");
@@ -319,18 +320,28 @@ fn pids_is_a_cgroup_as_root_and_rlimit_nproc_otherwise() {
         serde_json::from_str(&std::fs::read_to_string(&f).expect("written")).expect("json");
     let pids = &json["pids"];
     assert_eq!(pids["limit"], 7, "{json}");
-    assert_eq!(pids["cgroup"]["max"], 8, "{json}");
+    assert_eq!(pids["cgroup"]["limit"], 8, "{json}");
     assert_eq!(pids["rlimit_nproc"], 8, "{json}");
+    let memory = &json["memory"];
+    assert_eq!(memory["limit"], 1u64 << 30, "{json}");
+    assert_eq!(memory["cgroup"]["limit"], 1u64 << 30, "{json}");
+    assert_eq!(memory["rlimit_as"], u64::MAX, "{json}");
+    let mem_dir = memory["cgroup"]["path"]
+        .as_str()
+        .expect("a memory cgroup path")
+        .to_string();
     let dir = pids["cgroup"]["path"]
         .as_str()
         .expect("a cgroup path")
         .to_string();
     // Removed once the stage is gone (by the supervisor, or the child it leaves).
-    let gone = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        !Path::new(&dir).exists()
-    });
-    assert!(gone, "{dir} left behind");
+    for dir in [&dir, &mem_dir] {
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !Path::new(dir).exists()
+        });
+        assert!(gone, "{dir} left behind");
+    }
 
     let _ = std::fs::remove_file(&f);
     let o = run(
@@ -343,6 +354,8 @@ fn pids_is_a_cgroup_as_root_and_rlimit_nproc_otherwise() {
     assert!(json["pids"]["cgroup"].is_null(), "{json}");
     // The stage runs as the same user and counts: one above.
     assert_eq!(json["pids"]["rlimit_nproc"], 8, "{json}");
+    assert!(json["memory"]["cgroup"].is_null(), "{json}");
+    assert_eq!(json["memory"]["rlimit_as"], 1u64 << 30, "{json}");
     assert!(
         json["pids"]["no_cgroup"]
             .as_str()
@@ -889,17 +902,33 @@ int main(void) {
     );
     let _ = std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755));
     let ds = d.to_str().expect("utf-8");
-    let o = run(
-        &[
-            "--mem",
-            &(256u64 << 20).to_string(),
-            "--ro",
-            ds,
-            "--",
-            prog.to_str().expect("utf-8"),
-        ],
-        false,
+    let mem = (256u64 << 20).to_string();
+    let args = [
+        "--mem",
+        mem.as_str(),
+        "--ro",
+        ds,
+        "--",
+        prog.to_str().expect("utf-8"),
+    ];
+    // As root the memory cgroup holds --mem: the out-of-memory killer ends the bomb,
+    // and the report says it was the memory limit.
+    let o = run(&args, false);
+    assert_eq!(
+        o.status.code(),
+        Some(128 + libc::SIGKILL),
+        "{}",
+        text(&o.stderr)
     );
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "killed by signal 9: memory limit (--mem {mem}): out of memory"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    // As uid 65534, RLIMIT_AS: malloc fails and the bomb aborts.
+    let o = run(&args, true);
     assert_eq!(
         o.status.code(),
         Some(128 + libc::SIGABRT),
@@ -908,6 +937,30 @@ int main(void) {
     );
     assert!(
         text(&o.stderr).contains("killed by signal 6"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A program that outlives the child the limit ended gets its own status, and the
+    // report says what the limit did.
+    let o = run(
+        &[
+            "--mem",
+            mem.as_str(),
+            "--ro",
+            ds,
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("{}; echo survived", prog.display()),
+        ],
+        false,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "survived\n");
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "the memory limit (--mem {mem}) ended 1 process(es) in the sandbox of"
+        )),
         "{}",
         text(&o.stderr)
     );

@@ -1,23 +1,29 @@
-//! A pids limit through a cgroup: the number of processes plus threads of a sandbox,
-//! counted by the kernel for the whole group whatever their user ids, with a count of
-//! the forks it refused.
+//! Limits through cgroups, for a whole sandbox whatever the user ids of its tasks:
 //!
-//! [`PidsCgroup::create`] looks for a hierarchy with the `pids` controller that this
-//! process can make a child cgroup in, from `/proc/self/mountinfo` and
-//! `/proc/self/cgroup`:
+//! * [`PidsCgroup`]: processes plus threads (`pids.max`), with a count of the forks the
+//!   limit refused;
+//! * [`MemoryCgroup`]: memory actually used — anonymous memory, page cache, memfds,
+//!   kernel memory — rather than address space (`memory.limit_in_bytes` / `memory.max`,
+//!   swap included where the kernel accounts it), with a count of the tasks the
+//!   out-of-memory killer ended.
 //!
-//! * cgroup v2, if `pids` is enabled in this process's cgroup's `cgroup.subtree_control`
-//!   (a delegated subtree; v2 forbids enabling it in a cgroup that has processes, so this
-//!   does not try);
-//! * otherwise a cgroup v1 hierarchy mounted with the `pids` controller.
+//! [`Cgroup::create`] looks for a hierarchy with the controller that this process can
+//! make a child cgroup in, from `/proc/self/mountinfo` and `/proc/self/cgroup`:
 //!
-//! The child is `<this process's cgroup>/<name>`, with `pids.max` set. Making a cgroup
-//! needs write access to the parent (root, or a delegated subtree); without one,
+//! * cgroup v2, if the controller is enabled in this process's cgroup's
+//!   `cgroup.subtree_control` (a delegated subtree; v2 forbids enabling it in a cgroup
+//!   that has processes, so this does not try);
+//! * otherwise a cgroup v1 hierarchy mounted with the controller.
+//!
+//! The child is `<this process's cgroup>/<name>`. Making a cgroup needs write access
+//! to the parent (root, or a delegated subtree); without one,
 //! [`CgroupError::Unavailable`] says why and the caller uses its fallback.
 //!
-//! A cgroup can be removed only once no task is in it; [`PidsCgroup::remove`] says
-//! `EBUSY` until then, and [`PidsCgroup::remove_stale_siblings`] removes those that
-//! earlier owners (dead processes) left behind.
+//! A process enters a cgroup cheaply by moving *itself* ([`Cgroup::open_self_join`],
+//! [`join_self`]); everything it starts afterwards is born inside. A cgroup can be
+//! removed only once no task is in it: [`Cgroup::remove`] says `EBUSY` until then, and
+//! [`Cgroup::remove_stale_siblings`] removes those that earlier owners (dead processes)
+//! left behind.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,16 +33,35 @@ use std::path::{Path, PathBuf};
 pub enum Hierarchy {
     /// The unified hierarchy (cgroup2).
     V2,
-    /// A cgroup v1 hierarchy with the `pids` controller.
+    /// A cgroup v1 hierarchy with the controller.
     V1,
 }
 
-/// Why no pids cgroup was made.
+/// A controller [`Cgroup::create`] can find a hierarchy for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controller {
+    /// `pids`.
+    Pids,
+    /// `memory`.
+    Memory,
+}
+
+impl Controller {
+    /// The kernel's name for it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Controller::Pids => "pids",
+            Controller::Memory => "memory",
+        }
+    }
+}
+
+/// Why no cgroup was made.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    /// No hierarchy with `pids` that this process may make a cgroup in.
-    #[error("no pids cgroup can be made here: {0}")]
-    Unavailable(String),
+    /// No hierarchy with the controller that this process may make a cgroup in.
+    #[error("no {0} cgroup can be made here: {1}")]
+    Unavailable(&'static str, String),
     /// A cgroup was found or made, and then a step failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -49,15 +74,44 @@ pub enum CgroupError {
     },
 }
 
-/// A cgroup with a `pids.max`, made by [`PidsCgroup::create`].
+/// A cgroup made by [`Cgroup::create`] (or through [`PidsCgroup`] and
+/// [`MemoryCgroup`], which dereference to it).
 #[derive(Debug)]
-pub struct PidsCgroup {
+pub struct Cgroup {
     dir: PathBuf,
     hierarchy: Hierarchy,
-    max: u64,
+    controller: Controller,
     /// Its path within the hierarchy, as /proc/PID/cgroup shows it (from the initial
     /// cgroup namespace).
     name_in_hierarchy: String,
+}
+
+/// A cgroup with a `pids.max`, made by [`PidsCgroup::create`].
+#[derive(Debug)]
+pub struct PidsCgroup {
+    group: Cgroup,
+    max: u64,
+}
+
+/// A cgroup with a memory limit, made by [`MemoryCgroup::create`].
+#[derive(Debug)]
+pub struct MemoryCgroup {
+    group: Cgroup,
+    limit: u64,
+}
+
+impl std::ops::Deref for PidsCgroup {
+    type Target = Cgroup;
+    fn deref(&self) -> &Cgroup {
+        &self.group
+    }
+}
+
+impl std::ops::Deref for MemoryCgroup {
+    type Target = Cgroup;
+    fn deref(&self) -> &Cgroup {
+        &self.group
+    }
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
@@ -121,21 +175,46 @@ fn dir_in_mount(point: &str, root: &str, path: &str) -> Option<PathBuf> {
     Some(Path::new(point).join(below))
 }
 
-/// The parent directory a new pids cgroup goes in, its hierarchy, and this process's
-/// cgroup path in it.
-fn find_parent() -> Result<(PathBuf, Hierarchy, String), CgroupError> {
-    let read = |p: &str| {
-        std::fs::read_to_string(p).map_err(|e| CgroupError::Unavailable(format!("{p}: {e}")))
-    };
-    let mountinfo = read("/proc/self/mountinfo")?;
-    let own = read("/proc/self/cgroup")?;
-    let mounts = mounts(&mountinfo);
+/// What [`Cgroup::create_in`] looks at to find where a cgroup can go: this process's
+/// mounts and cgroups, read once (`/proc/self/mountinfo` costs ~0.1 ms to read here).
+#[derive(Debug)]
+pub struct Places {
+    mountinfo: Result<String, String>,
+    own: Result<String, String>,
+}
+
+impl Places {
+    /// Read `/proc/self/mountinfo` and `/proc/self/cgroup` (a failure shows later, as
+    /// [`CgroupError::Unavailable`]).
+    pub fn read() -> Places {
+        let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+        Places {
+            mountinfo: read("/proc/self/mountinfo"),
+            own: read("/proc/self/cgroup"),
+        }
+    }
+}
+
+/// The parent directory a new cgroup with `controller` goes in, its hierarchy, and this
+/// process's cgroup path in it.
+fn find_parent(
+    places: &Places,
+    controller: Controller,
+) -> Result<(PathBuf, Hierarchy, String), CgroupError> {
+    let want = controller.name();
+    let unavailable = |why: String| CgroupError::Unavailable(want, why);
+    let mountinfo = places
+        .mountinfo
+        .as_ref()
+        .map_err(|e| unavailable(e.clone()))?;
+    let own = places.own.as_ref().map_err(|e| unavailable(e.clone()))?;
+    let mounts = mounts(mountinfo);
     // Lines are `ID:CONTROLLERS:PATH`; v2's is `0::PATH`.
-    let own_path = |want: &dyn Fn(&str, &str) -> bool| {
+    let own_path = |accept: &dyn Fn(&str, &str) -> bool| {
         own.lines().find_map(|l| {
             let mut f = l.splitn(3, ':');
             let (id, controllers, path) = (f.next()?, f.next()?, f.next()?);
-            want(id, controllers).then(|| path.to_string())
+            accept(id, controllers).then(|| path.to_string())
         })
     };
     if let Some(path) = own_path(&|id, c| id == "0" && c.is_empty()) {
@@ -147,46 +226,53 @@ fn find_parent() -> Result<(PathBuf, Hierarchy, String), CgroupError> {
                 continue;
             };
             let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control"))
-                .is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"));
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == want));
             if enabled {
                 return Ok((dir, Hierarchy::V2, path));
             }
         }
     }
-    if let Some(path) = own_path(&|_, c| c.split(',').any(|w| w == "pids")) {
+    if let Some(path) = own_path(&|_, c| c.split(',').any(|w| w == want)) {
         for (root, point, fstype, options) in &mounts {
-            if fstype == "cgroup" && options.split(',').any(|o| o == "pids") {
+            if fstype == "cgroup" && options.split(',').any(|o| o == want) {
                 if let Some(dir) = dir_in_mount(point, root, &path) {
                     return Ok((dir, Hierarchy::V1, path));
                 }
             }
         }
     }
-    Err(CgroupError::Unavailable(
-        "no cgroup v2 subtree with pids enabled and no cgroup v1 pids hierarchy mounted".into(),
-    ))
+    Err(unavailable(format!(
+        "no cgroup v2 subtree with {want} enabled and no cgroup v1 {want} hierarchy mounted"
+    )))
 }
 
-impl PidsCgroup {
-    /// Make the cgroup `name` below this process's own, with `pids.max` = `max`.
-    /// [`CgroupError::Unavailable`] when there is no usable hierarchy or the parent is
-    /// not writable (the caller's fallback applies); any failure after the directory
-    /// was made removes it again and is an [`CgroupError::Io`].
-    pub fn create(name: &str, max: u64) -> Result<PidsCgroup, CgroupError> {
+impl Cgroup {
+    /// Make the cgroup `name` below this process's own in a hierarchy with
+    /// `controller`. [`CgroupError::Unavailable`] when there is no usable hierarchy or
+    /// the parent is not writable (the caller's fallback applies). An empty leftover
+    /// of the same name (callers put their pid in it, and pids are reused) is taken
+    /// over.
+    pub fn create(controller: Controller, name: &str) -> Result<Cgroup, CgroupError> {
+        Cgroup::create_in(&Places::read(), controller, name)
+    }
+
+    /// [`Cgroup::create`] with the mounts and cgroups already read.
+    pub fn create_in(
+        places: &Places,
+        controller: Controller,
+        name: &str,
+    ) -> Result<Cgroup, CgroupError> {
+        let unavailable = |why: String| CgroupError::Unavailable(controller.name(), why);
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(CgroupError::Unavailable(format!(
-                "bad cgroup name {name:?}"
-            )));
+            return Err(unavailable(format!("bad cgroup name {name:?}")));
         }
-        let (parent, hierarchy, own) = find_parent()?;
+        let (parent, hierarchy, own) = find_parent(places, controller)?;
         let dir = parent.join(name);
         let mut made = std::fs::create_dir(&dir);
         if made
             .as_ref()
             .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
         {
-            // Left by an earlier owner of the same name (callers put their pid in it,
-            // and pids are reused): taken over if it is empty.
             std::fs::remove_dir(&dir).map_err(io_err("rmdir (left over)", &dir))?;
             made = std::fs::create_dir(&dir);
         }
@@ -198,31 +284,45 @@ impl PidsCgroup {
                     Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOENT)
                 ) =>
             {
-                return Err(CgroupError::Unavailable(format!(
-                    "cannot make {}: {e}",
-                    dir.display()
-                )))
+                return Err(unavailable(format!("cannot make {}: {e}", dir.display())))
             }
             Err(e) => return Err(io_err("mkdir", &dir)(e)),
         }
-        let made = PidsCgroup {
+        Ok(Cgroup {
             dir,
             hierarchy,
-            max,
+            controller,
             name_in_hierarchy: format!("{}/{name}", own.trim_end_matches('/')),
-        };
-        let file = made.dir.join("pids.max");
-        if let Err(e) = std::fs::write(&file, max.to_string()) {
-            let _ = made.remove();
-            return Err(io_err("write", &file)(e));
+        })
+    }
+
+    /// Write `value` to the cgroup's file `file`; on failure the cgroup is removed
+    /// (it is being set up) and the error names the file.
+    fn set_or_remove(&self, file: &str, value: &str) -> Result<(), CgroupError> {
+        let path = self.dir.join(file);
+        std::fs::write(&path, value).map_err(|e| {
+            let _ = self.remove();
+            io_err("write", &path)(e)
+        })
+    }
+
+    /// A number from the cgroup's file `file`: the whole file, or the value of `key`
+    /// in its `key value` lines.
+    fn number(&self, file: &str, key: Option<&str>) -> Option<u64> {
+        let text = std::fs::read_to_string(self.dir.join(file)).ok()?;
+        match key {
+            None => text.trim().parse().ok(),
+            Some(key) => text.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse().ok()).flatten()
+            }),
         }
-        Ok(made)
     }
 
     /// Move process `pid` (all its threads) into the cgroup; what it starts later is
     /// born inside. This takes the kernel's global lock against concurrent forks
     /// (`cgroup_threadgroup_rwsem`) for writing, which waits for an RCU grace period:
-    /// 7–15 ms on this machine. [`PidsCgroup::open_self_join`] is the cheap way.
+    /// 7–15 ms on this machine. [`Cgroup::open_self_join`] is the cheap way.
     pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
         let file = self.dir.join("cgroup.procs");
         std::fs::write(&file, pid.to_string()).map_err(io_err("write", &file))
@@ -230,8 +330,8 @@ impl PidsCgroup {
 
     /// Open the file through which a single-threaded process moves *itself* into the
     /// cgroup with [`join_self`]: v1's `tasks`, where a thread writing `0` moves only
-    /// itself and the kernel skips the global lock that [`PidsCgroup::add`] takes
-    /// (~0.3 ms instead of 7–15 ms here); v2's `cgroup.procs`. The file is opened
+    /// itself and the kernel skips the global lock that [`Cgroup::add`] takes
+    /// (20–80 µs instead of 7–15 ms here); v2's `cgroup.procs`. The file is opened
     /// here so the kernel checks the opener's credentials, and the process that
     /// writes it needs no path to the cgroup file system.
     pub fn open_self_join(&self) -> Result<std::fs::File, CgroupError> {
@@ -255,28 +355,10 @@ impl PidsCgroup {
             };
             let ours = match self.hierarchy {
                 Hierarchy::V2 => id == "0" && controllers.is_empty(),
-                Hierarchy::V1 => controllers.split(',').any(|c| c == "pids"),
+                Hierarchy::V1 => controllers.split(',').any(|c| c == self.controller.name()),
             };
             ours && path == self.name_in_hierarchy
         }))
-    }
-
-    /// Tasks (processes and threads) in the cgroup now.
-    pub fn current(&self) -> Option<u64> {
-        std::fs::read_to_string(self.dir.join("pids.current"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// How many forks and clones the limit has refused so far (`pids.events`, `max`).
-    pub fn refused(&self) -> Option<u64> {
-        let events = std::fs::read_to_string(self.dir.join("pids.events")).ok()?;
-        events
-            .lines()
-            .find_map(|l| l.strip_prefix("max "))
-            .and_then(|n| n.trim().parse().ok())
     }
 
     /// The cgroup's directory.
@@ -287,11 +369,6 @@ impl PidsCgroup {
     /// Its hierarchy.
     pub fn hierarchy(&self) -> Hierarchy {
         self.hierarchy
-    }
-
-    /// Its `pids.max`.
-    pub fn max(&self) -> u64 {
-        self.max
     }
 
     /// Remove the cgroup (`EBUSY` while a task is in it).
@@ -320,7 +397,80 @@ impl PidsCgroup {
     }
 }
 
-/// Move the calling thread into the cgroup whose file [`PidsCgroup::open_self_join`]
+impl PidsCgroup {
+    /// Make the cgroup `name` (see [`Cgroup::create_in`]) with `pids.max` = `max`.
+    pub fn create(places: &Places, name: &str, max: u64) -> Result<PidsCgroup, CgroupError> {
+        let group = Cgroup::create_in(places, Controller::Pids, name)?;
+        group.set_or_remove("pids.max", &max.to_string())?;
+        Ok(PidsCgroup { group, max })
+    }
+
+    /// Tasks (processes and threads) in the cgroup now.
+    pub fn current(&self) -> Option<u64> {
+        self.number("pids.current", None)
+    }
+
+    /// How many forks and clones the limit has refused so far (`pids.events`, `max`).
+    pub fn refused(&self) -> Option<u64> {
+        self.number("pids.events", Some("max"))
+    }
+
+    /// Its `pids.max`.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+}
+
+impl MemoryCgroup {
+    /// Make the cgroup `name` (see [`Cgroup::create_in`]) with a memory limit of `limit`
+    /// bytes, swap included where the kernel accounts swap (v1
+    /// `memory.memsw.limit_in_bytes` = the limit, v2 `memory.swap.max` = 0): the
+    /// sandbox cannot page its way past the limit.
+    pub fn create(places: &Places, name: &str, limit: u64) -> Result<MemoryCgroup, CgroupError> {
+        let group = Cgroup::create_in(places, Controller::Memory, name)?;
+        let value = limit.to_string();
+        match group.hierarchy {
+            Hierarchy::V1 => {
+                group.set_or_remove("memory.limit_in_bytes", &value)?;
+                if group.dir.join("memory.memsw.limit_in_bytes").exists() {
+                    group.set_or_remove("memory.memsw.limit_in_bytes", &value)?;
+                }
+            }
+            Hierarchy::V2 => {
+                group.set_or_remove("memory.max", &value)?;
+                if group.dir.join("memory.swap.max").exists() {
+                    group.set_or_remove("memory.swap.max", "0")?;
+                }
+            }
+        }
+        Ok(MemoryCgroup { group, limit })
+    }
+
+    /// How many tasks the out-of-memory killer has ended in the cgroup (`oom_kill` of
+    /// v1's `memory.oom_control`, v2's `memory.events`).
+    pub fn oom_kills(&self) -> Option<u64> {
+        match self.hierarchy {
+            Hierarchy::V1 => self.number("memory.oom_control", Some("oom_kill")),
+            Hierarchy::V2 => self.number("memory.events", Some("oom_kill")),
+        }
+    }
+
+    /// The most memory the cgroup has used, in bytes (v1 `memory.max_usage_in_bytes`,
+    /// v2 `memory.peak`).
+    pub fn peak(&self) -> Option<u64> {
+        match self.hierarchy {
+            Hierarchy::V1 => self.number("memory.max_usage_in_bytes", None),
+            Hierarchy::V2 => self.number("memory.peak", None),
+        }
+    }
+
+    /// Its limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+/// Move the calling thread into the cgroup whose file [`Cgroup::open_self_join`]
 /// opened (`0` names the writer). The caller must be single-threaded for the whole
 /// process to move (with v1's `tasks` only the writing thread moves).
 pub fn join_self(file: &mut std::fs::File) -> io::Result<()> {
@@ -372,8 +522,8 @@ mod tests {
     fn names_that_are_paths_are_refused() {
         for bad in ["", "a/b", "..", ".hidden"] {
             assert!(matches!(
-                PidsCgroup::create(bad, 1),
-                Err(CgroupError::Unavailable(_))
+                Cgroup::create(Controller::Pids, bad),
+                Err(CgroupError::Unavailable("pids", _))
             ));
         }
     }

@@ -2,7 +2,7 @@
 //! hierarchy (cgroup v1 here; a delegated v2 subtree elsewhere). Fails where no pids
 //! cgroup can be made — the feature is then missing, not skipped.
 
-use sandbox::cgroup::PidsCgroup;
+use sandbox::cgroup::{MemoryCgroup, PidsCgroup, Places};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ fn name(what: &str) -> String {
 /// cgroup cannot be removed while they run and can once they are gone.
 #[test]
 fn a_process_that_joins_itself_is_held_and_its_refused_forks_counted() {
-    let cg = PidsCgroup::create(&name("held"), 3).expect("a pids cgroup (root, pids hierarchy)");
+    let cg = PidsCgroup::create(&Places::read(), &name("held"), 3)
+        .expect("a pids cgroup (root, pids hierarchy)");
     assert_eq!(cg.max(), 3);
     assert_eq!(cg.current(), Some(0));
     assert_eq!(cg.refused(), Some(0));
@@ -76,7 +77,12 @@ fn a_process_that_joins_itself_is_held_and_its_refused_forks_counted() {
 #[test]
 fn stale_siblings_are_removed() {
     let prefix = format!("sandbox-stale-{}-", std::process::id());
-    let ours = PidsCgroup::create(&format!("{prefix}{}", std::process::id()), 5).expect("cgroup");
+    let ours = PidsCgroup::create(
+        &Places::read(),
+        &format!("{prefix}{}", std::process::id()),
+        5,
+    )
+    .expect("cgroup");
     // A pid that is not running: a child that has been reaped.
     let dead = {
         let mut c = Command::new("/bin/true").spawn().expect("true");
@@ -84,7 +90,7 @@ fn stale_siblings_are_removed() {
         c.wait().expect("wait");
         id
     };
-    let stale = PidsCgroup::create(&format!("{prefix}{dead}"), 5).expect("cgroup");
+    let stale = PidsCgroup::create(&Places::read(), &format!("{prefix}{dead}"), 5).expect("cgroup");
     let stale_path = stale.path().to_path_buf();
     assert_eq!(ours.remove_stale_siblings(&prefix), 1);
     assert!(!stale_path.exists());
@@ -96,11 +102,46 @@ fn stale_siblings_are_removed() {
 #[test]
 fn an_empty_leftover_of_the_same_name_is_taken_over() {
     let n = name("again");
-    let first = PidsCgroup::create(&n, 4).expect("cgroup");
-    let second = PidsCgroup::create(&n, 6).expect("the leftover is replaced");
+    let first = PidsCgroup::create(&Places::read(), &n, 4).expect("cgroup");
+    let second = PidsCgroup::create(&Places::read(), &n, 6).expect("the leftover is replaced");
     assert_eq!(second.path(), first.path());
     assert_eq!(second.max(), 6);
     let max = std::fs::read_to_string(second.path().join("pids.max")).expect("pids.max");
     assert_eq!(max.trim(), "6");
     second.remove().expect("remove");
+}
+
+/// A process that joins a memory cgroup of 64 MiB and touches 256 MiB is ended by the
+/// out-of-memory killer, which the cgroup counts; its peak use is at the limit.
+#[test]
+fn the_memory_limit_ends_a_process_that_uses_more_and_counts_it() {
+    let limit = 64u64 << 20;
+    let cg =
+        MemoryCgroup::create(&Places::read(), &name("mem"), limit).expect("a memory cgroup (root)");
+    assert_eq!(cg.limit(), limit);
+    assert_eq!(cg.oom_kills(), Some(0));
+    let join = cg.open_self_join().expect("open the join file");
+    let script = "import os\n\
+                  os.write(0, b'0')\n\
+                  os.close(0)\n\
+                  x = bytearray(256 << 20)\n\
+                  print('survived')\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::from(join))
+        .output()
+        .expect("python3");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    assert_eq!(cg.oom_kills(), Some(1));
+    let peak = cg.peak().expect("peak");
+    assert!(
+        peak > limit / 2 && peak <= limit,
+        "peak {peak} against a limit of {limit}"
+    );
+    let removed = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        cg.remove().is_ok()
+    });
+    assert!(removed, "removable once empty");
 }

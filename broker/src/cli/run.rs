@@ -21,7 +21,7 @@
 use super::policy::{load, Source};
 use clap::Args;
 use sandbox::bpf;
-use sandbox::cgroup::{CgroupError, Hierarchy, PidsCgroup};
+use sandbox::cgroup::{Cgroup, CgroupError, Hierarchy, MemoryCgroup, PidsCgroup, Places};
 use sandbox::ipc::{Channel, Limits, Message};
 use sandbox::lockdown::namespaces::{spawn, Namespaces, NetMode, SpawnSpec};
 use sandbox::lockdown::status::verify_from_outside;
@@ -135,25 +135,22 @@ enum ToStage {
         rlimits: Rlimits,
         filter: Vec<u8>,
         switch_to: Option<(u32, u32)>,
-        /// The plan comes with a descriptor of the pids cgroup's join file
-        /// ([`PidsCgroup::open_self_join`]): the stage moves itself in before it
+        /// The plan comes with this many descriptors of cgroups' join files
+        /// ([`Cgroup::open_self_join`]): the stage moves itself into each before it
         /// starts anything.
-        join_cgroup: bool,
+        join_cgroups: usize,
     },
     Go,
 }
 
 impl Message for ToStage {
     fn fd_count(&self) -> usize {
-        usize::from(matches!(
-            self,
-            ToStage::Plan {
-                join_cgroup: true,
-                ..
-            }
-        ))
+        match self {
+            ToStage::Plan { join_cgroups, .. } => *join_cgroups,
+            _ => 0,
+        }
     }
-    const MAX_FDS: usize = 1;
+    const MAX_FDS: usize = 2;
 }
 
 /// Stage → supervisor.
@@ -331,23 +328,6 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         let id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
         (u, id, id)
     });
-    // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
-    // subtree) holding the stage and everything below it — the stage counts, so the
-    // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
-    // reaches first (so that its refusals are counted); without a cgroup,
-    // RLIMIT_NPROC alone: N, or N + 1 when the program runs as the stage's user
-    // (an unprivileged caller's, or --uid 0), which counts the stage too.
-    let pids = Pids::new(args.pids, inside.is_none())?;
-    let rlimits = Rlimits {
-        address_space: args.mem,
-        open_files: args.nofile,
-        file_size: args.fsize,
-        core: 0,
-        cpu_seconds: args.cpu,
-        memlock: 0,
-        processes: pids.rlimit(),
-    };
-
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -387,11 +367,32 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     .map_err(|e| e.to_string())?;
     drop(theirs);
     drop(self_exe);
+    // The cgroups are made while the stage starts (~0.4 ms: reading mountinfo, two
+    // mkdirs); it joins them, with the plan, before it starts anything.
+    // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
+    // subtree) holding the stage and everything below it — the stage counts, so the
+    // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
+    // reaches first (so that its refusals are counted); without a cgroup,
+    // RLIMIT_NPROC alone: N, or N + 1 when the program runs as the stage's user
+    // (an unprivileged caller's, or --uid 0), which counts the stage too.
+    // --mem: a memory cgroup where one can be made, counting memory used (and then
+    // no RLIMIT_AS); otherwise RLIMIT_AS.
+    let groups = Cgroups::new(args.pids, args.mem, inside.is_none())?;
+    let rlimits = Rlimits {
+        address_space: groups.rlimit_as(),
+        open_files: args.nofile,
+        file_size: args.fsize,
+        core: 0,
+        cpu_seconds: args.cpu,
+        memlock: 0,
+        processes: groups.rlimit_nproc(),
+    };
+
     // The policy is parsed and compiled (~0.5 ms; the default preset comes
     // precompiled) while the stage starts; a policy error ends here (dropping `stage`
     // kills and reaps it).
     let filter = compile_filter(&args.policy)?;
-    let join = pids.open_self_join()?;
+    let joins = groups.open_self_joins()?;
     ctl.send(
         &ToStage::Plan {
             program: exe.display().to_string(),
@@ -402,9 +403,9 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             rlimits,
             filter,
             switch_to: extra_id.map(|(u, _, _)| (u, u)),
-            join_cgroup: join.is_some(),
+            join_cgroups: joins.len(),
         },
-        join.as_ref().map(|f| f.as_fd()).as_slice(),
+        &joins.iter().map(|f| f.as_fd()).collect::<Vec<_>>(),
     )
     .map_err(|e| e.to_string())?;
     let start = Instant::now();
@@ -427,11 +428,13 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             problems.join("; ")
         ));
     }
-    pids.verify(payload)?;
+    groups.verify(payload)?;
     if let Some(file) = &args.status_json {
+        let (pids, memory) = groups.report();
         let report = RunReport {
             lockdown: &status,
-            pids: pids.report(),
+            pids,
+            memory,
             auto_ro: &auto_ro,
         };
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -476,7 +479,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             }
             let (roles, mut fds): (Vec<usize>, Vec<PollFd>) = watched.into_iter().unzip();
             // With a pids cgroup, a look at its refusals every tick.
-            let wait = if pids.cgroup.is_some() {
+            let wait = if groups.pids.is_some() {
                 left.min(BOMB_TICK)
             } else {
                 left
@@ -490,7 +493,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             }
         }
         let ready = |i: usize| flags.get(i).copied().unwrap_or(false);
-        if bombs.still_refused(&pids) {
+        if bombs.still_refused(groups.pids.as_ref()) {
             let (processes, threads) = count_below(stage.pid());
             stage.signal_kill();
             let _ = stage.wait();
@@ -527,7 +530,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
                     // its own exit (the kernel tearing down the namespaces and mounts,
                     // 1 to 9 ms here) need not be waited for.
                     stage.kill_without_reaping();
-                    return Ok(program_status(&name, code, signal));
+                    return Ok(program_status(&name, code, signal, &groups));
                 }
                 Ok(_) => {}
                 Err(_) => ctl_open = false,
@@ -537,7 +540,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             let _ = stage.wait();
             while let Ok(Some((m, _))) = ctl.try_recv() {
                 if let FromStage::Exited { code, signal } = m {
-                    return Ok(program_status(&name, code, signal));
+                    return Ok(program_status(&name, code, signal, &groups));
                 }
             }
             return Ok(fail("the sandbox ended without the program's status"));
@@ -545,101 +548,141 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     }
 }
 
-/// `--pids`: the limit, and the pids cgroup that holds the sandbox if one could be
-/// made.
-struct Pids {
-    limit: u64,
+/// The cgroups that hold the sandbox, where they could be made: `--pids` and `--mem`.
+struct Cgroups {
+    pids_limit: u64,
     /// Whether the program runs as the stage's user (then RLIMIT_NPROC counts the
     /// stage too).
     with_stage: bool,
-    cgroup: Option<PidsCgroup>,
-    /// Why there is no cgroup (in the report).
-    no_cgroup: Option<String>,
+    mem_limit: u64,
+    pids: Option<PidsCgroup>,
+    memory: Option<MemoryCgroup>,
+    /// Why there is no pids cgroup, or no memory cgroup (in the report).
+    no_pids: Option<String>,
+    no_memory: Option<String>,
 }
 
-impl Pids {
-    fn new(limit: u64, with_stage: bool) -> Result<Pids, String> {
+/// `Some(cgroup)`, or `None` with the reason when none can be made here; any other
+/// failure is an error.
+fn made<T>(got: Result<T, CgroupError>) -> Result<(Option<T>, Option<String>), String> {
+    match got {
+        Ok(c) => Ok((Some(c), None)),
+        Err(e @ CgroupError::Unavailable(..)) => Ok((None, Some(e.to_string()))),
+        Err(e) => Err(format!("cgroup: {e}")),
+    }
+}
+
+impl Cgroups {
+    fn new(pids_limit: u64, mem_limit: u64, with_stage: bool) -> Result<Cgroups, String> {
         let name = format!("{CGROUP_PREFIX}{}", std::process::id());
-        match PidsCgroup::create(&name, limit.saturating_add(1)) {
-            Ok(cgroup) => {
-                cgroup.remove_stale_siblings(CGROUP_PREFIX);
-                Ok(Pids {
-                    limit,
-                    with_stage,
-                    cgroup: Some(cgroup),
-                    no_cgroup: None,
-                })
-            }
-            Err(CgroupError::Unavailable(why)) => Ok(Pids {
-                limit,
-                with_stage,
-                cgroup: None,
-                no_cgroup: Some(why),
-            }),
-            Err(e) => Err(format!("pids cgroup: {e}")),
-        }
+        let places = Places::read();
+        let (pids, no_pids) = made(PidsCgroup::create(
+            &places,
+            &name,
+            pids_limit.saturating_add(1),
+        ))?;
+        let (memory, no_memory) = made(MemoryCgroup::create(&places, &name, mem_limit))?;
+        let groups = Cgroups {
+            pids_limit,
+            with_stage,
+            mem_limit,
+            pids,
+            memory,
+            no_pids,
+            no_memory,
+        };
+        Ok(groups)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Cgroup> {
+        let pids = self.pids.as_deref();
+        let memory = self.memory.as_deref();
+        pids.into_iter().chain(memory)
     }
 
     /// RLIMIT_NPROC: the limit, one above it when the stage counts too (the same
     /// user) — or when the cgroup holds the limit, so that the cgroup refuses first
     /// and its refusals are counted.
-    fn rlimit(&self) -> u64 {
-        if self.cgroup.is_some() || self.with_stage {
-            self.limit.saturating_add(1)
+    fn rlimit_nproc(&self) -> u64 {
+        if self.pids.is_some() || self.with_stage {
+            self.pids_limit.saturating_add(1)
         } else {
-            self.limit
+            self.pids_limit
         }
     }
 
-    /// The file the stage writes to move itself into the cgroup, if there is one.
-    fn open_self_join(&self) -> Result<Option<std::fs::File>, String> {
-        self.cgroup
-            .as_ref()
-            .map(|c| c.open_self_join().map_err(|e| format!("pids cgroup: {e}")))
-            .transpose()
+    /// RLIMIT_AS: `--mem`, or unlimited when the memory cgroup holds `--mem` (which
+    /// counts what is used, not address space reserved).
+    fn rlimit_as(&self) -> u64 {
+        if self.memory.is_some() {
+            u64::MAX
+        } else {
+            self.mem_limit
+        }
     }
 
-    /// Checked from outside with the rest of the status: the program is in the
+    /// The files the stage writes to move itself into each cgroup.
+    fn open_self_joins(&self) -> Result<Vec<std::fs::File>, String> {
+        self.all()
+            .map(|c| c.open_self_join().map_err(|e| format!("cgroup: {e}")))
+            .collect()
+    }
+
+    /// Checked from outside with the rest of the status: the program is in each
     /// cgroup.
     fn verify(&self, pid: i32) -> Result<(), String> {
-        match &self.cgroup {
-            Some(c)
-                if !c
-                    .holds(pid)
-                    .map_err(|e| format!("/proc/{pid}/cgroup: {e}"))? =>
+        for c in self.all() {
+            if !c
+                .holds(pid)
+                .map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?
             {
-                Err(format!(
-                    "the program is not in the pids cgroup {}",
+                return Err(format!(
+                    "the program is not in the cgroup {}",
                     c.path().display()
-                ))
+                ));
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
-    fn report(&self) -> PidsReport {
-        PidsReport {
-            limit: self.limit,
-            cgroup: self.cgroup.as_ref().map(|c| CgroupReport {
-                hierarchy: c.hierarchy(),
-                path: c.path().display().to_string(),
-                max: c.max(),
-            }),
-            rlimit_nproc: self.rlimit(),
-            no_cgroup: self.no_cgroup.clone(),
-        }
+    /// Tasks the out-of-memory killer ended in the sandbox.
+    fn oom_kills(&self) -> u64 {
+        self.memory
+            .as_ref()
+            .and_then(|m| m.oom_kills())
+            .unwrap_or(0)
+    }
+
+    fn report(&self) -> (PidsReport, MemoryReport) {
+        let cgroup = |c: &Cgroup, limit: u64| CgroupReport {
+            hierarchy: c.hierarchy(),
+            path: c.path().display().to_string(),
+            limit,
+        };
+        (
+            PidsReport {
+                limit: self.pids_limit,
+                cgroup: self.pids.as_ref().map(|c| cgroup(c, c.max())),
+                rlimit_nproc: self.rlimit_nproc(),
+                no_cgroup: self.no_pids.clone(),
+            },
+            MemoryReport {
+                limit: self.mem_limit,
+                cgroup: self.memory.as_ref().map(|c| cgroup(c, c.limit())),
+                rlimit_as: self.rlimit_as(),
+                no_cgroup: self.no_memory.clone(),
+            },
+        )
     }
 }
 
-impl Drop for Pids {
-    /// Remove the cgroup. The stage is not waited for (its exit tears the namespaces
-    /// down, 1 to 9 ms here), so it is often still in it: then a child of this
+impl Drop for Cgroups {
+    /// Remove the cgroups. The stage is not waited for (its exit tears the namespaces
+    /// down, 1 to 9 ms here), so it is often still in them: then a child of this
     /// process, with its standard streams on /dev/null, retries for up to 10 s.
     fn drop(&mut self) {
-        let Some(cgroup) = self.cgroup.take() else {
-            return;
-        };
-        if cgroup.remove().is_ok() {
+        let busy: Vec<&Cgroup> = self.all().filter(|c| c.remove().is_err()).collect();
+        if busy.is_empty() {
             return;
         }
         let Ok(one) = SingleThreaded::check() else {
@@ -655,12 +698,18 @@ impl Drop for Pids {
                 let _ = nix::unistd::dup2_stdout(&null);
                 let _ = nix::unistd::dup2_stderr(&null);
             }
-            for _ in 0..10_000 {
-                match cgroup.remove() {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        std::thread::sleep(Duration::from_millis(1));
+            // Off the run's path: also what killed supervisors left behind.
+            for g in self.all() {
+                g.remove_stale_siblings(CGROUP_PREFIX);
+            }
+            for cgroup in busy {
+                for _ in 0..10_000 {
+                    match cgroup.remove() {
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        _ => break,
                     }
-                    _ => break,
                 }
             }
             // Not a return: nothing else of the supervisor's state is this child's to
@@ -671,11 +720,12 @@ impl Drop for Pids {
 }
 
 /// What `--status-json` writes: the program's verified lockdown status and how
-/// `--pids` is enforced.
+/// `--pids` and `--mem` are enforced.
 #[derive(Serialize)]
 struct RunReport<'a> {
     lockdown: &'a Status,
     pids: PidsReport,
+    memory: MemoryReport,
     /// The files bound read-only because no grant held the program (its own, its
     /// loader's, its libraries').
     auto_ro: &'a [PathBuf],
@@ -685,7 +735,8 @@ struct RunReport<'a> {
 struct PidsReport {
     /// `--pids`.
     limit: u64,
-    /// The cgroup holding the sandbox, if one could be made.
+    /// The cgroup holding the sandbox, if one could be made (`limit`: `pids.max`, the
+    /// limit plus one for the stage).
     cgroup: Option<CgroupReport>,
     /// RLIMIT_NPROC of the program.
     rlimit_nproc: u64,
@@ -694,11 +745,22 @@ struct PidsReport {
 }
 
 #[derive(Serialize)]
+struct MemoryReport {
+    /// `--mem`.
+    limit: u64,
+    /// The cgroup holding the sandbox, if one could be made (`limit`: its limit).
+    cgroup: Option<CgroupReport>,
+    /// RLIMIT_AS of the program (`u64::MAX`: unlimited, the cgroup holds `--mem`).
+    rlimit_as: u64,
+    /// Why there is no cgroup.
+    no_cgroup: Option<String>,
+}
+
+#[derive(Serialize)]
 struct CgroupReport {
     hierarchy: Hierarchy,
     path: String,
-    /// `pids.max`: the limit plus one for the stage.
-    max: u64,
+    limit: u64,
 }
 
 /// Watches the pids cgroup's refusals: a fork bomb is a sandbox whose forks are still
@@ -713,8 +775,8 @@ struct BombWatch {
 }
 
 impl BombWatch {
-    fn still_refused(&mut self, pids: &Pids) -> bool {
-        let Some(refused) = pids.cgroup.as_ref().and_then(|c| c.refused()) else {
+    fn still_refused(&mut self, pids: Option<&PidsCgroup>) -> bool {
+        let Some(refused) = pids.and_then(|c| c.refused()) else {
             return false;
         };
         match self.since {
@@ -737,30 +799,42 @@ impl BombWatch {
     }
 }
 
-/// The exit status for the program's end, with a line on stderr if a signal ended it.
-fn program_status(name: &str, code: Option<i32>, signal: Option<i32>) -> i32 {
-    match (code, signal) {
+/// The exit status for the program's end, with a line on stderr if a signal ended it,
+/// and one if the memory limit ended any of the sandbox's processes.
+fn program_status(name: &str, code: Option<i32>, signal: Option<i32>, groups: &Cgroups) -> i32 {
+    let oom = groups.oom_kills();
+    let mem = groups.mem_limit;
+    let status = match (code, signal) {
         (Some(code), _) => code,
         (None, Some(sig)) => {
             let why = match sig {
-                libc::SIGXCPU => ": CPU time limit",
-                libc::SIGXFSZ => ": file size limit",
-                libc::SIGKILL => ": SIGKILL (CPU or memory limit, or killed)",
+                libc::SIGXCPU => ": CPU time limit".to_string(),
+                libc::SIGXFSZ => ": file size limit".to_string(),
+                libc::SIGKILL if oom > 0 => {
+                    format!(": memory limit (--mem {mem}): out of memory")
+                }
+                libc::SIGKILL => ": SIGKILL (CPU or memory limit, or killed)".to_string(),
                 // Every call outside the policy is notified and named in the loop;
                 // these are the filter's own kills (and the policy's kill or trap
                 // rules), which the kernel does not tell us about.
-                libc::SIGSYS => {
-                    ": seccomp violation without a notification (an i386 or x32 call, a \
-                     32-bit argument with junk in its high half, or a kill or trap rule of \
-                     the policy)"
-                }
-                _ => "",
+                libc::SIGSYS => ": seccomp violation without a notification (an i386 or x32 \
+                                 call, a 32-bit argument with junk in its high half, or a \
+                                 kill or trap rule of the policy)"
+                    .to_string(),
+                _ => String::new(),
             };
             eprintln!("sandbox: {name} killed by signal {sig}{why}");
             128 + sig
         }
-        (None, None) => fail("the sandbox ended without the program's status"),
+        (None, None) => return fail("the sandbox ended without the program's status"),
+    };
+    // The program may outlive a child the limit ended (a shell, a build tool).
+    if oom > 0 && signal != Some(libc::SIGKILL) {
+        eprintln!(
+            "sandbox: the memory limit (--mem {mem}) ended {oom} process(es) in the sandbox of {name}"
+        );
     }
+    status
 }
 
 /// The first child of the stage: the program.
@@ -861,20 +935,22 @@ fn stage_inner() -> Result<i32, String> {
         rlimits,
         filter,
         switch_to,
-        join_cgroup,
+        join_cgroups,
     } = plan
     else {
         return Err("expected a plan".into());
     };
-    // Into the pids cgroup first: everything the stage forks from here on is born in
-    // it. (Single-threaded: with v1's `tasks`, only the writing thread moves.)
-    if join_cgroup {
-        let mut file = plan_fds
-            .pop()
-            .map(std::fs::File::from)
-            .ok_or("the plan's cgroup descriptor is missing")?;
+    // Into the cgroups first: everything the stage forks from here on is born in
+    // them. (Single-threaded: with v1's `tasks`, only the writing thread moves.)
+    if join_cgroups != plan_fds.len() {
+        return Err("the plan's cgroup descriptors are missing".into());
+    }
+    if join_cgroups > 0 {
         SingleThreaded::check().map_err(|e| e.to_string())?;
-        sandbox::cgroup::join_self(&mut file).map_err(|e| format!("join the pids cgroup: {e}"))?;
+    }
+    for fd in plan_fds.drain(..) {
+        let mut file = std::fs::File::from(fd);
+        sandbox::cgroup::join_self(&mut file).map_err(|e| format!("join a cgroup: {e}"))?;
     }
     drop(plan_fds);
     let instructions = bpf::from_bytes(&filter).ok_or("malformed filter")?;
