@@ -470,6 +470,19 @@ impl MemoryCgroup {
     }
 }
 
+/// Where [`Cgroup::create_in`] would make a cgroup with `controller`, and whether
+/// this process may (write access to the parent): a line for `sandbox check`.
+pub fn probe(places: &Places, controller: Controller) -> Result<String, String> {
+    let (parent, hierarchy, _) = find_parent(places, controller).map_err(|e| e.to_string())?;
+    let version = match hierarchy {
+        Hierarchy::V1 => "cgroup v1",
+        Hierarchy::V2 => "cgroup v2",
+    };
+    nix::unistd::access(&parent, nix::unistd::AccessFlags::W_OK)
+        .map(|()| format!("{version}, {} is writable", parent.display()))
+        .map_err(|e| format!("{version}, {}: {e}", parent.display()))
+}
+
 /// Move the calling thread into the cgroup whose file [`Cgroup::open_self_join`]
 /// opened (`0` names the writer). The caller must be single-threaded for the whole
 /// process to move (with v1's `tasks` only the writing thread moves).

@@ -144,23 +144,19 @@ pub fn probe() -> KernelReport {
         false,
         yes_no(process::openat2_exists(), "ENOSYS"),
     ));
-    f.push(feature("cgroup v2 delegation", false, cgroup_delegation()));
-    KernelReport { features: f }
-}
-
-fn cgroup_delegation() -> Result<String, String> {
-    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        return Err("cgroup v2 is not mounted at /sys/fs/cgroup".into());
+    // `sandbox run` holds --pids and --mem with these where it can.
+    let places = crate::cgroup::Places::read();
+    for (name, controller) in [
+        ("pids cgroup", crate::cgroup::Controller::Pids),
+        ("memory cgroup", crate::cgroup::Controller::Memory),
+    ] {
+        f.push(feature(
+            name,
+            false,
+            crate::cgroup::probe(&places, controller),
+        ));
     }
-    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
-    let path = own
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or("no cgroup v2 entry in /proc/self/cgroup")?;
-    let dir = format!("/sys/fs/cgroup{}", path.trim());
-    nix::unistd::access(dir.as_str(), nix::unistd::AccessFlags::W_OK)
-        .map(|()| format!("{dir} is writable"))
-        .map_err(|e| format!("{dir}: {e}"))
+    KernelReport { features: f }
 }
 
 impl std::fmt::Display for KernelReport {
