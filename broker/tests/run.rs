@@ -1025,3 +1025,56 @@ fn a_program_cannot_have_host_files_bound_as_its_libraries() {
     }
     let _ = std::fs::remove_file(&fifo);
 }
+
+/// A supervisor killed with SIGKILL leaves nothing running and no cgroup behind: the
+/// stage dies of its parent-death signal, taking the sandbox with it, and the cleanup
+/// child (which waits for the supervisor's end) removes the emptied cgroups.
+#[test]
+fn a_killed_supervisor_leaves_nothing_behind() {
+    let d = tmp("killed");
+    let f = d.join("status.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .arg("run")
+        .args(SYSTEM)
+        .args([
+            "--status-json",
+            f.to_str().expect("utf-8"),
+            "--",
+            "/bin/sleep",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // The report is written once the program is verified, just before it starts.
+    let json: serde_json::Value = (0..500)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+        })
+        .expect("the status report");
+    let dirs: Vec<String> = ["pids", "memory"]
+        .iter()
+        .map(|k| {
+            json[k]["cgroup"]["path"]
+                .as_str()
+                .expect("a cgroup")
+                .to_string()
+        })
+        .collect();
+    let procs = Path::new(&dirs[0]).join("cgroup.procs");
+    let running = std::fs::read_to_string(&procs).expect("cgroup.procs");
+    assert!(!running.trim().is_empty(), "the sandbox runs in the cgroup");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    for dir in &dirs {
+        let gone = (0..300).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !Path::new(dir).exists()
+        });
+        assert!(gone, "{dir} left behind (or something still runs in it)");
+    }
+}

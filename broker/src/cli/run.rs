@@ -284,30 +284,13 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             .iter()
             .any(|g| g.dest.is_none() && f.starts_with(&g.path))
     };
-    let mut auto_ro = Vec::new();
-    if !covered(&grants, &exe) {
-        if args.no_auto_ro {
-            return Err(format!(
-                "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64), or leave out --no-auto-ro",
-                exe.display(),
-                exe.parent().map_or("/".into(), |p| p.display().to_string())
-            ));
-        }
-        for file in super::deps::needed_files(&exe)? {
-            if !covered(&grants, &file) {
-                // Bound from the file itself, at the path the loader opens: a symlink
-                // on the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would
-                // otherwise be followed inside the new root, where its target is not.
-                let real =
-                    std::fs::canonicalize(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                grants.push(Grant {
-                    dest: (real != file).then(|| file.clone()),
-                    path: real,
-                    writable: false,
-                });
-                auto_ro.push(file);
-            }
-        }
+    let find_files = !covered(&grants, &exe);
+    if find_files && args.no_auto_ro {
+        return Err(format!(
+            "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64), or leave out --no-auto-ro",
+            exe.display(),
+            exe.parent().map_or("/".into(), |p| p.display().to_string())
+        ));
     }
     let mut argv = args.command.clone();
     argv[0] = exe.display().to_string();
@@ -367,6 +350,25 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     .map_err(|e| e.to_string())?;
     drop(theirs);
     drop(self_exe);
+    // Found while the stage starts too (~0.3 ms for /bin/true).
+    let mut auto_ro = Vec::new();
+    if find_files {
+        for file in super::deps::needed_files(&exe)? {
+            if !covered(&grants, &file) {
+                // Bound from the file itself, at the path the loader opens: a symlink
+                // on the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would
+                // otherwise be followed inside the new root, where its target is not.
+                let real =
+                    std::fs::canonicalize(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                grants.push(Grant {
+                    dest: (real != file).then(|| file.clone()),
+                    path: real,
+                    writable: false,
+                });
+                auto_ro.push(file);
+            }
+        }
+    }
     // The cgroups are made while the stage starts (~0.4 ms: reading mountinfo, two
     // mkdirs); it joins them, with the plan, before it starts anything.
     // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
@@ -377,7 +379,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     // (an unprivileged caller's, or --uid 0), which counts the stage too.
     // --mem: a memory cgroup where one can be made, counting memory used (and then
     // no RLIMIT_AS); otherwise RLIMIT_AS.
-    let groups = Cgroups::new(args.pids, args.mem, inside.is_none())?;
+    let mut groups = Cgroups::new(args.pids, args.mem, inside.is_none())?;
     let rlimits = Rlimits {
         address_space: groups.rlimit_as(),
         open_files: args.nofile,
@@ -441,6 +443,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         std::fs::write(file, json).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     ctl.send(&ToStage::Go, &[]).map_err(|e| e.to_string())?;
+    groups.start_janitor();
 
     let name = exe.display().to_string();
     let pidfd = stage.open_pidfd().map_err(|e| e.to_string())?;
@@ -560,6 +563,8 @@ struct Cgroups {
     /// Why there is no pids cgroup, or no memory cgroup (in the report).
     no_pids: Option<String>,
     no_memory: Option<String>,
+    /// The end of the pipe the cleanup child waits on (see `start_janitor`).
+    janitor: Option<OwnedFd>,
 }
 
 /// `Some(cgroup)`, or `None` with the reason when none can be made here; any other
@@ -590,6 +595,7 @@ impl Cgroups {
             memory,
             no_pids,
             no_memory,
+            janitor: None,
         };
         Ok(groups)
     }
@@ -676,45 +682,83 @@ impl Cgroups {
     }
 }
 
-impl Drop for Cgroups {
-    /// Remove the cgroups. The stage is not waited for (its exit tears the namespaces
-    /// down, 1 to 9 ms here), so it is often still in them: then a child of this
-    /// process, with its standard streams on /dev/null, retries for up to 10 s.
-    fn drop(&mut self) {
-        let busy: Vec<&Cgroup> = self.all().filter(|c| c.remove().is_err()).collect();
-        if busy.is_empty() {
+impl Cgroups {
+    /// Start the child that removes the cgroups once this process has ended (it waits
+    /// for the end of a pipe whose other end only this process holds — so it also
+    /// cleans up after a supervisor that was killed, whose stage the parent-death
+    /// signal then ends). Started while the program runs, its fork is off the path of
+    /// the run's end. Without it (an error before "go"), [`Drop`] forks one.
+    fn start_janitor(&mut self) {
+        if self.all().next().is_none() || self.janitor.is_some() {
             return;
         }
+        let Ok((wait, hold)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return;
+        };
         let Ok(one) = SingleThreaded::check() else {
             return;
         };
-        if let Ok(0) = one.fork() {
-            if let Ok(null) = std::fs::File::options()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                let _ = nix::unistd::dup2_stdin(&null);
-                let _ = nix::unistd::dup2_stdout(&null);
-                let _ = nix::unistd::dup2_stderr(&null);
+        match one.fork() {
+            Ok(0) => {
+                drop(hold);
+                let mut wait = std::fs::File::from(wait);
+                let mut byte = [0u8; 1];
+                // Returns at end of file: every copy of `hold` is closed.
+                while matches!(std::io::Read::read(&mut wait, &mut byte), Ok(1)) {}
+                self.clean_up_and_exit()
             }
-            // Off the run's path: also what killed supervisors left behind.
-            for g in self.all() {
-                g.remove_stale_siblings(CGROUP_PREFIX);
-            }
-            for cgroup in busy {
-                for _ in 0..10_000 {
-                    match cgroup.remove() {
-                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        _ => break,
+            Ok(_) => self.janitor = Some(hold),
+            Err(_) => {}
+        }
+    }
+
+    /// In a child of the supervisor: stdio on /dev/null, remove the cgroups (retrying
+    /// every millisecond for up to 10 s while the stage exits) and those that killed
+    /// supervisors left behind, and exit — without returning, so that nothing else
+    /// of the supervisor's state (the stage is not this child's) is dropped here.
+    fn clean_up_and_exit(&self) -> ! {
+        if let Ok(null) = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            let _ = nix::unistd::dup2_stdin(&null);
+            let _ = nix::unistd::dup2_stdout(&null);
+            let _ = nix::unistd::dup2_stderr(&null);
+        }
+        for cgroup in self.all() {
+            for _ in 0..10_000 {
+                match cgroup.remove() {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(Duration::from_millis(1));
                     }
+                    _ => break,
                 }
             }
-            // Not a return: nothing else of the supervisor's state is this child's to
-            // drop (the stage is not its child).
-            std::process::exit(0);
+        }
+        for g in self.all() {
+            g.remove_stale_siblings(CGROUP_PREFIX);
+        }
+        std::process::exit(0)
+    }
+}
+
+impl Drop for Cgroups {
+    /// Remove the cgroups: let the janitor go; or, on an error before "go" (no
+    /// janitor yet; the stage, dropped after this, is being ended), remove them here,
+    /// forking a child to retry if one is still busy.
+    fn drop(&mut self) {
+        if let Some(hold) = self.janitor.take() {
+            drop(hold);
+            return;
+        }
+        if self.all().all(|c| c.remove().is_ok() || !c.path().exists()) {
+            return;
+        }
+        if let Ok(one) = SingleThreaded::check() {
+            if let Ok(0) = one.fork() {
+                self.clean_up_and_exit()
+            }
         }
     }
 }
