@@ -1028,7 +1028,8 @@ fn a_program_cannot_have_host_files_bound_as_its_libraries() {
 
 /// A supervisor killed with SIGKILL leaves nothing running and no cgroup behind: the
 /// stage dies of its parent-death signal, taking the sandbox with it, and the cleanup
-/// child (which waits for the supervisor's end) removes the emptied cgroups.
+/// child (which waits for the supervisor's end, its stdio on /dev/null meanwhile)
+/// removes the emptied cgroups.
 #[test]
 fn a_killed_supervisor_leaves_nothing_behind() {
     let d = tmp("killed");
@@ -1068,6 +1069,28 @@ fn a_killed_supervisor_leaves_nothing_behind() {
     let procs = Path::new(&dirs[0]).join("cgroup.procs");
     let running = std::fs::read_to_string(&procs).expect("cgroup.procs");
     assert!(!running.trim().is_empty(), "the sandbox runs in the cgroup");
+    // The supervisor's children: the stage (`__run-stage`) and the cleanup child,
+    // which holds none of the caller's pipes (its stdio is /dev/null).
+    let sup = child.id();
+    let janitor = (0..300)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let kids = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).ok()?;
+            kids.split_whitespace().find_map(|k| {
+                let cmd = std::fs::read(format!("/proc/{k}/cmdline")).ok()?;
+                let arg1 = cmd.split(|&b| b == 0).nth(1)?;
+                (arg1 == b"run").then(|| k.to_string())
+            })
+        })
+        .expect("the cleanup child");
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{janitor}/fd/{fd}")).expect("fd");
+        assert_eq!(
+            target,
+            Path::new("/dev/null"),
+            "fd {fd} of the cleanup child"
+        );
+    }
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     for dir in &dirs {

@@ -701,6 +701,8 @@ impl Cgroups {
         match one.fork() {
             Ok(0) => {
                 drop(hold);
+                // Not holding the caller's pipes open while the program runs.
+                stdio_to_null();
                 let mut wait = std::fs::File::from(wait);
                 let mut byte = [0u8; 1];
                 // Returns at end of file: every copy of `hold` is closed.
@@ -717,15 +719,7 @@ impl Cgroups {
     /// supervisors left behind, and exit — without returning, so that nothing else
     /// of the supervisor's state (the stage is not this child's) is dropped here.
     fn clean_up_and_exit(&self) -> ! {
-        if let Ok(null) = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-        {
-            let _ = nix::unistd::dup2_stdin(&null);
-            let _ = nix::unistd::dup2_stdout(&null);
-            let _ = nix::unistd::dup2_stderr(&null);
-        }
+        stdio_to_null();
         for cgroup in self.all() {
             for _ in 0..10_000 {
                 match cgroup.remove() {
@@ -740,6 +734,20 @@ impl Cgroups {
             g.remove_stale_siblings(CGROUP_PREFIX);
         }
         std::process::exit(0)
+    }
+}
+
+/// Standard input, output and error onto /dev/null (in a cleanup child: the caller
+/// reading the supervisor's output to its end must not wait for it).
+fn stdio_to_null() {
+    if let Ok(null) = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
     }
 }
 
