@@ -1,13 +1,16 @@
 //! `sandbox run`: any program under the sandbox layers.
 //!
 //! ```text
-//! sandbox run (this process, the supervisor; outside)
-//!   └─ stage: this binary, `__run-stage`, pid 1 of new user/pid/net/mount/ipc/uts/
-//!      cgroup namespaces. Builds the root (empty read-only tmpfs, the --ro/--rw/--dev
-//!      binds, --proc), then forks:
-//!        └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock)
-//!           and installs the filter with a user-notification listener *last*, sends
-//!           its status and the listener to the supervisor, waits for "go", execve()s.
+//! sandbox run (this process, the supervisor; outside). While the stage starts: makes
+//! │ the pids and memory cgroups (`Cgroups`), finds the program's files when no grant
+//! │ holds it (`super::deps`), sends the plan with the cgroups' join descriptors.
+//! ├─ stage: this binary, `__run-stage`, pid 1 of new user/pid/net/mount/ipc/uts/
+//! │  cgroup namespaces. Joins the cgroups, builds the root (empty read-only tmpfs, the
+//! │  --ro/--rw/--dev binds, --proc), then forks:
+//! │    └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock)
+//! │       and installs the filter with a user-notification listener *last*, sends
+//! │       its status and the listener to the supervisor, waits for "go", execve()s.
+//! └─ cleanup child (after "go"): waits for the supervisor's end, removes the cgroups.
 //! ```
 //!
 //! The filter is the policy (default: the `exec` preset) with its default action
