@@ -172,6 +172,9 @@ fn unescape(s: &str) -> String {
 /// of its hierarchy whose root is `root`, at `point`.
 fn dir_in_mount(point: &str, root: &str, path: &str) -> Option<PathBuf> {
     let below = Path::new(path).strip_prefix(root).ok()?;
+    if below.as_os_str().is_empty() {
+        return Some(PathBuf::from(point)); // no trailing `/` for the mount's own root
+    }
     Some(Path::new(point).join(below))
 }
 
@@ -526,6 +529,15 @@ mod tests {
         assert_eq!(
             dir_in_mount("/mnt", "/a", "/a/b"),
             Some(PathBuf::from("/mnt/b"))
+        );
+        assert_eq!(
+            dir_in_mount("/sys/fs/cgroup/pids", "/", "/"),
+            Some(PathBuf::from("/sys/fs/cgroup/pids"))
+        );
+        assert_eq!(
+            dir_in_mount("/sys/fs/cgroup/pids", "/", "/")
+                .map(|p| p.to_string_lossy().into_owned()),
+            Some("/sys/fs/cgroup/pids".to_string())
         );
         // A cgroup outside the mounted part is not reachable through it.
         assert_eq!(dir_in_mount("/mnt", "/x", "/a/b"), None);
