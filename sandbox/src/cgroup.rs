@@ -535,8 +535,7 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/pids"))
         );
         assert_eq!(
-            dir_in_mount("/sys/fs/cgroup/pids", "/", "/")
-                .map(|p| p.to_string_lossy().into_owned()),
+            dir_in_mount("/sys/fs/cgroup/pids", "/", "/").map(|p| p.to_string_lossy().into_owned()),
             Some("/sys/fs/cgroup/pids".to_string())
         );
         // A cgroup outside the mounted part is not reachable through it.
