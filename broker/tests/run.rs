@@ -20,9 +20,16 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// `sandbox run` with the system binds, then `args`.
 fn run(args: &[&str], nobody: bool) -> Output {
+    let all: Vec<&str> = SYSTEM.iter().chain(args).copied().collect();
+    run_bare(&all, nobody)
+}
+
+/// `sandbox run ARGS`, no binds added; as uid 65534 if `nobody`.
+fn run_bare(args: &[&str], nobody: bool) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
-    c.arg("run").args(SYSTEM).args(args).current_dir("/");
+    c.arg("run").args(args).current_dir("/");
     if nobody {
         c.uid(65534).gid(65534);
     }
@@ -388,10 +395,7 @@ fn uid_inside() {
 
 #[test]
 fn an_unreachable_program_is_an_error_with_a_hint() {
-    let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["run", "--no-auto-ro", "--", "/bin/true"])
-        .output()
-        .expect("run");
+    let o = run_bare(&["--no-auto-ro", "--", "/bin/true"], false);
     assert_eq!(o.status.code(), Some(125));
     assert!(
         text(&o.stderr).contains("is not reachable inside: bind it"),
@@ -410,13 +414,7 @@ fn without_binds_the_program_and_its_libraries_are_bound_and_nothing_else() {
     let f = d.join("status.json");
     let fs = f.to_str().expect("utf-8");
     both(|nobody| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
-        c.args(["run", "--status-json", fs, "--", "/bin/echo", "hi"])
-            .current_dir("/");
-        if nobody {
-            c.uid(65534).gid(65534);
-        }
-        let o = c.output().expect("run");
+        let o = run_bare(&["--status-json", fs, "--", "/bin/echo", "hi"], nobody);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
         assert_eq!(text(&o.stdout), "hi\n");
         let json: serde_json::Value =
@@ -432,13 +430,7 @@ fn without_binds_the_program_and_its_libraries_are_bound_and_nothing_else() {
         assert!(auto.contains(&"/lib64/ld-linux-x86-64.so.2"), "{json}");
         let _ = std::fs::remove_file(&f);
 
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
-        c.args(["run", "--", "/bin/cat", "/etc/passwd"])
-            .current_dir("/");
-        if nobody {
-            c.uid(65534).gid(65534);
-        }
-        let o = c.output().expect("run");
+        let o = run_bare(&["--", "/bin/cat", "/etc/passwd"], nobody);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
         assert!(
             text(&o.stderr).contains("/etc/passwd: No such file or directory"),
@@ -1015,11 +1007,7 @@ fn a_program_cannot_have_host_files_bound_as_its_libraries() {
         let bad = d.join("bad");
         std::fs::write(&bad, &patched).expect("write");
         let _ = std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755));
-        let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-            .args(["run", "--"])
-            .arg(&bad)
-            .output()
-            .expect("run");
+        let o = run_bare(&["--", bad.to_str().expect("utf-8")], false);
         assert_eq!(o.status.code(), Some(125), "{}", text(&o.stderr));
         assert!(text(&o.stderr).contains(why), "{}", text(&o.stderr));
     }

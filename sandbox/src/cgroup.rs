@@ -322,19 +322,12 @@ impl Cgroup {
         }
     }
 
-    /// Move process `pid` (all its threads) into the cgroup; what it starts later is
-    /// born inside. This takes the kernel's global lock against concurrent forks
-    /// (`cgroup_threadgroup_rwsem`) for writing, which waits for an RCU grace period:
-    /// 7–15 ms on this machine. [`Cgroup::open_self_join`] is the cheap way.
-    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
-        let file = self.dir.join("cgroup.procs");
-        std::fs::write(&file, pid.to_string()).map_err(io_err("write", &file))
-    }
-
     /// Open the file through which a single-threaded process moves *itself* into the
     /// cgroup with [`join_self`]: v1's `tasks`, where a thread writing `0` moves only
-    /// itself and the kernel skips the global lock that [`Cgroup::add`] takes
-    /// (20–80 µs instead of 7–15 ms here); v2's `cgroup.procs`. The file is opened
+    /// itself and the kernel skips the global lock against concurrent forks
+    /// (`cgroup_threadgroup_rwsem`) that moving another process through
+    /// `cgroup.procs` takes for writing — which waits for an RCU grace period: 20–80
+    /// µs instead of 7–15 ms here; v2's `cgroup.procs`. The file is opened
     /// here so the kernel checks the opener's credentials, and the process that
     /// writes it needs no path to the cgroup file system.
     pub fn open_self_join(&self) -> Result<std::fs::File, CgroupError> {
@@ -351,7 +344,13 @@ impl Cgroup {
     /// Whether process `pid` is in this cgroup (from `/proc/PID/cgroup`).
     pub fn holds(&self, pid: i32) -> io::Result<bool> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-        Ok(text.lines().any(|l| {
+        Ok(self.listed_in(&text))
+    }
+
+    /// Whether a `/proc/PID/cgroup` text (read from the initial cgroup namespace)
+    /// places its process in this cgroup.
+    pub fn listed_in(&self, proc_pid_cgroup: &str) -> bool {
+        proc_pid_cgroup.lines().any(|l| {
             let mut f = l.splitn(3, ':');
             let (Some(id), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else {
                 return false;
@@ -361,7 +360,7 @@ impl Cgroup {
                 Hierarchy::V1 => controllers.split(',').any(|c| c == self.controller.name()),
             };
             ours && path == self.name_in_hierarchy
-        }))
+        })
     }
 
     /// The cgroup's directory.
