@@ -614,3 +614,63 @@ fn check_exits_1_when_user_namespaces_are_forbidden() {
     );
     assert!(t.contains("CANNOT be applied in full"), "{t}");
 }
+
+/// A preset name is never looked up in the file system: a file called `exec` (or
+/// `renderer`) in the working directory — which an untrusted project can ship — does not
+/// replace the built-in preset; a file is named with a `/` (`./exec`); a bare word that
+/// is no preset is an error that says so.
+#[test]
+fn a_file_in_the_working_directory_never_replaces_a_preset() {
+    let dir = std::env::temp_dir().join(format!("sandbox-cli-preset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Allows everything (and so unshare): what a hostile project would ship.
+    std::fs::write(dir.join("exec"), "@default allow\nread: allow\n").expect("write");
+    std::fs::write(dir.join("renderer"), "@default allow\nread: allow\n").expect("write");
+    std::fs::write(dir.join("mine"), "@default allow\nread: allow\n").expect("write");
+    let in_dir = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run sandbox")
+    };
+    let unshare = ["--syscall", "unshare", "--arch", "x86_64"];
+    let mut args = vec!["policy", "eval", "exec"];
+    args.extend(unshare);
+    let o = in_dir(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(action_of(text(&o.stdout).trim()), "errno 1", "the preset");
+    let mut args = vec!["policy", "eval", "./exec"];
+    args.extend(unshare);
+    let o = in_dir(&args);
+    assert_eq!(action_of(text(&o.stdout).trim()), "allow", "the file");
+    let o = in_dir(&["policy", "check", "renderer"]);
+    assert!(
+        text(&o.stderr).contains("--define SELF_PID="),
+        "the preset, not the file: {}",
+        text(&o.stderr)
+    );
+    let o = in_dir(&["policy", "check", "mine"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("not a preset") && text(&o.stderr).contains("./mine"),
+        "{}",
+        text(&o.stderr)
+    );
+    // `sandbox run`: the program cannot make a user namespace under the preset.
+    let o = in_dir(&[
+        "run", "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin", "--",
+        "/usr/bin/unshare", "--user", "/bin/true",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = in_dir(&["run", "--policy", "mine", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(text(&o.stderr).contains("./mine"), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,7 +7,7 @@ use sandbox::policy::presets::Preset;
 use sandbox::policy::text::{self, Options};
 use sandbox::policy::Policy;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Exit status for a policy that does not check or compile.
 pub const EXIT_POLICY_ERROR: i32 = 2;
@@ -68,7 +68,8 @@ pub enum PolicyCommand {
 /// Where the policy comes from and how to read it.
 #[derive(Debug, Args)]
 pub struct Source {
-    /// A policy file, or the name of a preset (renderer, plugin, exec).
+    /// The name of a preset (renderer, plugin, exec), or a policy file named with a `/`
+    /// (e.g. `./my.policy`).
     pub file: String,
     /// Architecture: x86_64 or aarch64 (for `eval`, also a raw 0xAUDIT_ARCH value for
     /// the call, the program being compiled for this machine). Default: this machine.
@@ -136,16 +137,43 @@ fn arches(arch: Option<&str>) -> Result<(Arch, u32), String> {
     }
 }
 
+/// What a policy argument names: a built-in preset, or a file. A preset name is never
+/// looked up in the file system (a file of that name in the working directory, which
+/// an untrusted project can ship, must not replace it); a file is named with a `/`
+/// (`./exec`, `/etc/x.policy`); any other bare word is an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyArg {
+    /// A built-in preset.
+    Preset(Preset),
+    /// A policy file.
+    File(PathBuf),
+}
+
+impl PolicyArg {
+    /// Read a command-line argument.
+    pub fn parse(arg: &str) -> Result<PolicyArg, String> {
+        if let Ok(preset) = arg.parse::<Preset>() {
+            return Ok(PolicyArg::Preset(preset));
+        }
+        if arg.contains('/') {
+            return Ok(PolicyArg::File(PathBuf::from(arg)));
+        }
+        Err(format!(
+            "`{arg}` is not a preset (renderer, plugin, exec); name a policy file with a `/`, \
+             e.g. ./{arg}"
+        ))
+    }
+}
+
 /// Load the policy named by `source` for `arch`.
 pub fn load(source: &Source, arch: Arch) -> Result<Policy, String> {
     let mut options = Options::new(arch);
     options.defines = source.defines.clone();
-    let path = Path::new(&source.file);
-    if path.is_file() {
-        return text::parse_file(path, &options, &source.include_dirs).map_err(|e| e.to_string());
-    }
-    match source.file.parse::<Preset>() {
-        Ok(preset) => {
+    match PolicyArg::parse(&source.file)? {
+        PolicyArg::File(path) => {
+            text::parse_file(&path, &options, &source.include_dirs).map_err(|e| e.to_string())
+        }
+        PolicyArg::Preset(preset) => {
             if preset.needs_self_pid() && !options.defines.iter().any(|(n, _)| n == "SELF_PID") {
                 return Err(format!(
                     "the `{preset}` preset lets a process signal only itself: bind its pid with \
@@ -154,10 +182,6 @@ pub fn load(source: &Source, arch: Arch) -> Result<Policy, String> {
             }
             preset.policy(&options).map_err(|e| e.to_string())
         }
-        Err(_) => Err(format!(
-            "{}: no such file, and not a preset (renderer, plugin, exec)",
-            source.file
-        )),
     }
 }
 

@@ -21,7 +21,7 @@
 //! filter (the `exec` preset allows it for the programs' own use too); Landlock
 //! limits what can be executed to the granted paths.
 
-use super::policy::{load, Source};
+use super::policy::{load, PolicyArg, Source};
 use clap::Args;
 use sandbox::bpf;
 use sandbox::cgroup::{Cgroup, CgroupError, Hierarchy, MemoryCgroup, PidsCgroup, Places};
@@ -69,7 +69,8 @@ const STAGE_EXE_FD: i32 = 4;
 /// `sandbox run` options (bwrap's spellings where they exist).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Seccomp policy: a preset name or a policy file (default: the `exec` preset).
+    /// Seccomp policy: a preset name, or a policy file named with a `/` (e.g.
+    /// `./my.policy`; default: the `exec` preset).
     #[arg(long, default_value = "exec")]
     pub policy: String,
     /// Bind PATH read-only at DEST (default: the same path). Repeatable.
@@ -208,7 +209,10 @@ fn resolve_program(name: &str) -> Result<PathBuf, String> {
         return std::fs::canonicalize(name).map_err(|e| format!("{name}: {e}"));
     }
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    // Only absolute entries: an empty or relative one would look the name up in the
+    // working directory, where an untrusted project can put a program of that name.
     path.split(':')
+        .filter(|d| d.starts_with('/'))
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| format!("{name}: not found in PATH"))
@@ -227,10 +231,10 @@ pub fn run(args: RunArgs) -> i32 {
 const PRECOMPILED_EXEC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_notify.bpf"));
 
 /// The policy as the filter the program gets: its default replaced by `user-notify`.
-/// The `exec` preset (the default; a file of that name in the working directory takes
-/// precedence, as everywhere else) comes precompiled.
+/// The `exec` preset (the default) comes precompiled. A preset name is never looked up
+/// in the file system (see [`PolicyArg`]).
 fn compile_filter(policy: &str) -> Result<Vec<u8>, String> {
-    if policy == Preset::Exec.name() && !PRECOMPILED_EXEC.is_empty() && !Path::new(policy).is_file()
+    if PolicyArg::parse(policy)? == PolicyArg::Preset(Preset::Exec) && !PRECOMPILED_EXEC.is_empty()
     {
         return Ok(PRECOMPILED_EXEC.to_vec());
     }
