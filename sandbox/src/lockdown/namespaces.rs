@@ -345,6 +345,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
         go_r.as_raw_fd(),
         rep_w.as_raw_fd(),
         join,
+        [go_w.as_raw_fd(), rep_r.as_raw_fd()],
     )
     .map_err(ns_err("clone"))?;
     drop(go_r);

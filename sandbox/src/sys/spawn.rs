@@ -72,7 +72,9 @@ pub struct Join {
     pub net: RawFd,
 }
 
-/// Clone a child with `flags` (CLONE_NEW* bits; SIGCHLD is added). The child:
+/// Clone a child with `flags` (CLONE_NEW* bits; SIGCHLD is added). The child first
+/// closes `parent_ends` (the parent's ends of `go` and `report`: a child holding the
+/// write end of `go` would never see its end of file); then it
 /// sets PR_SET_PDEATHSIG to SIGKILL; makes itself dumpable until exec; writes `R` to
 /// `report` once the parent may write its id maps; waits for one byte on `go` (EOF —
 /// the parent died or gave up — ends it: this closes the race between clone and
@@ -93,10 +95,15 @@ pub fn clone_and_exec(
     go: RawFd,
     report: RawFd,
     join: Option<Join>,
+    parent_ends: [RawFd; 2],
 ) -> io::Result<libc::pid_t> {
     let first_flags = if join.is_some() { 0 } else { flags };
     let pid = fork_like(first_flags)?;
     if pid == 0 {
+        for fd in parent_ends {
+            // SAFETY: close is async-signal-safe; the fds are this copy's own.
+            unsafe { libc::close(fd) };
+        }
         match join {
             None => child(exec, go, report, false),
             Some(j) => first_stage(flags & !libc::CLONE_NEWNET, exec, go, report, j),
