@@ -119,6 +119,14 @@ int main(int argc, char **argv) {
         v = "connect_abstract";
         r = s < 0 ? s : connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + n);
     }
+    else if (!strcmp(v, "msg_oob") || !strcmp(v, "recv_oob")) {
+        /* Out-of-band data on a unix stream pair: refused (errno) by the exec preset. */
+        int s[2];
+        char c = 'x';
+        r = socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+        if (r == 0) r = send(s[0], &c, 1, 0);
+        if (r >= 0) r = v[0] == 'm' ? send(s[0], &c, 1, MSG_OOB) : recv(s[1], &c, 1, MSG_OOB | MSG_DONTWAIT);
+    }
     else if (!strcmp(v, "fd_exhaustion")) {
         long n = 0;
         while (dup(1) >= 0) n++;

@@ -514,6 +514,9 @@ fn a_hostile_program_is_stopped_on_every_vector() {
         // A fresh network namespace: no abstract name from outside exists here (with
         // --share-net, below, Landlock's scope refuses it).
         ("connect_abstract", Errno(libc::ECONNREFUSED)),
+        // The kernel's answer where unix sockets have no out-of-band support.
+        ("msg_oob", Errno(libc::EOPNOTSUPP)),
+        ("recv_oob", Errno(libc::EOPNOTSUPP)),
         // --nofile 256 by default; 0, 1 and 2 are open.
         (
             "fd_exhaustion",

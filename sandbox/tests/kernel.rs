@@ -242,6 +242,70 @@ fn child(name: &str) {
                 probe::last_trap().map_or(0, |t| t.count)
             ));
         }
+        "oob_renderer" | "oob_plugin" => {
+            use nix::sys::socket::{
+                recv, send, sendmsg, socketpair, AddressFamily, MsgFlags, SockFlag, SockType,
+            };
+            // A stream pair made before the filter (as an embedder might hand one in).
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .unwrap_or_else(|e| fail(&format!("socketpair: {e}")));
+            probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
+            let preset = if name == "oob_plugin" {
+                Preset::Plugin
+            } else {
+                Preset::Renderer
+            };
+            let policy = preset
+                .policy_for_self()
+                .unwrap_or_else(|e| fail(&format!("preset: {e}")));
+            let program = bpf::compile(&policy, Arch::native())
+                .unwrap_or_else(|e| fail(&format!("compile: {e}")));
+            seccomp::install(&program, InstallOptions::default())
+                .unwrap_or_else(|e| fail(&format!("install: {e}")));
+            let trap_nr = || probe::last_trap().map_or(-1, |t| t.syscall);
+            use std::os::fd::AsRawFd;
+            say(&format!(
+                "plain-send={:?}",
+                send(a.as_raw_fd(), b"x", MsgFlags::empty())
+            ));
+            let _ = send(a.as_raw_fd(), b"y", MsgFlags::MSG_OOB);
+            say(&format!("oob-send-trapped={}", trap_nr()));
+            let _ = sendmsg::<()>(
+                a.as_raw_fd(),
+                &[std::io::IoSlice::new(b"z")],
+                &[],
+                MsgFlags::MSG_OOB,
+                None,
+            );
+            say(&format!("oob-sendmsg-trapped={}", trap_nr()));
+            let mut buf = [0u8; 4];
+            let _ = recv(b.as_raw_fd(), &mut buf, MsgFlags::MSG_OOB);
+            say(&format!("oob-recv-trapped={}", trap_nr()));
+            say(&format!(
+                "plain-recv={:?}",
+                recv(b.as_raw_fd(), &mut buf, MsgFlags::empty())
+            ));
+            say(&format!(
+                "seqpacket-pair={:?}",
+                socketpair(
+                    AddressFamily::Unix,
+                    SockType::SeqPacket,
+                    None,
+                    SockFlag::SOCK_CLOEXEC
+                )
+                .is_ok()
+            ));
+            // A trapped call returns garbage: std then holds made-up descriptors,
+            // which are left alone.
+            let pair = std::os::unix::net::UnixStream::pair();
+            say(&format!("stream-pair-trapped={}", trap_nr()));
+            std::mem::forget(pair);
+        }
         other => fail(&format!("no child case `{other}`")),
     }
     std::process::exit(0);
@@ -413,6 +477,23 @@ const CASES: &[Case] = &[
             "renderer",
             &out,
         )
+    }),
+    ("renderer_and_plugin_refuse_out_of_band_data_and_stream_pairs", || {
+        for case in ["oob_renderer", "oob_plugin"] {
+            let out = expect_exit0(&run_child(case))?;
+            for want in [
+                "plain-send=Ok(1)".to_string(),
+                format!("oob-send-trapped={}", nr("sendto")),
+                format!("oob-sendmsg-trapped={}", nr("sendmsg")),
+                format!("oob-recv-trapped={}", nr("recvfrom")),
+                "plain-recv=Ok(1)".to_string(),
+                "seqpacket-pair=true".to_string(),
+                format!("stream-pair-trapped={}", nr("socketpair")),
+            ] {
+                check(out.contains(&want), &format!("{case}: want `{want}`"), &out)?;
+            }
+        }
+        Ok(())
     }),
     ("renderer_preset_effects_as_nobody", || {
         let out = expect_exit0(&run_child("renderer_as_nobody"))?;

@@ -149,6 +149,7 @@ static COMMON: &[(&str, u64)] = libc_table![
     SO_KEEPALIVE,
     SO_DOMAIN,
     SO_PROTOCOL,
+    MSG_OOB,
     MSG_PEEK,
     MSG_DONTWAIT,
     MSG_NOSIGNAL,

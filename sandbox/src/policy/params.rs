@@ -84,6 +84,8 @@ static TABLE: &[(&str, Params)] = &[
     ("recvmsg", &[("fd", W32), ("msg", W64), ("flags", W32)]),
     ("sendto", &[("fd", W32), ("buff", W64), ("len", W64), ("flags", W32), ("addr", W64), ("addr_len", W32)]),
     ("recvfrom", &[("fd", W32), ("ubuf", W64), ("size", W64), ("flags", W32), ("addr", W64), ("addr_len", W64)]),
+    ("sendmmsg", &[("fd", W32), ("mmsg", W64), ("vlen", W32), ("flags", W32)]),
+    ("recvmmsg", &[("fd", W32), ("mmsg", W64), ("vlen", W32), ("flags", W32), ("timeout", W64)]),
     ("getsockopt", &[("fd", W32), ("level", W32), ("optname", W32), ("optval", W64), ("optlen", W64)]),
     ("setsockopt", &[("fd", W32), ("level", W32), ("optname", W32), ("optval", W64), ("optlen", W32)]),
     ("kill", &[("pid", W32), ("sig", W32)]),
