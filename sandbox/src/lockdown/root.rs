@@ -2,6 +2,12 @@
 //! or chroot where pivot_root cannot work), the old root detached, the new root
 //! remounted read-only, cwd `/`, no /proc. Granted paths are bind-mounted in first, at
 //! the same place, read-only unless writable.
+//!
+//! Grants are mounted parents before children, whatever their order in the list, so
+//! that a grant nested in another (`--rw proj --ro proj/.git`) is mounted over it and
+//! its own mode holds there. A nested grant's place must already exist in the grant
+//! above it: nothing is created, truncated or followed through a symlink in a granted
+//! (host) folder.
 
 use super::{Grant, Layer, LockdownError};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -76,14 +82,15 @@ pub(super) fn enter_empty_root(
     let io =
         |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
     std::fs::create_dir(OLD_ROOT).map_err(io("mkdir(old root)"))?;
+    let grants = parents_first(grants);
     let method = match nix::unistd::pivot_root(".", OLD_ROOT) {
         Ok(()) => {
             nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
             // Grants are bound from the old root, now at /.old-root, so a grant under
             // the staging directory is not hidden by the tmpfs mounted there.
-            for g in grants {
+            for g in &grants {
                 let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
-                bind(&source, g.inside(), g.writable)?;
+                bind(&source, g.inside(), Path::new("/"), g.writable)?;
             }
             if mount_proc {
                 // Before the old root goes: the kernel mounts a new proc only while a
@@ -108,7 +115,7 @@ pub(super) fn enter_empty_root(
             // grants from their real paths, which must then not be under the staging
             // directory (the tmpfs hides it), and chroot.
             std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
-            for g in grants {
+            for g in &grants {
                 if g.path.starts_with(base) {
                     return Err(LockdownError::msg(
                         Layer::EmptyRoot,
@@ -121,7 +128,8 @@ pub(super) fn enter_empty_root(
                 }
                 bind(
                     &g.path,
-                    &Path::new(base).join(relative(&g.path)),
+                    &Path::new(base).join(relative(g.inside())),
+                    Path::new(base),
                     g.writable,
                 )?;
             }
@@ -146,24 +154,106 @@ pub(super) fn enter_empty_root(
 const OLD_ROOT: &str = ".old-root";
 const OLD_ROOT_ABS: &str = "/.old-root";
 
+/// The grants ordered so that a grant comes after every grant whose place holds it
+/// (by the number of components of where it appears; the order given otherwise).
+fn parents_first(grants: &[Grant]) -> Vec<&Grant> {
+    let mut sorted: Vec<&Grant> = grants.iter().collect();
+    sorted.sort_by_key(|g| g.inside().components().count());
+    sorted
+}
+
 fn relative(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect()
 }
 
-/// Bind `source` at `target` (created in the new root), read-only unless `writable`.
-fn bind(source: &Path, target: &Path, writable: bool) -> Result<(), LockdownError> {
+/// Make the place where `source` is bound: a directory, or an empty file, created in
+/// the new root's own tmpfs. A place that already exists (inside a grant mounted
+/// before) is used as it is, if it has the source's type; it is never created,
+/// truncated or followed through a symlink there — that would change the host's
+/// folder, or bind somewhere else than asked.
+fn make_target(source: &Path, target: &Path, root: &Path) -> Result<(), LockdownError> {
     let io =
         |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
-    if source.is_dir() {
-        std::fs::create_dir_all(target).map_err(io("mkdir (bind target)"))?;
-    } else {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io("mkdir (bind target)"))?;
+    let is_dir = source.is_dir();
+    let mut at = PathBuf::from("/");
+    for c in relative(target).components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(LockdownError::msg(
+                    Layer::EmptyRoot,
+                    "grant",
+                    format!(
+                        "{}: {} is a symbolic link in a granted folder; refused",
+                        target.display(),
+                        at.display()
+                    ),
+                ))
+            }
+            Ok(m) if at.as_path() == target => {
+                if m.is_dir() != is_dir {
+                    return Err(LockdownError::msg(
+                        Layer::EmptyRoot,
+                        "grant",
+                        format!(
+                            "{}: {} is already there, and is not a {}",
+                            source.display(),
+                            target.display(),
+                            if is_dir { "directory" } else { "file" }
+                        ),
+                    ));
+                }
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !on_root_tmpfs(&at, root) {
+                    return Err(LockdownError::msg(
+                        Layer::EmptyRoot,
+                        "grant",
+                        format!(
+                            "{}: {} does not exist in the grant that holds it (it is not \
+                             created in a granted folder)",
+                            source.display(),
+                            at.display()
+                        ),
+                    ));
+                }
+                if at.as_path() == target && !is_dir {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&at)
+                        .map_err(io("create (bind target)"))?;
+                } else {
+                    std::fs::create_dir(&at).map_err(io("mkdir (bind target)"))?;
+                }
+            }
+            Err(e) => return Err(io("stat (bind target)")(e)),
         }
-        std::fs::File::create(target).map_err(io("create (bind target)"))?;
     }
+    Ok(())
+}
+
+/// Whether the parent of `path` is on the new root's own tmpfs (`root`), not inside a
+/// grant.
+fn on_root_tmpfs(path: &Path, root: &Path) -> bool {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    match (std::fs::metadata(parent), std::fs::metadata(root)) {
+        (Ok(p), Ok(root)) => {
+            use std::os::unix::fs::MetadataExt;
+            p.dev() == root.dev()
+        }
+        _ => false,
+    }
+}
+
+/// Bind `source` at `target` (see [`make_target`]; `root` is the new root's tmpfs),
+/// read-only unless `writable`.
+fn bind(source: &Path, target: &Path, root: &Path, writable: bool) -> Result<(), LockdownError> {
+    make_target(source, target, root)?;
     mount(
         Some(source),
         target,

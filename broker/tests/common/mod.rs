@@ -1,0 +1,71 @@
+//! Helpers shared by the `sandbox run` test files.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binds every dynamically linked program from Debian needs.
+pub const SYSTEM: &[&str] = &[
+    "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin",
+];
+
+/// A fresh folder under the temporary directory, open to uid 65534 too.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sandbox-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    open_to_all(&d);
+    d
+}
+
+/// Mode 0777 for a folder, 0666 for a file (so that uid 65534 can use it).
+pub fn open_to_all(p: &Path) {
+    let mode = if p.is_dir() { 0o777 } else { 0o666 };
+    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+}
+
+/// `sandbox run` with the system binds, then `args`.
+pub fn run(args: &[&str], nobody: bool) -> Output {
+    let all: Vec<&str> = SYSTEM.iter().chain(args).copied().collect();
+    run_bare(&all, nobody)
+}
+
+/// `sandbox run ARGS`, no binds added; as uid 65534 if `nobody`.
+pub fn run_bare(args: &[&str], nobody: bool) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    c.arg("run").args(args).current_dir("/");
+    if nobody {
+        c.uid(65534).gid(65534);
+    }
+    c.output().expect("run sandbox")
+}
+
+/// Lossy text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Compile C `source` as `dir/name`.
+pub fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).expect("write C");
+    let out = dir.join(name);
+    let s = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .status()
+        .expect("cc");
+    assert!(s.success(), "cc failed");
+    let _ = std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755));
+    out
+}
+
+/// `f(false)` as root, then `f(true)` as uid 65534.
+pub fn both(f: impl Fn(bool)) {
+    f(false);
+    f(true);
+}
