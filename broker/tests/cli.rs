@@ -660,8 +660,19 @@ fn a_file_in_the_working_directory_never_replaces_a_preset() {
     );
     // `sandbox run`: the program cannot make a user namespace under the preset.
     let o = in_dir(&[
-        "run", "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin", "--",
-        "/usr/bin/unshare", "--user", "/bin/true",
+        "run",
+        "--ro",
+        "/usr",
+        "--ro",
+        "/lib",
+        "--ro",
+        "/lib64",
+        "--ro",
+        "/bin",
+        "--",
+        "/usr/bin/unshare",
+        "--user",
+        "/bin/true",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(

@@ -28,6 +28,18 @@
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 
+/* Copy the file at `self` into `out`; -1 on error. */
+static long copy_self(int out, const char *self) {
+    char buf[65536];
+    long n;
+    int in = open(self, O_RDONLY);
+    if (in < 0) return -1;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, n) != n) return -1;
+    close(in);
+    return n;
+}
+
 static void report(const char *v, long r) {
     if (r < 0) printf("%s: errno %d\n", v, errno); else printf("%s: ok\n", v);
     fflush(stdout);
@@ -126,6 +138,42 @@ int main(int argc, char **argv) {
         r = socketpair(AF_UNIX, SOCK_STREAM, 0, s);
         if (r == 0) r = send(s[0], &c, 1, 0);
         if (r >= 0) r = v[0] == 'm' ? send(s[0], &c, 1, MSG_OOB) : recv(s[1], &c, 1, MSG_OOB | MSG_DONTWAIT);
+    }
+    else if (!strcmp(v, "ran")) r = 0;
+    else if (!strncmp(v, "exec_from_rw=", 13)) {
+        /* Copy itself into a writable grant and run the copy. */
+        char path[4096];
+        int fd;
+        snprintf(path, sizeof path, "%s/copy", v + 13);
+        v = "exec_from_rw";
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        r = fd < 0 ? fd : copy_self(fd, argv[0]);
+        if (r >= 0) {
+            char *a[] = { path, "ran", 0 };
+            close(fd);
+            r = execv(path, a);
+        }
+    }
+    else if (!strcmp(v, "memfd_exec") || !strcmp(v, "memfd_chmod_exec")) {
+        /* Copy itself into a memfd (no file anywhere) and run that. */
+        int fd = syscall(SYS_memfd_create, "x", 0);
+        r = fd < 0 ? fd : copy_self(fd, argv[0]);
+        if (r >= 0 && v[6] == 'c') r = fchmod(fd, 0755);
+        if (r >= 0) {
+            char *a[] = { "x", "ran", 0 }, *e[] = { 0 };
+            r = syscall(SYS_execveat, fd, "", a, e, AT_EMPTY_PATH);
+        }
+    }
+    else if (!strcmp(v, "memfd_mfd_exec")) r = syscall(SYS_memfd_create, "x", 0x10 /* MFD_EXEC */);
+    else if (!strcmp(v, "memfd_works")) {
+        /* An ordinary memfd still works: write, seal, read back. */
+        char c = 0;
+        int fd = syscall(SYS_memfd_create, "x", 3 /* MFD_CLOEXEC | MFD_ALLOW_SEALING */);
+        r = fd < 0 ? fd : write(fd, "m", 1);
+        if (r >= 0) r = fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE);
+        if (r >= 0) r = pread(fd, &c, 1, 0);
+        if (r >= 0 && c != 'm') r = -1;
+        if (r >= 0) r = (fcntl(fd, F_GETFD) & FD_CLOEXEC) ? 0 : -1;
     }
     else if (!strcmp(v, "fd_exhaustion")) {
         long n = 0;

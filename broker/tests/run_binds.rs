@@ -31,7 +31,10 @@ fn a_read_only_grant_inside_a_writable_one_stays_read_only() {
     let proj = d.join("proj");
     mkdir(&proj.join(".git/hooks"));
     write(&proj.join(".git/config"), "orig\n");
-    let (p, git) = (proj.display().to_string(), proj.join(".git").display().to_string());
+    let (p, git) = (
+        proj.display().to_string(),
+        proj.join(".git").display().to_string(),
+    );
     let script = format!(
         "echo x > {p}/new; echo new=$?; echo evil > {p}/.git/hooks/post-checkout; \
          echo hook=$?; echo y >> {p}/.git/config; echo cfg=$?; rm -f {p}/.git/config; \
@@ -97,7 +100,10 @@ fn a_file_granted_inside_a_writable_folder_is_left_as_it_is() {
     let (p, c) = (proj.display().to_string(), config.display().to_string());
     both(|nobody| {
         let script = format!("cat {c}; echo x >> {c}; echo append=$?");
-        let o = run(&["--rw", &p, "--ro", &c, "--", "/bin/sh", "-c", &script], nobody);
+        let o = run(
+            &["--rw", &p, "--ro", &c, "--", "/bin/sh", "-c", &script],
+            nobody,
+        );
         let out = text(&o.stdout);
         assert!(
             out.contains("{\"keep\": true}\n") && out.contains("append=2\n"),
@@ -108,6 +114,61 @@ fn a_file_granted_inside_a_writable_folder_is_left_as_it_is() {
             std::fs::read_to_string(&config).expect("config"),
             "{\"keep\": true}\n"
         );
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Code runs only from read-only binds: a program that copies itself into an `--rw`
+/// folder cannot run the copy (no execute right there in Landlock, and the bind is
+/// `noexec`), nor run code from a memfd — a file in no folder at all — which the
+/// sandbox makes non-executable and sealed so (as `vm.memfd_noexec=2` would), while
+/// ordinary memfds still work.
+#[test]
+fn code_runs_only_from_read_only_binds() {
+    let d = tmp("exec-rw");
+    let bin = d.join("bin");
+    let rw = d.join("rw");
+    mkdir(&bin);
+    mkdir(&rw);
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile.c"))
+        .expect("source");
+    let prog = common::compile(&bin, "hostile", &src);
+    let (b, w, p) = (
+        bin.display().to_string(),
+        rw.display().to_string(),
+        prog.display().to_string(),
+    );
+    let exec_rw = format!("exec_from_rw={w}");
+    both(|nobody| {
+        let cases = [
+            (
+                exec_rw.as_str(),
+                format!("exec_from_rw: errno {}\n", libc::EACCES),
+            ),
+            (
+                "memfd_exec",
+                format!("memfd_exec: errno {}\n", libc::EACCES),
+            ),
+            (
+                "memfd_chmod_exec",
+                format!("memfd_chmod_exec: errno {}\n", libc::EPERM),
+            ),
+            (
+                "memfd_mfd_exec",
+                format!("memfd_mfd_exec: errno {}\n", libc::EACCES),
+            ),
+            ("memfd_works", "memfd_works: ok\n".to_string()),
+            ("ran", "ran: ok\n".to_string()),
+        ];
+        for (vector, want) in cases {
+            let o = run(&["--ro", &b, "--rw", &w, "--", &p, vector], nobody);
+            assert_eq!(
+                text(&o.stdout),
+                want,
+                "{vector} nobody={nobody}: {}",
+                text(&o.stderr)
+            );
+        }
     });
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -117,12 +117,38 @@ pub fn install_with_listener(program: &Program) -> Result<std::os::fd::OwnedFd, 
 }
 
 /// One pending notification on `listener` (blocks until one comes): the pid (as seen
-/// from the listener's pid namespace... of the process that received it), the syscall
-/// number, the AUDIT_ARCH and the six arguments.
+/// from the pid namespace of the process reading the listener), the syscall number,
+/// the AUDIT_ARCH and the six arguments.
 pub fn receive_notification(
     listener: std::os::fd::BorrowedFd<'_>,
 ) -> io::Result<(u32, i32, u32, [u64; 6])> {
-    sys::seccomp_notif_recv(listener)
+    receive(listener).map(|n| (n.pid, n.nr, n.arch, n.args))
+}
+
+/// A call waiting for the listener's holder (see [`receive`]).
+pub use crate::sys::notify::Notif as Notification;
+
+/// One pending notification on `listener` (blocks until one comes). `ENOENT` means the
+/// waiting call went away between a wake-up and this read — it was interrupted by a
+/// signal (it may come again, as a new notification) or its process died: read again.
+pub fn receive(listener: std::os::fd::BorrowedFd<'_>) -> io::Result<Notification> {
+    sys::notify::recv(listener)
+}
+
+/// Answer a notification: the call fails with `errno`.
+pub fn answer_error(listener: std::os::fd::BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
+    sys::notify::send_error(listener, id, errno)
+}
+
+/// Answer a notification with a copy of `fd` installed in the waiting process
+/// (close-on-exec if asked), atomically: the call returns the new descriptor's number.
+pub fn answer_with_fd(
+    listener: std::os::fd::BorrowedFd<'_>,
+    id: u64,
+    fd: std::os::fd::BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<i32> {
+    sys::notify::send_fd(listener, id, fd, cloexec)
 }
 
 /// Set no_new_privs for the calling thread (inherited by children, irreversible).

@@ -478,23 +478,26 @@ const CASES: &[Case] = &[
             &out,
         )
     }),
-    ("renderer_and_plugin_refuse_out_of_band_data_and_stream_pairs", || {
-        for case in ["oob_renderer", "oob_plugin"] {
-            let out = expect_exit0(&run_child(case))?;
-            for want in [
-                "plain-send=Ok(1)".to_string(),
-                format!("oob-send-trapped={}", nr("sendto")),
-                format!("oob-sendmsg-trapped={}", nr("sendmsg")),
-                format!("oob-recv-trapped={}", nr("recvfrom")),
-                "plain-recv=Ok(1)".to_string(),
-                "seqpacket-pair=true".to_string(),
-                format!("stream-pair-trapped={}", nr("socketpair")),
-            ] {
-                check(out.contains(&want), &format!("{case}: want `{want}`"), &out)?;
+    (
+        "renderer_and_plugin_refuse_out_of_band_data_and_stream_pairs",
+        || {
+            for case in ["oob_renderer", "oob_plugin"] {
+                let out = expect_exit0(&run_child(case))?;
+                for want in [
+                    "plain-send=Ok(1)".to_string(),
+                    format!("oob-send-trapped={}", nr("sendto")),
+                    format!("oob-sendmsg-trapped={}", nr("sendmsg")),
+                    format!("oob-recv-trapped={}", nr("recvfrom")),
+                    "plain-recv=Ok(1)".to_string(),
+                    "seqpacket-pair=true".to_string(),
+                    format!("stream-pair-trapped={}", nr("socketpair")),
+                ] {
+                    check(out.contains(&want), &format!("{case}: want `{want}`"), &out)?;
+                }
             }
-        }
-        Ok(())
-    }),
+            Ok(())
+        },
+    ),
     ("renderer_preset_effects_as_nobody", || {
         let out = expect_exit0(&run_child("renderer_as_nobody"))?;
         check(

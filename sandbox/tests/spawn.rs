@@ -5,11 +5,11 @@
 mod support;
 use support::Case;
 
+use sandbox::ipc::{Channel, Limits, Message};
 use sandbox::lockdown::namespaces::{spawn, SpawnSpec};
 use sandbox::lockdown::SingleThreaded;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::{Action, Policy};
-use sandbox::ipc::{Channel, Limits, Message};
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! The `sandbox` command line.
 
 pub mod deps;
+pub mod notify;
 pub mod policy;
 pub mod run;
 

@@ -21,6 +21,7 @@
 //! filter (the `exec` preset allows it for the programs' own use too); Landlock
 //! limits what can be executed to the granted paths.
 
+use super::notify::Outcome;
 use super::policy::{load, PolicyArg, Source};
 use clap::Args;
 use sandbox::bpf;
@@ -33,7 +34,7 @@ use sandbox::lockdown::{
 };
 use sandbox::policy::arch::Arch;
 use sandbox::policy::presets::Preset;
-use sandbox::policy::{params, Action};
+use sandbox::policy::Action;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -478,7 +479,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         const CTL: usize = 0;
         const STAGE: usize = 1;
         const LISTENER: usize = 2;
-        let mut flags = [false; 3];
+        let mut flags = [PollFlags::empty(); 3];
         {
             let mut watched = vec![(STAGE, PollFd::new(pidfd.as_fd(), PollFlags::POLLIN))];
             if ctl_open {
@@ -498,11 +499,12 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             let _ = poll(&mut fds, PollTimeout::from(ms));
             for (role, f) in roles.iter().zip(&fds) {
                 if let Some(slot) = flags.get_mut(*role) {
-                    *slot = f.revents().is_some_and(|r| !r.is_empty());
+                    *slot = f.revents().unwrap_or(PollFlags::empty());
                 }
             }
         }
-        let ready = |i: usize| flags.get(i).copied().unwrap_or(false);
+        let revents = |i: usize| flags.get(i).copied().unwrap_or(PollFlags::empty());
+        let ready = |i: usize| !revents(i).is_empty();
         if bombs.still_refused(groups.pids.as_ref()) {
             let (processes, threads) = count_below(stage.pid());
             stage.signal_kill();
@@ -515,22 +517,32 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
             );
             return Ok(EXIT_PIDS);
         }
-        if ready(LISTENER) {
-            let got = listener
-                .as_ref()
-                .map(|l| sandbox::seccomp::receive_notification(l.as_fd()));
-            match got {
-                Some(Ok((pid, nr, _arch, a))) => {
-                    stage.signal_kill();
-                    let _ = stage.wait();
-                    eprintln!(
-                        "sandbox: killed {name} (pid {pid}): seccomp violation: {}",
-                        describe_call(arch, nr, &a)
-                    );
-                    return Ok(EXIT_VIOLATION);
+        if revents(LISTENER).contains(PollFlags::POLLHUP)
+            && !revents(LISTENER).contains(PollFlags::POLLIN)
+        {
+            // No process uses the filter any more: nothing can be notified.
+            listener = None;
+        } else if ready(LISTENER) {
+            if let Some(l) = &listener {
+                match super::notify::handle(l.as_fd(), arch) {
+                    Outcome::Answered | Outcome::Retry => {}
+                    Outcome::Violation { pid, call } => {
+                        stage.signal_kill();
+                        let _ = stage.wait();
+                        eprintln!("sandbox: killed {name} (pid {pid}): seccomp violation: {call}");
+                        return Ok(EXIT_VIOLATION);
+                    }
+                    Outcome::Lost(e) => {
+                        // Without a reader the kernel would answer every later
+                        // violation with ENOSYS: the sandbox cannot go on.
+                        stage.signal_kill();
+                        let _ = stage.wait();
+                        eprintln!(
+                            "sandbox: killed {name}: the seccomp notification listener failed ({e})"
+                        );
+                        return Ok(EXIT_SETUP);
+                    }
                 }
-                // Hung up: nothing can be notified any more.
-                _ => listener = None,
             }
         }
         if ready(CTL) {
@@ -937,36 +949,6 @@ fn count_below(pid: i32) -> (usize, usize) {
 
 /// A bound on [`count_below`]'s walk.
 const MAX_COUNTED: usize = 100_000;
-
-/// `name(arg, ...)` with as many arguments as the syscall has (six if unknown).
-fn describe_call(arch: Arch, nr: i32, args: &[u64; 6]) -> String {
-    let name = u32::try_from(nr).ok().and_then(|n| arch.syscall_name(n));
-    let declared = name.and_then(params::params);
-    let count = declared.map_or(6, |p| p.len());
-    let shown: Vec<String> = args
-        .iter()
-        .take(count)
-        .enumerate()
-        .map(|(i, a)| {
-            let w32 = declared
-                .and_then(|p| p.get(i))
-                .is_some_and(|(_, w)| *w == params::Width::W32);
-            if w32 {
-                // What the kernel reads: the low half, as a C int (fd -1, not 0xffffffff).
-                (*a as u32 as i32).to_string()
-            } else if *a > 0xffff {
-                format!("{a:#x}")
-            } else {
-                a.to_string()
-            }
-        })
-        .collect();
-    format!(
-        "{}({})",
-        name.map_or_else(|| format!("syscall_{nr}"), str::to_string),
-        shown.join(", ")
-    )
-}
 
 /// The in-sandbox stage (pid 1). Never returns.
 pub fn stage() -> ! {

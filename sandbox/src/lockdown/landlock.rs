@@ -1,5 +1,8 @@
 //! Landlock through the `landlock` crate, as a hard requirement: every file access
-//! right of the kernel's best ABI is handled, so anything not granted is denied; TCP
+//! right of the kernel's best ABI is handled, so anything not granted is denied.
+//! Read-only grants get the read rights and execute; writable grants every right but
+//! execute, so code runs only from read-only grants (what a writable grant holds may
+//! have been written by the sandbox itself). TCP
 //! bind and connect are denied where the ABI has network rules (4+); abstract unix
 //! sockets and signals are scoped to the sandbox where the ABI has scopes (6+).
 
@@ -121,7 +124,10 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
         .map_err(err("landlock_create_ruleset"))?
         .add_rules(path_beneath_rules(&ro, AccessFs::from_read(abi)))
         .map_err(err("landlock_add_rule(read-only)"))?
-        .add_rules(path_beneath_rules(&rw, AccessFs::from_all(abi)))
+        .add_rules(path_beneath_rules(
+            &rw,
+            AccessFs::from_all(abi) & !AccessFs::Execute,
+        ))
         .map_err(err("landlock_add_rule(read-write)"))?
         .restrict_self()
         .map_err(err("landlock_restrict_self"))?;

@@ -278,7 +278,8 @@ fn bind(source: &Path, target: &Path, root: &Path, writable: bool) -> Result<(),
     if !writable || flags_now.contains(FsFlags::ST_RDONLY) {
         flags |= MsFlags::MS_RDONLY;
     }
-    if flags_now.contains(FsFlags::ST_NOEXEC) {
+    // Nothing runs from a writable bind (Landlock grants no execute there either).
+    if writable || flags_now.contains(FsFlags::ST_NOEXEC) {
         flags |= MsFlags::MS_NOEXEC;
     }
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)

@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod memfd;
+pub mod notify;
 pub mod process;
 pub mod socket;
 pub mod spawn;
@@ -438,43 +439,6 @@ pub fn seccomp_install_with_listener(program: &[SockFilter]) -> io::Result<std::
     // SAFETY: with NEW_LISTENER the kernel returns a new descriptor for the listener,
     // owned by nothing else.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-/// `struct seccomp_notif`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct SeccompNotif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    instruction_pointer: u64,
-    args: [u64; 6],
-}
-
-/// `SECCOMP_IOCTL_NOTIF_RECV`: _IOWR('!', 0, struct seccomp_notif).
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-
-/// One notification: (pid as the listener's owner sees it, nr, arch, args).
-pub fn seccomp_notif_recv(
-    listener: std::os::fd::BorrowedFd<'_>,
-) -> io::Result<(u32, i32, u32, [u64; 6])> {
-    use std::os::fd::AsRawFd;
-    let mut n = SeccompNotif::default();
-    // SAFETY: the kernel writes one zero-initialised `struct seccomp_notif` (80 bytes,
-    // the size encoded in the ioctl number and of `SeccompNotif`) into `n`, a live local.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            SECCOMP_IOCTL_NOTIF_RECV as _,
-            &mut n as *mut SeccompNotif,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((n.pid, n.nr, n.arch, n.args))
 }
 
 /// Whether the calling process has exactly one thread (from /proc/self/status).
