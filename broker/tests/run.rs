@@ -1082,6 +1082,20 @@ fn a_killed_supervisor_leaves_nothing_behind() {
             "fd {fd} of the cleanup child"
         );
     }
+    // And nothing else of the supervisor's but the pipe it waits on: no copy of the
+    // seccomp listener (which would keep a violation waiting if the supervisor lost
+    // its own), the control socket or the pidfd.
+    let others: Vec<String> = std::fs::read_dir(format!("/proc/{janitor}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) > Some(2))
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.display().to_string())
+        .collect();
+    assert!(
+        others.len() == 1 && others.iter().all(|t| t.starts_with("pipe:")),
+        "the cleanup child holds {others:?}"
+    );
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     for dir in &dirs {

@@ -722,8 +722,14 @@ impl Cgroups {
         match one.fork() {
             Ok(0) => {
                 drop(hold);
-                // Not holding the caller's pipes open while the program runs.
+                // Not holding the caller's pipes open while the program runs, nor
+                // anything else of the supervisor's: a copy of the seccomp listener
+                // would keep a violation waiting if the supervisor lost its own.
                 stdio_to_null();
+                let keep = [0, 1, 2, wait.as_raw_fd()];
+                if sandbox::lockdown::close_descriptors_except(&keep).is_err() {
+                    std::process::exit(EXIT_SETUP);
+                }
                 let mut wait = std::fs::File::from(wait);
                 let mut byte = [0u8; 1];
                 // Returns at end of file: every copy of `hold` is closed.

@@ -219,6 +219,12 @@ impl LockedDown {
     }
 }
 
+/// Close every descriptor of the calling process but `keep` (the descriptors layer
+/// alone, for a helper process that must hold nothing else of its parent's).
+pub fn close_descriptors_except(keep: &[RawFd]) -> io::Result<()> {
+    fds::close_all_but(keep).map_err(|e| e.source)
+}
+
 /// Build the empty root (with `config.grants` and `config.mount_proc`) without the
 /// other layers — for a parent that then forks the process to lock down (and that
 /// passes the result as [`Config::root_built`]).
