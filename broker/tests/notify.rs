@@ -2,7 +2,7 @@
 //! a real kernel. Each case runs in a fresh single-threaded helper (this binary with
 //! `--helper CASE`) that installs a filter with a listener and plays both sides.
 
-use broker::cli::notify::{handle, Outcome};
+use broker::cli::notify::handle;
 use sandbox::lockdown::SingleThreaded;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::{Action, Policy};
