@@ -159,12 +159,13 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             0
         }
         "unexpected_fd" => {
-            let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+            // A datagram pair: the renderer preset allows no stream pairs.
+            let (a, _b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
             raw(client, &request_frame(1, Req::Echo(1)), &[a.as_fd()]);
             0
         }
         "socket_as_blob" => {
-            let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let (a, _b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
             let _ = client.call_with_fds(Req::Blob, &[a.as_fd()], t);
             std::thread::sleep(Duration::from_secs(30));
             0

@@ -140,6 +140,16 @@ int main(int argc, char **argv) {
         if (r >= 0) r = v[0] == 'm' ? send(s[0], &c, 1, MSG_OOB) : recv(s[1], &c, 1, MSG_OOB | MSG_DONTWAIT);
     }
     else if (!strcmp(v, "ran")) r = 0;
+    else if (!strcmp(v, "tcgets")) { struct termios t; r = ioctl(0, TCGETS, &t); }
+    else if (!strcmp(v, "tcsets")) {
+        struct termios t;
+        r = ioctl(0, TCGETS, &t);
+        t.c_lflag ^= ECHO;
+        if (r == 0) r = ioctl(0, TCSETS, &t);
+    }
+    else if (!strcmp(v, "tiocswinsz")) { struct winsize w = { .ws_row = 99, .ws_col = 77 }; r = ioctl(0, TIOCSWINSZ, &w); }
+    else if (!strcmp(v, "tiocsetd")) { int ld = 0 /* N_TTY */; r = ioctl(0, TIOCSETD, &ld); }
+    else if (!strcmp(v, "own_session")) { errno = 0; r = getsid(0) == getpid() ? 0 : -1; }
     else if (!strncmp(v, "exec_from_rw=", 13)) {
         /* Copy itself into a writable grant and run the copy. */
         char path[4096];

@@ -120,6 +120,12 @@ pub struct RunArgs {
     /// the program (then that is an error).
     #[arg(long = "no-auto-ro")]
     pub no_auto_ro: bool,
+    /// Let the program change the terminal it inherits (its modes and size: an editor,
+    /// a REPL). Without it, terminal ioctls that change anything get EPERM. Injecting
+    /// input (TIOCSTI) and the console's TIOCLINUX stay refused. Only with the `exec`
+    /// preset (a policy file writes its own ioctl rule).
+    #[arg(long)]
+    pub tty: bool,
     /// Write the verified status report as JSON to FILE.
     #[arg(long = "status-json", value_name = "FILE")]
     pub status_json: Option<PathBuf>,
@@ -231,19 +237,28 @@ pub fn run(args: RunArgs) -> i32 {
 /// target's architecture (empty for an architecture the compiler does not support).
 const PRECOMPILED_EXEC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_notify.bpf"));
 
-/// The policy as the filter the program gets: its default replaced by `user-notify`.
-/// The `exec` preset (the default) comes precompiled. A preset name is never looked up
-/// in the file system (see [`PolicyArg`]).
-fn compile_filter(policy: &str) -> Result<Vec<u8>, String> {
-    if PolicyArg::parse(policy)? == PolicyArg::Preset(Preset::Exec) && !PRECOMPILED_EXEC.is_empty()
-    {
+/// The policy as the filter the program gets: its default replaced by `user-notify`;
+/// with `tty`, the `exec` preset's terminal rule replaced by one that lets the program
+/// change its terminal (but never inject input or reach the console). The `exec`
+/// preset (the default) comes precompiled. A preset name is never looked up in the file
+/// system (see [`PolicyArg`]).
+fn compile_filter(policy: &str, tty: bool) -> Result<Vec<u8>, String> {
+    let exec = PolicyArg::parse(policy)? == PolicyArg::Preset(Preset::Exec);
+    if tty && !exec {
+        return Err(
+            "--tty changes the exec preset's terminal rule; with --policy, write the \
+                    ioctl rule you want in the policy"
+                .into(),
+        );
+    }
+    if exec && !tty && !PRECOMPILED_EXEC.is_empty() {
         return Ok(PRECOMPILED_EXEC.to_vec());
     }
-    compile_filter_now(policy)
+    compile_filter_now(policy, tty)
 }
 
 /// [`compile_filter`] without the precompiled preset.
-fn compile_filter_now(policy: &str) -> Result<Vec<u8>, String> {
+fn compile_filter_now(policy: &str, tty: bool) -> Result<Vec<u8>, String> {
     let arch = Arch::native();
     let mut policy = load(
         &Source {
@@ -254,6 +269,21 @@ fn compile_filter_now(policy: &str) -> Result<Vec<u8>, String> {
         },
         arch,
     )?;
+    if tty {
+        use sandbox::policy::arg;
+        let cmd = |name: &str| {
+            sandbox::policy::consts::lookup(arch, name).ok_or_else(|| format!("no constant {name}"))
+        };
+        policy.remove("ioctl");
+        policy
+            .add_rule(
+                "ioctl",
+                arg(1).ne(cmd("TIOCSTI")?).and(arg(1).ne(cmd("TIOCLINUX")?)),
+                Action::Allow,
+            )
+            .and_then(|()| policy.set_otherwise("ioctl", Action::Errno(libc::EPERM as u16)))
+            .map_err(|e| e.to_string())?;
+    }
     policy
         .set_default(Action::UserNotify)
         .map_err(|e| e.to_string())?;
@@ -401,7 +431,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     // The policy is parsed and compiled (~0.5 ms; the default preset comes
     // precompiled) while the stage starts; a policy error ends here (dropping `stage`
     // kills and reaps it).
-    let filter = compile_filter(&args.policy)?;
+    let filter = compile_filter(&args.policy, args.tty)?;
     let joins = groups.open_self_joins()?;
     ctl.send(
         &ToStage::Plan {
@@ -1083,6 +1113,13 @@ fn payload(
         let _ = ctl.send(&FromStage::Failed(format!("SIGPIPE: {e}")), &[]);
         return EXIT_SETUP;
     }
+    // A session of its own: the caller's terminal is not its controlling terminal, so
+    // it cannot push input into it (TIOCSTI needs that even where a filter allows it)
+    // or take part in the caller's job control.
+    if let Err(e) = nix::unistd::setsid() {
+        let _ = ctl.send(&FromStage::Failed(format!("setsid: {e}")), &[]);
+        return EXIT_SETUP;
+    }
     let mut locked = match lock_down(config) {
         Ok(l) => l,
         Err(e) => {
@@ -1135,9 +1172,9 @@ mod tests {
             !PRECOMPILED_EXEC.is_empty(),
             "build.rs compiled nothing for this architecture"
         );
-        let now = compile_filter_now("exec").expect("the exec preset compiles");
+        let now = compile_filter_now("exec", false).expect("the exec preset compiles");
         assert_eq!(PRECOMPILED_EXEC, now.as_slice());
-        assert_eq!(compile_filter("exec").expect("precompiled"), now);
+        assert_eq!(compile_filter("exec", false).expect("precompiled"), now);
     }
 
     /// Any other policy is compiled at run time (a preset that is not `exec`, here
@@ -1148,11 +1185,11 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("p.policy");
         std::fs::write(&file, "read: allow\nwrite: allow\nexit_group: allow\n").expect("write");
-        let got = compile_filter(file.to_str().expect("utf-8")).expect("compiles");
+        let got = compile_filter(file.to_str().expect("utf-8"), false).expect("compiles");
         assert_ne!(got.as_slice(), PRECOMPILED_EXEC);
         assert_eq!(
             got,
-            compile_filter_now(file.to_str().expect("utf-8")).expect("compiles")
+            compile_filter_now(file.to_str().expect("utf-8"), false).expect("compiles")
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

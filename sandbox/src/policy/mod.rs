@@ -676,6 +676,13 @@ impl Policy {
         }
     }
 
+    /// Take every rule of `syscall` out of the policy (to write it anew); its rules,
+    /// if it was named.
+    pub fn remove(&mut self, syscall: &str) -> Option<SyscallRules> {
+        let s = Syscall::new(syscall).ok()?;
+        self.syscalls.remove(&s)
+    }
+
     /// Chaining form of [`Policy::add_rule`].
     pub fn with_rule(
         mut self,
