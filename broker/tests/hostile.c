@@ -142,10 +142,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(v, "ran")) r = 0;
     else if (!strcmp(v, "tcgets")) { struct termios t; r = ioctl(0, TCGETS, &t); }
     else if (!strcmp(v, "tcsets")) {
-        struct termios t;
-        r = ioctl(0, TCGETS, &t);
+        struct termios t = { 0 };
+        ioctl(0, TCGETS, &t);
         t.c_lflag ^= ECHO;
-        if (r == 0) r = ioctl(0, TCSETS, &t);
+        r = ioctl(0, TCSETS, &t);
     }
     else if (!strcmp(v, "tiocswinsz")) { struct winsize w = { .ws_row = 99, .ws_col = 77 }; r = ioctl(0, TIOCSWINSZ, &w); }
     else if (!strcmp(v, "tiocsetd")) { int ld = 0 /* N_TTY */; r = ioctl(0, TIOCSETD, &ld); }

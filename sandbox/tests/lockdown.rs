@@ -50,6 +50,13 @@ fn renderer(case: &str) -> ! {
             config.opt_outs.push(OptOut::KeepRoot);
         }
         "thread" => config.opt_outs.push(OptOut::LandlockCallingThreadOnly),
+        "grants_swapped" => {
+            // The spawner checked another file than the one now at the path.
+            let base = std::env::var("GRANT_BASE").unwrap_or_default();
+            let mut g = sandbox::lockdown::Grant::read_only(format!("{base}/ro"));
+            g.identity = Some((0, 1));
+            config.grants = vec![g];
+        }
         "grants" | "grants_fsize0" => {
             config.seccomp = SeccompChoice::Preset(Preset::Exec);
             // The default RLIMIT_FSIZE of 0 refuses the write (EFBIG): `grants_fsize0`
@@ -637,6 +644,16 @@ const CASES: &[Case] = &[
         "renderers_share_one_premade_empty_network_namespace_as_nobody",
         || reuse_case("reuse_nobody"),
     ),
+    ("a_grant_that_changed_after_its_check_is_not_bound", || {
+        let out = run("grants_swapped");
+        expect(
+            &out,
+            &[
+                "LOCKDOWN-ERROR layer=empty-root".into(),
+                "not the file that was checked".into(),
+            ],
+        )
+    }),
     ("landlock_beyond_the_kernel_abi_is_an_error", || {
         let out = run("landlock_too_new");
         expect(

@@ -201,13 +201,17 @@ fn parse_bind(spec: &str, writable: bool) -> Result<Grant, String> {
     };
     // Kept as written (a symlink such as /bin is bound at its own name, following it).
     let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
-    if !path.exists() {
-        return Err(format!("{}: no such file or directory", path.display()));
-    }
+    let identity = std::fs::metadata(&path)
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Grant {
         path,
         writable,
         dest,
+        identity: Some(identity),
     })
 }
 
@@ -310,6 +314,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
                 path: dev.into(),
                 writable,
                 dest: None,
+                identity: None,
             });
         }
     }
@@ -391,19 +396,25 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     // Found while the stage starts too (~0.3 ms for /bin/true).
     let mut auto_ro = Vec::new();
     if find_files {
-        for file in super::deps::needed_files(&exe)? {
-            if !covered(&grants, &file) {
+        // What the caller granted may be used whatever its permissions.
+        let granted: Vec<PathBuf> = grants
+            .iter()
+            .filter(|g| g.dest.is_none())
+            .filter_map(|g| std::fs::canonicalize(&g.path).ok())
+            .collect();
+        for file in super::deps::needed_files(&exe, &granted)? {
+            if !covered(&grants, &file.path) {
                 // Bound from the file itself, at the path the loader opens: a symlink
                 // on the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would
                 // otherwise be followed inside the new root, where its target is not.
-                let real =
-                    std::fs::canonicalize(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                // The stage checks that what it bound is the file checked here.
                 grants.push(Grant {
-                    dest: (real != file).then(|| file.clone()),
-                    path: real,
+                    dest: (file.real != file.path).then(|| file.path.clone()),
+                    path: file.real,
                     writable: false,
+                    identity: Some(file.id),
                 });
-                auto_ro.push(file);
+                auto_ro.push(file.path);
             }
         }
     }

@@ -70,6 +70,11 @@ pub struct Grant {
     pub writable: bool,
     /// Where it appears inside (default: the same path).
     pub dest: Option<PathBuf>,
+    /// The `(st_dev, st_ino)` the spawner found at `path` (symlinks followed): the
+    /// bind is checked against it, so a path swapped between the spawner's check and
+    /// the bind is an error instead of binding something else.
+    #[serde(default)]
+    pub identity: Option<(u64, u64)>,
 }
 
 impl Grant {
@@ -79,6 +84,7 @@ impl Grant {
             path: path.into(),
             writable: false,
             dest: None,
+            identity: None,
         }
     }
 
@@ -88,6 +94,7 @@ impl Grant {
             path: path.into(),
             writable: true,
             dest: None,
+            identity: None,
         }
     }
 

@@ -91,6 +91,7 @@ pub(super) fn enter_empty_root(
             for g in &grants {
                 let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
                 bind(&source, g.inside(), Path::new("/"), g.writable)?;
+                check_identity(g, g.inside())?;
             }
             if mount_proc {
                 // Before the old root goes: the kernel mounts a new proc only while a
@@ -126,12 +127,9 @@ pub(super) fn enter_empty_root(
                         ),
                     ));
                 }
-                bind(
-                    &g.path,
-                    &Path::new(base).join(relative(g.inside())),
-                    Path::new(base),
-                    g.writable,
-                )?;
+                let target = Path::new(base).join(relative(g.inside()));
+                bind(&g.path, &target, Path::new(base), g.writable)?;
+                check_identity(g, &target)?;
             }
             nix::unistd::chroot(".").map_err(err("chroot"))?;
             nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
@@ -153,6 +151,27 @@ pub(super) fn enter_empty_root(
 /// Where the old root sits between pivot_root and its detach (relative to the new root).
 const OLD_ROOT: &str = ".old-root";
 const OLD_ROOT_ABS: &str = "/.old-root";
+
+/// What is bound at `target` must be the file the spawner checked (`g.identity`).
+fn check_identity(g: &Grant, target: &Path) -> Result<(), LockdownError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(want) = g.identity else {
+        return Ok(());
+    };
+    let m = std::fs::metadata(target)
+        .map_err(|e| LockdownError::new(Layer::EmptyRoot, "stat (bound grant)", e))?;
+    if (m.dev(), m.ino()) != want {
+        return Err(LockdownError::msg(
+            Layer::EmptyRoot,
+            "grant",
+            format!(
+                "{}: not the file that was checked (it changed before it was bound)",
+                g.path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// The grants ordered so that a grant comes after every grant whose place holds it
 /// (by the number of components of where it appears; the order given otherwise).

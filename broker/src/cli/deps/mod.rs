@@ -1,0 +1,298 @@
+//! The files a program needs to start: the program, its ELF interpreter (the dynamic
+//! loader) and the shared libraries it needs, transitively — found the way glibc's
+//! loader finds them, so that `sandbox run` can bind exactly those, read-only, at the
+//! paths the loader inside will open.
+//!
+//! Resolution, per needed library name (as `ld.so(8)` describes): a name with a `/` is
+//! a path; otherwise the requesting object's `DT_RPATH` (when it has no `DT_RUNPATH`),
+//! its `DT_RUNPATH` (`$ORIGIN` is the requester's directory; entries with other
+//! tokens are skipped), `/etc/ld.so.cache` (every entry of the name for this
+//! architecture, so that whichever hardware-capability variant the loader picks is
+//! there), then the default directories. `LD_LIBRARY_PATH` is not consulted: the
+//! sandbox's environment is empty unless `--env` sets it. The cache itself is among
+//! the files, so the loader inside looks libraries up the same way.
+//!
+//! A `#!` script yields itself and its interpreter's files (one level). What a
+//! program opens once running (Python's standard library, data files, `dlopen`ed
+//! plugins) is not found here: those still need `--ro`.
+//!
+//! Everything here reads host files in the supervisor, named by a program that may be
+//! hostile (see [`checked`]): a dependency's type is known before it is opened, it
+//! must be a regular ELF file (a crafted `DT_NEEDED` of `/etc/passwd` would otherwise
+//! be bound and read by the loader), it must come from a system library directory or
+//! be readable by anyone on the host, and its identity is checked again after the
+//! bind. ELF parsing is goblin's, and the amount read is bounded
+//! ([`elf::MAX_PART`], [`MAX_FILES`]).
+
+mod cache;
+pub mod checked;
+mod elf;
+
+use checked::{open_checked, Checked};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The most files one program may need.
+pub const MAX_FILES: usize = 1024;
+
+/// A file found for the program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Where the loader opens it (perhaps through a symlink).
+    pub path: PathBuf,
+    /// The file itself, every symlink resolved: what is bound at `path`.
+    pub real: PathBuf,
+    /// Its `(st_dev, st_ino)`, checked again after the bind.
+    pub id: (u64, u64),
+}
+
+/// Where the loader looks last (glibc's built-in system directories on Debian-style
+/// multiarch systems, then the classic ones).
+#[cfg(target_arch = "x86_64")]
+const DEFAULT_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+#[cfg(not(target_arch = "x86_64"))]
+const DEFAULT_DIRS: &[&str] = &[
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+/// The directories a `DT_RPATH`/`DT_RUNPATH` value names, `$ORIGIN` expanded.
+fn search_dirs(entries: &[String], origin: &Path) -> Vec<PathBuf> {
+    entries
+        .iter()
+        .flat_map(|e| e.split(':'))
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| {
+            let d = d
+                .replace("${ORIGIN}", &origin.to_string_lossy())
+                .replace("$ORIGIN", &origin.to_string_lossy());
+            // $LIB, $PLATFORM: not expanded; such entries are skipped.
+            (!d.contains('$')).then(|| PathBuf::from(d))
+        })
+        .collect()
+}
+
+/// The system library directories, symlinks resolved: the loader's defaults and the
+/// folders of the cache's entries for this architecture.
+fn system_dirs(cache: &[(String, PathBuf)]) -> Vec<PathBuf> {
+    let mut dirs: BTreeSet<PathBuf> = DEFAULT_DIRS.iter().map(PathBuf::from).collect();
+    dirs.extend(
+        cache
+            .iter()
+            .filter_map(|(_, p)| p.parent().map(Path::to_path_buf)),
+    );
+    dirs.iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .collect()
+}
+
+/// The files `program` needs to start, itself first. A dependency beneath one of
+/// `granted` (folders the caller grants anyway) is accepted like one in a system
+/// directory. An error names the file and what went wrong, or the library that cannot
+/// be found.
+pub fn needed_files(program: &Path, granted: &[PathBuf]) -> Result<Vec<Found>, String> {
+    let cache = cache::read();
+    let mut trusted = system_dirs(&cache);
+    trusted.extend(granted.iter().cloned());
+    let own = open_checked(program, None)?;
+    let mut found = vec![Found {
+        path: program.to_path_buf(),
+        real: own.real.clone(),
+        id: own.id,
+    }];
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::from([program.to_path_buf()]);
+    // (where the loader opens it, the file opened and checked)
+    let mut todo: Vec<(PathBuf, Checked)> = Vec::new();
+    let first = elf::read_at(&own.file, program, (0, 256), 256, true)?;
+    if first.starts_with(b"#!") {
+        let line = first
+            .split(|&b| b == b'\n')
+            .next()
+            .and_then(|l| std::str::from_utf8(l.get(2..)?).ok())
+            .unwrap_or("");
+        let interpreter = line.split_whitespace().next().unwrap_or("");
+        if !interpreter.starts_with('/') {
+            return Err(format!(
+                "{}: the #! line names no absolute interpreter",
+                program.display()
+            ));
+        }
+        let interpreter = PathBuf::from(interpreter);
+        let file = open_checked(&interpreter, Some(&trusted))?;
+        if seen.insert(interpreter.clone()) {
+            found.push(Found {
+                path: interpreter.clone(),
+                real: file.real.clone(),
+                id: file.id,
+            });
+        }
+        todo.push((interpreter, file));
+    } else {
+        todo.push((program.to_path_buf(), own));
+    }
+    let mut used_cache = false;
+    while let Some((object, file)) = todo.pop() {
+        let Some(dynamic) = elf::dynamic(&file.file, &object)? else {
+            if object == program {
+                continue; // not ELF: execve decides
+            }
+            // The program names its interpreter and libraries, and it may be hostile:
+            // a dependency that is not ELF (`DT_NEEDED` "/etc/passwd") is refused, so
+            // only code can be bound this way.
+            return Err(format!(
+                "{} needs {}, which is not an ELF file: refused",
+                program.display(),
+                object.display()
+            ));
+        };
+        let mut add = |path: PathBuf, todo: &mut Vec<(PathBuf, Checked)>| -> Result<(), String> {
+            if seen.contains(&path) {
+                return Ok(());
+            }
+            if found.len() >= MAX_FILES {
+                return Err(format!(
+                    "{}: more than {MAX_FILES} files",
+                    program.display()
+                ));
+            }
+            let checked = open_checked(&path, Some(&trusted))
+                .map_err(|e| format!("{} needs {e}", program.display()))?;
+            seen.insert(path.clone());
+            found.push(Found {
+                path: path.clone(),
+                real: checked.real.clone(),
+                id: checked.id,
+            });
+            todo.push((path, checked));
+            Ok(())
+        };
+        if let Some(interp) = &dynamic.interpreter {
+            add(PathBuf::from(interp), &mut todo)?;
+        }
+        let origin = file.real.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let mut dirs = Vec::new();
+        if dynamic.runpath.is_empty() {
+            dirs.extend(search_dirs(&dynamic.rpath, &origin));
+        }
+        dirs.extend(search_dirs(&dynamic.runpath, &origin));
+        for name in &dynamic.needed {
+            if name.contains('/') {
+                add(PathBuf::from(name), &mut todo)?;
+                continue;
+            }
+            if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
+                add(p, &mut todo)?;
+                continue;
+            }
+            let cached: Vec<PathBuf> = cache
+                .iter()
+                .filter(|(n, p)| n == name && p.is_file())
+                .map(|(_, p)| p.clone())
+                .collect();
+            if !cached.is_empty() {
+                used_cache = true;
+                for p in cached {
+                    add(p, &mut todo)?;
+                }
+                continue;
+            }
+            match DEFAULT_DIRS
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.is_file())
+            {
+                Some(p) => add(p, &mut todo)?,
+                None => {
+                    return Err(format!(
+                        "{} needs {name}, which is not found",
+                        object.display()
+                    ))
+                }
+            }
+        }
+    }
+    if used_cache {
+        let path = PathBuf::from(cache::LD_SO_CACHE);
+        let file = open_checked(&path, None)?;
+        found.push(Found {
+            path,
+            real: file.real,
+            id: file.id,
+        });
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_is_expanded_and_other_tokens_skipped() {
+        let dirs = search_dirs(
+            &["$ORIGIN/../lib:/opt/x".into(), "${ORIGIN}/y:$LIB/z".into()],
+            Path::new("/app/bin"),
+        );
+        assert_eq!(
+            dirs,
+            vec![
+                PathBuf::from("/app/bin/../lib"),
+                PathBuf::from("/opt/x"),
+                PathBuf::from("/app/bin/y"),
+            ]
+        );
+    }
+
+    /// `/bin/true` from the host: itself, the loader its PT_INTERP names, libc, and
+    /// the cache (found through it).
+    #[test]
+    fn bin_true_needs_its_loader_and_libc() {
+        let files: Vec<PathBuf> = needed_files(Path::new("/bin/true"), &[])
+            .expect("resolved")
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(files[0], PathBuf::from("/bin/true"));
+        assert!(files.iter().any(|f| f.ends_with("libc.so.6")), "{files:?}");
+        assert!(
+            files
+                .iter()
+                .any(|f| f.to_string_lossy().contains("ld-linux")),
+            "{files:?}"
+        );
+        assert!(
+            files.contains(&PathBuf::from(cache::LD_SO_CACHE)),
+            "{files:?}"
+        );
+    }
+
+    #[test]
+    fn a_script_brings_its_interpreter() {
+        let dir = std::env::temp_dir().join(format!("deps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let script = dir.join("s");
+        std::fs::write(&script, "#!/bin/sh -e\necho hi\n").expect("write");
+        let files: Vec<PathBuf> = needed_files(&script, &[])
+            .expect("resolved")
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(files[0], script);
+        assert_eq!(files[1], PathBuf::from("/bin/sh"));
+        assert!(files.iter().any(|f| f.ends_with("libc.so.6")), "{files:?}");
+        std::fs::write(&script, "#!sh\n").expect("write");
+        assert!(needed_files(&script, &[]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
