@@ -100,7 +100,7 @@ pub fn dynamic(file: &std::fs::File, path: &Path) -> Result<Option<Dynamic>, Str
         return Ok(Some(out));
     };
     let dyn_bytes = read_at(
-        &file,
+        file,
         path,
         (dyn_phdr.p_offset, dyn_phdr.p_filesz),
         MAX_PART,
@@ -115,7 +115,7 @@ pub fn dynamic(file: &std::fs::File, path: &Path) -> Result<Option<Dynamic>, Str
     };
     // DT_STRTAB, as a file offset (goblin maps the address through PT_LOAD).
     let strtab = read_at(
-        &file,
+        file,
         path,
         (dyns.info.strtab as u64, dyns.info.strsz as u64),
         MAX_PART,
