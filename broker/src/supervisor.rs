@@ -16,7 +16,7 @@ use sandbox::ipc::rpc::{Down, Up};
 use sandbox::ipc::{Channel, IpcError, Limits, Message};
 use sandbox::lockdown::namespaces::NetMode;
 use sandbox::lockdown::namespaces::{spawn, SpawnSpec, Spawned};
-use sandbox::lockdown::status::verify_from_outside;
+use sandbox::lockdown::status::{verify_from_outside, Asked};
 use sandbox::lockdown::Status;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::presets::Preset;
@@ -698,7 +698,11 @@ impl<S: Service> Broker<S> {
                     return end(r, EndReason::BadMessage("a second lockdown report".into()));
                 }
                 let expected = r.spec.namespaces.expected_new();
-                match verify_from_outside(r.child.pid(), &status, &expected) {
+                let asked = Asked {
+                    opt_outs: &r.spec.opt_outs,
+                    new_namespaces: &expected,
+                };
+                match verify_from_outside(r.child.pid(), &status, &asked) {
                     Ok(_) => {
                         r.ready = true;
                         self.events.push_back(Event::Ready {

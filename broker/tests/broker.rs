@@ -531,6 +531,18 @@ const CASES: &[Case] = &[
         expect_hostile("memory_bomb", false, "OutOfMemory { requested: 67108864 }")
     }),
     ("open", || expect_hostile("open", false, "Exited(0)")),
+    ("forged_report", || {
+        // Locked down without seccomp, reporting that seccomp was not asked for: the
+        // broker verifies against what it asked, not against the renderer's word.
+        expect_hostile(
+            "forged_report",
+            false,
+            "LockdownFailed(\"the renderer reports opt-outs [NoSeccomp]; the broker asked for []",
+        )
+    }),
+    ("forged_report_as_nobody", || {
+        expect_hostile("forged_report", true, "LockdownFailed(")
+    }),
     ("garbage_as_nobody", || {
         expect_hostile("garbage", true, "BadMessage(\"undecodable message")
     }),
@@ -641,8 +653,50 @@ fn special(name: &str) -> String {
     }
 }
 
+/// A renderer that does not use `renderer::run`: it locks down without seccomp and
+/// sends a report that says seccomp was not asked for — which the broker did ask for.
+fn forged_report_renderer() -> ! {
+    use sandbox::ipc::rpc::Up;
+    use sandbox::ipc::{Channel, Limits};
+    use sandbox::lockdown::{lock_down, Config, OptOut};
+    use sandbox::protocol::{RendererNote, Setup};
+    let Ok(fd) = renderer::take_channel() else {
+        std::process::exit(90)
+    };
+    let Ok(mut setup_channel) = Channel::<(), Setup>::from_fd(fd, Limits::default()) else {
+        std::process::exit(90)
+    };
+    let Ok((setup, _)) = setup_channel.recv_timeout(Duration::from_secs(10)) else {
+        std::process::exit(90)
+    };
+    let Ok(channel) = Channel::<Up<sandbox::protocol::Request<Req>, RendererNote>, ()>::from_fd(
+        setup_channel.into_fd(),
+        Limits::default(),
+    ) else {
+        std::process::exit(90)
+    };
+    let config = Config {
+        keep_fds: vec![0, 1, 2, renderer::CHANNEL_FD],
+        rlimits: setup.rlimits,
+        opt_outs: vec![OptOut::NoSeccomp],
+        ..Config::default()
+    };
+    let Ok(locked) = lock_down(&config) else {
+        std::process::exit(91)
+    };
+    let report = RendererNote::LockedDown(Box::new(locked.status().clone()));
+    let _ = channel.send(&Up::Notify(report), &[]);
+    std::thread::sleep(Duration::from_secs(30));
+    std::process::exit(0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == renderer::ROLE_ARG)
+        && args.last().map(String::as_str) == Some("forged_report")
+    {
+        forged_report_renderer();
+    }
     if args.iter().any(|a| a == renderer::ZYGOTE_ARG) {
         // Every renderer cloned from the zygote is a well-behaved one.
         renderer::run_zygote::<Test>(|_locked, client| renderer_main("good", client));

@@ -13,7 +13,7 @@
 //! timed too, separately.
 
 use sandbox::lockdown::namespaces::{spawn, EmptyNetwork, Namespaces, NetMode, SpawnSpec};
-use sandbox::lockdown::status::verify_from_outside;
+use sandbox::lockdown::status::{verify_from_outside, Asked};
 use sandbox::lockdown::{lock_down, Config, Layer, Status};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -78,8 +78,11 @@ fn one(layers: bool, net: NetMode) -> (Duration, Duration, Vec<u32>) {
     let mut micros = Vec::new();
     if layers {
         let status = Status::decode(&report).expect("decodable report");
-        verify_from_outside(child.pid(), &status, &spec.namespaces.expected_new())
-            .expect("verified from outside");
+        let asked = Asked {
+            opt_outs: &[],
+            new_namespaces: &spec.namespaces.expected_new(),
+        };
+        verify_from_outside(child.pid(), &status, &asked).expect("verified from outside");
         micros = status.layers.iter().map(|l| l.micros).collect();
     }
     let verified = start.elapsed();

@@ -9,7 +9,7 @@ mod support;
 use support::Case;
 
 use sandbox::lockdown::namespaces::{spawn, NetMode, SpawnSpec};
-use sandbox::lockdown::status::verify_from_outside;
+use sandbox::lockdown::status::{verify_from_outside, Asked};
 use sandbox::lockdown::{lock_down, Config, Layer, OptOut, SeccompChoice, Status};
 use sandbox::policy::presets::Preset;
 use sandbox::probe;
@@ -27,6 +27,15 @@ fn errno_of<T>(r: std::io::Result<T>) -> String {
     }
 }
 
+/// The opt-outs the renderer of `case` runs with (what the spawner asked for).
+fn opt_outs_of(case: &str) -> Vec<OptOut> {
+    match case {
+        "keep_root" => vec![OptOut::KeepRoot],
+        "thread" => vec![OptOut::LandlockCallingThreadOnly],
+        _ => Vec::new(),
+    }
+}
+
 fn renderer(case: &str) -> ! {
     let mut out = std::io::stdout().lock();
     // A thread that exists before lockdown: it must be filtered too.
@@ -41,15 +50,14 @@ fn renderer(case: &str) -> ! {
         })
     });
     let _ = probe::install_sigsys_recorder();
-    let mut config = Config::default();
+    let mut config = Config {
+        opt_outs: opt_outs_of(case),
+        ..Config::default()
+    };
     match case {
         "full" | "full_nobody" => {}
         "layers" | "layers_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
-        "keep_root" => {
-            config.seccomp = SeccompChoice::Preset(Preset::Exec);
-            config.opt_outs.push(OptOut::KeepRoot);
-        }
-        "thread" => config.opt_outs.push(OptOut::LandlockCallingThreadOnly),
+        "keep_root" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "grants_swapped" => {
             // The spawner checked another file than the one now at the path.
             let base = std::env::var("GRANT_BASE").unwrap_or_default();
@@ -317,7 +325,11 @@ fn spawner(case: &str) -> ! {
             Ok(status) => {
                 print!("{status}");
                 let expected = spec.namespaces.expected_new();
-                match verify_from_outside(child.pid(), &status, &expected) {
+                let asked = Asked {
+                    opt_outs: &opt_outs_of(renderer_case),
+                    new_namespaces: &expected,
+                };
+                match verify_from_outside(child.pid(), &status, &asked) {
                     Ok(view) => println!(
                         "OUTSIDE-OK caps={:x?} new-ns={:?} seccomp={}",
                         view.caps, view.new_namespaces, view.seccomp_mode
@@ -379,7 +391,11 @@ fn reuse_spawner() -> ! {
         let mut report = vec![0u8; (u32::from_le_bytes(len) as usize).min(9000)];
         from.read_exact(&mut report).expect("report");
         let status = Status::decode(&report).expect("report");
-        match verify_from_outside(child.pid(), &status, &spec.namespaces.expected_new()) {
+        let asked = Asked {
+            opt_outs: &[],
+            new_namespaces: &spec.namespaces.expected_new(),
+        };
+        match verify_from_outside(child.pid(), &status, &asked) {
             Ok(view) => println!("RENDERER{i} OUTSIDE-OK new-ns={:?}", view.new_namespaces),
             Err(p) => println!("RENDERER{i} OUTSIDE-MISMATCH {p:?}"),
         }
@@ -738,7 +754,11 @@ const CASES: &[Case] = &[
             landlock_abi: 7,
             root_method: None,
         };
-        let r = verify_from_outside(child.id() as i32, &fake, &["user", "pid"]);
+        let asked = Asked {
+            opt_outs: &[],
+            new_namespaces: &["user", "pid"],
+        };
+        let r = verify_from_outside(child.id() as i32, &fake, &asked);
         let _ = child.kill();
         let _ = child.wait();
         match r {

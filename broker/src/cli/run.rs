@@ -28,7 +28,7 @@ use sandbox::bpf;
 use sandbox::cgroup::{Cgroup, CgroupError, Hierarchy, MemoryCgroup, PidsCgroup, Places};
 use sandbox::ipc::{Channel, Limits, Message};
 use sandbox::lockdown::namespaces::{spawn, Namespaces, NetMode, SpawnSpec};
-use sandbox::lockdown::status::verify_from_outside;
+use sandbox::lockdown::status::{verify_from_outside, Asked};
 use sandbox::lockdown::{
     build_root, lock_down, Config, Grant, Rlimits, SeccompChoice, SingleThreaded, Status,
 };
@@ -473,7 +473,11 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
     };
     let mut listener = Some(listener);
     let payload = payload_pid(stage.pid()).ok_or("cannot find the program's process")?;
-    if let Err(problems) = verify_from_outside(payload, &status, &namespaces.expected_new()) {
+    let asked = Asked {
+        opt_outs: &[],
+        new_namespaces: &namespaces.expected_new(),
+    };
+    if let Err(problems) = verify_from_outside(payload, &status, &asked) {
         return Err(format!(
             "the sandbox is not what was asked: {}",
             problems.join("; ")

@@ -241,13 +241,40 @@ fn field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Read `/proc/PID/status` and `/proc/PID/ns/*` of `pid` and check them against the
-/// renderer's own `report` and the namespaces that must be new. Every mismatch is
-/// listed in the error.
+/// What the trusted side asked of a renderer: the checks from outside follow this, not
+/// the renderer's own report.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    /// The opt-outs the renderer was given (every other layer is required).
+    pub opt_outs: &'a [OptOut],
+    /// The `/proc/PID/ns/*` names of the namespaces that must be new.
+    pub new_namespaces: &'a [&'a str],
+}
+
+/// The layers `opt_outs` leave out altogether (the others are required; Landlock may
+/// be missing only with [`OptOut::AllowMissingLandlock`]).
+fn skipped_by(opt_outs: &[OptOut]) -> Vec<Layer> {
+    let mut skipped = Vec::new();
+    if opt_outs.contains(&OptOut::KeepRoot) {
+        skipped.push(Layer::EmptyRoot);
+    }
+    if opt_outs.contains(&OptOut::NoSeccomp) {
+        skipped.push(Layer::Seccomp);
+    }
+    skipped
+}
+
+/// Read `/proc/PID/status` and `/proc/PID/ns/*` of `pid` and check them, and the
+/// renderer's own `report`, against what was `asked`: the report must carry exactly
+/// the opt-outs asked, list every layer asked for as requested, applied and verified
+/// (Landlock may be unapplied only where [`OptOut::AllowMissingLandlock`] was asked),
+/// and what can be read from outside — no_new_privs, seccomp filter mode, empty
+/// capability sets, new namespaces — is checked for every layer asked, whatever the
+/// report says. Every mismatch is listed in the error.
 pub fn verify_from_outside(
     pid: i32,
     report: &Status,
-    expected_new_ns: &[&str],
+    asked: &Asked<'_>,
 ) -> Result<OutsideView, Vec<String>> {
     let mut problems = Vec::new();
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -283,25 +310,48 @@ pub fn verify_from_outside(
             .map(|s| s.to_string())
             .collect(),
     };
-    if let Some(missing) = report.missing().first() {
+    let mut theirs = report.opt_outs.clone();
+    let mut ours = asked.opt_outs.to_vec();
+    let key = |o: &OptOut| format!("{o:?}");
+    theirs.sort_by_key(key);
+    theirs.dedup();
+    ours.sort_by_key(key);
+    ours.dedup();
+    if theirs != ours {
         problems.push(format!(
-            "the renderer reports {missing} as requested but not applied and verified"
+            "the renderer reports opt-outs {theirs:?}; the broker asked for {ours:?}"
         ));
     }
-    let requested = |l: Layer| report.layer(l).is_some_and(|s| s.requested);
-    if requested(Layer::NoNewPrivs) && !view.no_new_privs {
+    let skipped = skipped_by(asked.opt_outs);
+    let landlock_optional = asked.opt_outs.contains(&OptOut::AllowMissingLandlock);
+    for layer in Layer::ALL {
+        let wanted = !skipped.contains(&layer);
+        let line = report.layer(layer);
+        let requested = line.is_some_and(|l| l.requested);
+        let done = line.is_some_and(|l| l.applied && l.verified);
+        if wanted && !requested {
+            problems.push(format!(
+                "the renderer reports {layer} as not requested; it was asked for"
+            ));
+        } else if wanted && !done && !(layer == Layer::Landlock && landlock_optional) {
+            problems.push(format!(
+                "the renderer reports {layer} as requested but not applied and verified"
+            ));
+        }
+    }
+    if !view.no_new_privs {
         problems.push("NoNewPrivs is not 1".into());
     }
-    if requested(Layer::Seccomp) && (view.seccomp_mode != 2 || view.seccomp_filters == 0) {
+    if !skipped.contains(&Layer::Seccomp) && (view.seccomp_mode != 2 || view.seccomp_filters == 0) {
         problems.push(format!(
             "Seccomp is {} with {} filters, not filter mode",
             view.seccomp_mode, view.seccomp_filters
         ));
     }
-    if requested(Layer::Capabilities) && view.caps != [0; 5] {
+    if view.caps != [0; 5] {
         problems.push(format!("capabilities not empty: {:x?}", view.caps));
     }
-    for ns in expected_new_ns {
+    for ns in asked.new_namespaces {
         if std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).is_err() {
             problems.push(format!(
                 "cannot read /proc/{pid}/ns/{ns} (has the renderer exited?)"
