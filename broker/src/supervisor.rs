@@ -14,7 +14,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::wait::WaitStatus;
 use sandbox::ipc::rpc::{Down, Up};
 use sandbox::ipc::{Channel, IpcError, Limits, Message};
-use sandbox::lockdown::namespaces::NetMode;
+use sandbox::lockdown::namespaces::{own_id, NetMode};
 use sandbox::lockdown::namespaces::{spawn, SpawnSpec, Spawned};
 use sandbox::lockdown::status::{verify_from_outside, Asked};
 use sandbox::lockdown::Status;
@@ -296,6 +296,7 @@ impl<S: Service> Broker<S> {
             ],
             namespaces: sandbox::lockdown::namespaces::Namespaces::none(),
             extra_id: None,
+            outside_id: None,
         })?;
         self.zygote = Some(Zygote {
             _process: process,
@@ -309,6 +310,7 @@ impl<S: Service> Broker<S> {
         &mut self,
         spec: &RendererSpec,
         theirs: &OwnedFd,
+        outside_id: Option<u32>,
     ) -> Result<Option<Spawned>, SpawnError> {
         let Some(z) = self.zygote.as_mut() else {
             return Ok(None);
@@ -318,6 +320,7 @@ impl<S: Service> Broker<S> {
         }
         let request = ZygoteRequest::Spawn {
             flags: spec.namespaces.clone_flags(),
+            outside_id,
         };
         z.ctl
             .send(&request, &[theirs.as_fd()])
@@ -392,7 +395,11 @@ impl<S: Service> Broker<S> {
         let channel: BrokerChannel<S::Proto> =
             Channel::from_fd(setup_channel.into_fd(), self.config.limits)?;
 
-        let child = match self.spawn_from_zygote(&spec, &theirs)? {
+        // A root broker's renderer runs as a user id of its own outside (not root, and
+        // counted alone by RLIMIT_NPROC); an unprivileged broker's as the broker's user.
+        let outside_id = (nix::unistd::geteuid().is_root() && spec.namespaces.user)
+            .then(|| own_id(std::process::id(), self.next_id));
+        let child = match self.spawn_from_zygote(&spec, &theirs, outside_id)? {
             Some(child) => child,
             None => {
                 let devnull = std::fs::File::open("/dev/null")?;
@@ -413,6 +420,7 @@ impl<S: Service> Broker<S> {
                     fds,
                     namespaces: spec.namespaces.clone(),
                     extra_id: None,
+                    outside_id,
                 })?
             }
         };

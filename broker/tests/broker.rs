@@ -235,6 +235,23 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             _ => 3,
         },
         "exit3" => 3,
+        "threads" => {
+            // A bounded thread bomb: how many of 50 threads can it start?
+            let mut started = Vec::new();
+            for _ in 0..50 {
+                match std::thread::Builder::new()
+                    .spawn(|| std::thread::sleep(Duration::from_millis(500)))
+                {
+                    Ok(h) => started.push(h),
+                    Err(_) => break,
+                }
+            }
+            let _ = client.log(3, &format!("THREADS {}", started.len()));
+            for h in started {
+                let _ = h.join();
+            }
+            0
+        }
         "log_flood" => {
             for i in 0..2000 {
                 let _ = client.log(3, &format!("flood {i}"));
@@ -424,6 +441,42 @@ fn run_special(name: &str) -> Result<String, String> {
                 }
             }
             out.push_str(&format!("FORWARDED {logs}\nENDED {ended:?}\n"));
+        }
+        "outside_ids" => {
+            // Two renderers: which user ids do they have outside?
+            let ids: Vec<RendererId> = (0..2)
+                .map(|_| broker.spawn(spec("sleep")))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            if !wait_ready(&mut broker, 2) {
+                return Err("not ready".into());
+            }
+            for id in &ids {
+                let pid = broker.pid(*id).unwrap_or(0);
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .map_err(|e| e.to_string())?;
+                for field in ["Uid:", "Gid:", "Groups:"] {
+                    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or("");
+                    out.push_str(&format!("RENDERER {line}\n"));
+                }
+                broker.kill(*id, broker::EndReason::BrokerShutdown);
+            }
+            broker.run_until_idle(Duration::from_secs(5));
+            // RLIMIT_NPROC 10 holds a thread bomb.
+            let limits = sandbox::lockdown::Rlimits {
+                processes: 10,
+                ..Default::default()
+            };
+            broker
+                .spawn(spec("threads").rlimits(limits))
+                .map_err(|e| e.to_string())?;
+            for e in broker.run_until_idle(Duration::from_secs(10)) {
+                match e {
+                    Event::Log { line, .. } => out.push_str(&format!("{line}\n")),
+                    Event::Ended { reason, .. } => out.push_str(&format!("ENDED {reason:?}\n")),
+                    _ => {}
+                }
+            }
         }
         other => return Err(format!("no case {other}")),
     }
@@ -626,6 +679,13 @@ const CASES: &[Case] = &[
             "BadMessage(\"peer sent a message longer than 65536 bytes\")",
         )
     }),
+    ("renderers_of_a_root_broker_are_not_root_outside", || {
+        outside_ids(false)
+    }),
+    (
+        "renderers_of_an_unprivileged_broker_hold_rlimit_nproc",
+        || outside_ids(true),
+    ),
     ("log_lines_are_rate_limited_not_fatal", || {
         let out = special("log_flood");
         let forwarded: u32 = out
@@ -641,9 +701,51 @@ const CASES: &[Case] = &[
     }),
 ];
 
+/// As root, renderers run as a user id of their own outside (one each, not root, no
+/// supplementary groups), so RLIMIT_NPROC — which the kernel never applies to root —
+/// holds a thread bomb; as uid 65534, as that user.
+fn outside_ids(nobody: bool) -> Result<(), String> {
+    let out = special_as("outside_ids", nobody);
+    let uids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("RENDERER Uid:"))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    let threads: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("THREADS "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    let ok_ids = uids.len() == 2
+        && if nobody {
+            uids.iter().all(|u| *u == "65534")
+        } else {
+            uids.iter().all(|u| *u != "0" && !u.is_empty()) && uids[0] != uids[1]
+        };
+    let no_groups = out
+        .lines()
+        .filter(|l| l.starts_with("RENDERER Groups:"))
+        .all(|l| l.trim_end() == "RENDERER Groups:");
+    if ok_ids && no_groups && threads <= 10 && out.contains("ENDED Exited(0)") {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
 fn special(name: &str) -> String {
+    special_as(name, false)
+}
+
+fn special_as(name: &str, nobody: bool) -> String {
     let exe = std::env::current_exe().expect("own path");
-    match Command::new(exe).args(["--special", name]).output() {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--special", name]);
+    if nobody {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    match cmd.output() {
         Ok(o) => format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),

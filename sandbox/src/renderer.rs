@@ -306,6 +306,8 @@ pub enum ZygoteRequest {
     Spawn {
         /// CLONE_NEW* flags.
         flags: i32,
+        /// An outside id of its own (see `SpawnSpec::outside_id`).
+        outside_id: Option<u32>,
     },
 }
 
@@ -357,9 +359,9 @@ pub fn run_zygote<P: Protocol>(main: impl Fn(LockedDown, &mut RendererClient<P>)
             // The broker is gone.
             Err(_) => std::process::exit(0),
         };
-        let ZygoteRequest::Spawn { flags } = request;
+        let ZygoteRequest::Spawn { flags, outside_id } = request;
         let reply = match fds.pop() {
-            Some(channel) => zygote_spawn(flags, channel, &main),
+            Some(channel) => zygote_spawn(flags, outside_id, channel, &main),
             None => ZygoteReply::Failed {
                 error: "no channel".into(),
             },
@@ -372,6 +374,7 @@ pub fn run_zygote<P: Protocol>(main: impl Fn(LockedDown, &mut RendererClient<P>)
 
 fn zygote_spawn<P: Protocol>(
     flags: i32,
+    outside_id: Option<u32>,
     channel: OwnedFd,
     main: &impl Fn(LockedDown, &mut RendererClient<P>) -> i32,
 ) -> ZygoteReply {
@@ -396,13 +399,25 @@ fn zygote_spawn<P: Protocol>(
             if !matches!(std::fs::File::from(go_r).read(&mut byte), Ok(1)) {
                 std::process::exit(EXIT_NO_CHANNEL);
             }
+            // The outside id the zygote mapped: no groups, uid and gid 0 of the
+            // namespace (the capabilities over it stay, as in the spawner's child).
+            if outside_id.is_some() {
+                let zero_g = nix::unistd::Gid::from_raw(0);
+                let zero_u = nix::unistd::Uid::from_raw(0);
+                if nix::unistd::setgroups(&[]).is_err()
+                    || nix::unistd::setresgid(zero_g, zero_g, zero_g).is_err()
+                    || nix::unistd::setresuid(zero_u, zero_u, zero_u).is_err()
+                {
+                    std::process::exit(EXIT_NO_CHANNEL);
+                }
+            }
             run_with_channel(channel, main)
         }
         Ok(pid) => {
             drop(go_r);
             drop(channel);
             if flags & libc::CLONE_NEWUSER != 0 {
-                if let Err(e) = crate::lockdown::namespaces::map_ids(pid) {
+                if let Err(e) = crate::lockdown::namespaces::map_ids(pid, outside_id) {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,

@@ -403,6 +403,13 @@ fn reuse_spawner() -> ! {
             "RENDERER{i}-NETNS={:?}",
             std::fs::read_link(format!("/proc/{}/ns/net", child.pid())).ok()
         );
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid()));
+        let uid = status.ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().next().map(str::to_string))
+        });
+        println!("RENDERER{i}-UID={}", uid.unwrap_or_default());
         let _ = std::fs::File::from(in_w).write_all(&[1]);
         let mut rest = String::new();
         let _ = from.read_to_string(&mut rest);
@@ -430,6 +437,20 @@ fn reuse_case(case: &str) -> Result<(), String> {
             .find_map(|l| l.strip_prefix(key))
             .map(str::to_string)
     };
+    // A root spawner's renderers are not root outside (the shared network's user
+    // namespace maps a range of ids of their own); an unprivileged one's are that user.
+    let want_uid = if case.ends_with("_nobody") {
+        "65534".to_string()
+    } else {
+        sandbox::lockdown::namespaces::OWN_ID_BASE.to_string()
+    };
+    for i in 0..2 {
+        if value(&format!("RENDERER{i}-UID=")).as_deref() != Some(want_uid.as_str()) {
+            return Err(format!(
+                "renderer {i}'s uid outside, want {want_uid}:\n{out}"
+            ));
+        }
+    }
     let own = value("OWN-NETNS=");
     let first = value("RENDERER0-NETNS=");
     let second = value("RENDERER1-NETNS=");

@@ -389,6 +389,9 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         ],
         namespaces: namespaces.clone(),
         extra_id,
+        // The stage stays root outside to build the root (the program takes an id of
+        // its own through `extra_id` and `switch_to`).
+        outside_id: None,
     })
     .map_err(|e| e.to_string())?;
     drop(theirs);

@@ -46,6 +46,24 @@ pub enum NetMode {
 pub struct EmptyNetwork {
     user: OwnedFd,
     net: OwnedFd,
+    /// Made by root: its user namespace maps [`OWN_ID_RANGE`] ids from
+    /// [`OWN_ID_BASE`], so that each renderer can take an outside id of its own.
+    own_ids: bool,
+}
+
+/// The first of the outside user and group ids a root spawner gives its renderers
+/// ([`SpawnSpec::outside_id`]): a renderer of a root broker is not root outside its
+/// user namespace, and — one id each — RLIMIT_NPROC (which the kernel never applies
+/// to root) counts its threads alone.
+pub const OWN_ID_BASE: u32 = 0x7fe0_0000;
+/// How many outside ids from [`OWN_ID_BASE`] renderers may get.
+pub const OWN_ID_RANGE: u32 = 1 << 20;
+
+/// An outside id of its own for renderer number `n` of the process `pid`, in
+/// [`OWN_ID_BASE`]'s range (1024 renderers a process before ids repeat; processes whose
+/// pids agree modulo 1024 share ids — both sides of a collision are sandboxes).
+pub fn own_id(pid: u32, n: u64) -> u32 {
+    OWN_ID_BASE + ((pid & 0x3ff) << 10) + (n & 0x3ff) as u32
 }
 
 impl EmptyNetwork {
@@ -81,7 +99,16 @@ impl EmptyNetwork {
                 std::io::Error::from_raw_os_error(libc::ECHILD),
             ));
         }
-        write_id_maps(raw, None)?;
+        // Made by root, the namespace maps a range of ids, each renderer taking one.
+        let own_ids = nix::unistd::geteuid().is_root();
+        if own_ids {
+            let range = format!("0 {OWN_ID_BASE} {OWN_ID_RANGE}\n");
+            let write = |file: &str| std::fs::write(format!("/proc/{raw}/{file}"), &range);
+            write("uid_map").map_err(ns_err("write /proc/PID/uid_map"))?;
+            write("gid_map").map_err(ns_err("write /proc/PID/gid_map"))?;
+        } else {
+            write_id_maps(raw, None, None)?;
+        }
         let open = |ns: &str| {
             std::fs::File::open(format!("/proc/{raw}/ns/{ns}"))
                 .map(OwnedFd::from)
@@ -90,6 +117,7 @@ impl EmptyNetwork {
         let made = EmptyNetwork {
             user: open("user")?,
             net: open("net")?,
+            own_ids,
         };
         drop(hold_w);
         let _ = holder.wait();
@@ -215,6 +243,12 @@ pub struct SpawnSpec {
     /// own outside: not root, and counted alone by RLIMIT_NPROC (which the kernel
     /// never applies to root).
     pub extra_id: Option<(u32, u32, u32)>,
+    /// Map uid and gid 0 inside to this id outside instead of the caller's, and have
+    /// the child take it before exec (dropping its supplementary groups): a process
+    /// that is not root outside, whose threads RLIMIT_NPROC counts alone (see
+    /// [`own_id`]). Needs a root caller; with [`NetMode::Reuse`], a network made by
+    /// root and an id in [`OWN_ID_BASE`]'s range.
+    pub outside_id: Option<u32>,
 }
 
 impl SpawnSpec {
@@ -227,6 +261,7 @@ impl SpawnSpec {
             fds: Vec::new(),
             namespaces: Namespaces::default(),
             extra_id: None,
+            outside_id: None,
         }
     }
 }
@@ -319,8 +354,15 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
     let mut argv = vec![exe.to_string()];
     argv.extend(spec.args.iter().cloned());
     let envp: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let prepared =
+    let mut prepared =
         PreparedExec::new(exe, &argv, &envp, &spec.fds).map_err(ns_err("prepare exec"))?;
+    match (spec.outside_id, &spec.namespaces.net) {
+        (Some(id), _) => prepared.own_ids(joined_id(spec, id)?),
+        // Joining a network made by root: 0 of its namespace is not root outside, so
+        // the child takes it (the first id of the range) rather than stay unmapped.
+        (None, NetMode::Reuse(n)) if n.own_ids => prepared.own_ids(0),
+        _ => {}
+    }
     let (go_r, go_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
     let (rep_r, rep_w) =
@@ -402,7 +444,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
         ));
     };
     if spec.namespaces.user && join.is_none() {
-        if let Err(e) = write_id_maps(child.pid(), spec.extra_id) {
+        if let Err(e) = write_id_maps(child.pid(), spec.extra_id, spec.outside_id) {
             let _ = child.kill();
             return Err(e);
         }
@@ -427,21 +469,60 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LockdownError> {
 }
 
 /// Map uid/gid 0 inside the user namespace of `pid` (a child just cloned with
-/// CLONE_NEWUSER, not yet past its maps) to our euid/egid, setgroups denied first.
-pub fn map_ids(pid: i32) -> Result<(), LockdownError> {
-    write_id_maps(pid, None)
+/// CLONE_NEWUSER, not yet past its maps) to our euid/egid, setgroups denied first; or,
+/// with `outside`, to that id (a root caller; setgroups stays allowed so that the child
+/// can drop its groups as it takes the id).
+pub fn map_ids(pid: i32, outside: Option<u32>) -> Result<(), LockdownError> {
+    write_id_maps(pid, None, outside)
 }
 
-/// setgroups = deny, then uid/gid 0 inside mapped to our euid/egid outside.
-fn write_id_maps(pid: i32, extra: Option<(u32, u32, u32)>) -> Result<(), LockdownError> {
-    let uid = nix::unistd::geteuid();
-    let gid = nix::unistd::getegid();
+/// The id a `join` child maps 0 to for itself, in the joined namespace: `id` less the
+/// range's start; or, without `join`, nothing to map (the parent writes the maps).
+fn joined_id(spec: &SpawnSpec, id: u32) -> Result<u32, LockdownError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(LockdownError::msg(
+            Layer::Namespaces,
+            "spec",
+            "an outside id of the renderer's own needs a root spawner".into(),
+        ));
+    }
+    match &spec.namespaces.net {
+        NetMode::Reuse(n) if !n.own_ids => Err(LockdownError::msg(
+            Layer::Namespaces,
+            "spec",
+            "an outside id of the renderer's own needs an EmptyNetwork made by root".into(),
+        )),
+        NetMode::Reuse(_) => id
+            .checked_sub(OWN_ID_BASE)
+            .filter(|k| *k < OWN_ID_RANGE)
+            .ok_or_else(|| {
+                LockdownError::msg(
+                    Layer::Namespaces,
+                    "spec",
+                    format!("outside id {id:#x} is not in the shared network's range"),
+                )
+            }),
+        _ => Ok(0),
+    }
+}
+
+/// setgroups = deny, then uid/gid 0 inside mapped to our euid/egid outside (or to
+/// `outside`, setgroups left allowed), with the `extra` mapping.
+fn write_id_maps(
+    pid: i32,
+    extra: Option<(u32, u32, u32)>,
+    outside: Option<u32>,
+) -> Result<(), LockdownError> {
+    let uid = outside.unwrap_or(nix::unistd::geteuid().as_raw());
+    let gid = outside.unwrap_or(nix::unistd::getegid().as_raw());
     let (more_uid, more_gid) = match extra {
         Some((inside, ou, og)) => (format!("{inside} {ou} 1\n"), format!("{inside} {og} 1\n")),
         None => (String::new(), String::new()),
     };
     let write = |file: &str, text: String| std::fs::write(format!("/proc/{pid}/{file}"), text);
-    write("setgroups", "deny".into()).map_err(ns_err("write /proc/PID/setgroups"))?;
+    if outside.is_none() {
+        write("setgroups", "deny".into()).map_err(ns_err("write /proc/PID/setgroups"))?;
+    }
     write("uid_map", format!("0 {uid} 1\n{more_uid}"))
         .map_err(ns_err("write /proc/PID/uid_map"))?;
     write("gid_map", format!("0 {gid} 1\n{more_gid}")).map_err(ns_err("write /proc/PID/gid_map"))

@@ -8,7 +8,7 @@
 //! | RLIMIT_CORE | 0 | no core dumps of untrusted memory |
 //! | RLIMIT_CPU | 300 s | a spinning renderer is killed (SIGXCPU, then SIGKILL at the hard limit) |
 //! | RLIMIT_MEMLOCK | 0 | no locked memory |
-//! | RLIMIT_NPROC | 1024 | processes and threads of the sandbox's own user (counted per user namespace) |
+//! | RLIMIT_NPROC | 256 | processes and threads of the sandbox's own user (counted per user namespace) |
 
 use super::{Layer, LockdownError};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -43,7 +43,7 @@ impl Default for Rlimits {
             core: 0,
             cpu_seconds: 300,
             memlock: 0,
-            processes: 1024,
+            processes: 256,
         }
     }
 }

@@ -20,6 +20,13 @@ pub struct PreparedExec {
     /// above every destination, so no move clobbers a parked copy. (Kept low: the
     /// descriptor table never shrinks, and a big one slows every later close_range.)
     park_base: RawFd,
+    /// The uid and gid map lines a `join` child writes for itself: "0 K 1\n", its
+    /// own ids in the joined namespace (K is 0 unless [`PreparedExec::own_ids`] says).
+    self_map: Vec<u8>,
+    /// An outside id of its own (see [`PreparedExec::own_ids`]): the `join` first stage
+    /// takes id K of the joined namespace before it clones; a plain child takes uid and
+    /// gid 0 of its new namespace once the parent has mapped them.
+    own_id: Option<libc::uid_t>,
 }
 
 /// The highest destination descriptor accepted.
@@ -58,7 +65,34 @@ impl PreparedExec {
             envp_ptrs,
             remaps: remaps.to_vec(),
             park_base,
+            self_map: b"0 0 1\n".to_vec(),
+            own_id: None,
         })
+    }
+}
+
+impl PreparedExec {
+    /// An id of its own outside, without supplementary groups. A plain child takes
+    /// uid and gid 0 of its new user namespace (which the parent maps to that id)
+    /// before exec; the kernel keeps its capabilities over the namespace (the old ids
+    /// were not the namespace's root) and exec gives root of the namespace the full
+    /// set again. With `join`, the first stage takes `joined_id` of the joined
+    /// namespace before cloning the child, which maps 0 to it for itself.
+    pub fn own_ids(&mut self, joined_id: u32) {
+        self.own_id = Some(joined_id);
+        self.self_map = format!("0 {joined_id} 1\n").into_bytes();
+    }
+}
+
+/// Drop the supplementary groups and take `id` as every uid and gid: raw syscalls,
+/// async-signal-safe, for a fork-like child.
+fn take_ids(id: libc::uid_t) -> bool {
+    // SAFETY: setgroups with a NULL list of length 0 reads no memory; setresgid and
+    // setresuid take integers. All three are async-signal-safe.
+    unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(id, id, id) == 0
+            && libc::setresuid(id, id, id) == 0
     }
 }
 
@@ -164,6 +198,13 @@ fn first_stage(flags: libc::c_int, exec: &PreparedExec, go: RawFd, report: RawFd
         {
             fail(report, errno());
         }
+        // Its own id in the joined namespace: the child, which may map only its own
+        // ids, then maps 0 to it.
+        if let Some(id) = exec.own_id {
+            if !take_ids(id) {
+                fail(report, errno());
+            }
+        }
         let pid = match fork_like(flags | libc::CLONE_PARENT) {
             Ok(pid) => pid,
             Err(e) => fail(report, e.raw_os_error().unwrap_or(libc::EIO)),
@@ -219,8 +260,8 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
         }
         if map_self
             && !(write_file(b"/proc/self/setgroups\0", b"deny")
-                && write_file(b"/proc/self/uid_map\0", b"0 0 1\n")
-                && write_file(b"/proc/self/gid_map\0", b"0 0 1\n"))
+                && write_file(b"/proc/self/uid_map\0", &exec.self_map)
+                && write_file(b"/proc/self/gid_map\0", &exec.self_map))
         {
             fail(errno());
         }
@@ -240,6 +281,10 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
                 continue;
             }
             libc::_exit(126);
+        }
+        // An outside id of its own: uid and gid 0 of the namespace, now mapped to it.
+        if !map_self && exec.own_id.is_some() && !take_ids(0) {
+            fail(errno());
         }
         // Park every source above every destination (close-on-exec), then move into
         // place, so a source that is also another entry's destination is not clobbered.
