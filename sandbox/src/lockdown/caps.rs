@@ -36,6 +36,11 @@ pub(super) fn drop_all(
             nix::unistd::Uid::from_raw(uid),
             nix::unistd::Gid::from_raw(gid),
         );
+        // No supplementary groups either (a root spawner's groups would otherwise stay:
+        // group 0 is mapped, and opens every group-root file of a bind). Another id
+        // can be mapped only by a root spawner, which leaves setgroups allowed.
+        nix::unistd::setgroups(&[])
+            .map_err(|e| LockdownError::new(Layer::Capabilities, "setgroups", e.into()))?;
         nix::unistd::setresgid(g, g, g)
             .map_err(|e| LockdownError::new(Layer::Capabilities, "setresgid", e.into()))?;
         nix::unistd::setresuid(u, u, u)

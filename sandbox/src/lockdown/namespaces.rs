@@ -520,7 +520,10 @@ fn write_id_maps(
         None => (String::new(), String::new()),
     };
     let write = |file: &str, text: String| std::fs::write(format!("/proc/{pid}/{file}"), text);
-    if outside.is_none() {
+    // An unprivileged caller must deny setgroups to write a gid map; root need not,
+    // and leaves it allowed so that the child can drop root's supplementary groups
+    // when it takes another id (`outside`, or `Config::switch_to` in lockdown).
+    if !nix::unistd::geteuid().is_root() {
         write("setgroups", "deny".into()).map_err(ns_err("write /proc/PID/setgroups"))?;
     }
     write("uid_map", format!("0 {uid} 1\n{more_uid}"))

@@ -1,0 +1,35 @@
+//! Who the program is, outside and in: a root caller's program holds none of root's
+//! groups.
+
+mod common;
+use common::{text, SYSTEM};
+use std::process::Command;
+
+/// A root caller in groups 0 and 4 (as a login shell often is): the program runs as
+/// a user id of its own with no supplementary groups — before, it kept both, and
+/// group 0 appeared inside as root's group, opening every group-root file in a bind.
+#[test]
+fn a_root_callers_program_has_no_supplementary_groups() {
+    let o = Command::new("setpriv")
+        .args(["--groups", "0,4", "--"])
+        .arg(env!("CARGO_BIN_EXE_sandbox"))
+        .arg("run")
+        .args(SYSTEM)
+        .args([
+            "--proc",
+            "--",
+            "/bin/sh",
+            "-c",
+            "grep -E '^(Uid|Groups)' /proc/self/status",
+        ])
+        .current_dir("/")
+        .output()
+        .expect("setpriv");
+    let out = text(&o.stdout);
+    assert!(out.contains("Uid:\t1000\t"), "{out}{}", text(&o.stderr));
+    let groups = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .expect("a Groups line");
+    assert_eq!(groups.trim(), "", "{out}");
+}
