@@ -151,6 +151,13 @@ pub fn answer_with_fd(
     sys::notify::send_fd(listener, id, fd, cloexec)
 }
 
+/// Have the kernel wake `listener`'s reader synchronously, on the notifying thread's
+/// CPU (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): cheaper answers for a
+/// supervisor that answers calls. An error on older kernels (nothing else changes).
+pub fn wake_synchronously(listener: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    sys::notify::set_sync_wake_up(listener)
+}
+
 /// Set no_new_privs for the calling thread (inherited by children, irreversible).
 pub fn set_no_new_privs() -> io::Result<()> {
     sys::set_no_new_privs()
