@@ -2,63 +2,10 @@
 //! binds they need, exit codes passed through, limits and violations reported — as
 //! root and as uid 65534.
 
-use std::os::unix::process::CommandExt;
+mod common;
+use common::{both, compile, run, run_bare, text, tmp, SYSTEM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// The binds every dynamically linked program from Debian needs.
-const SYSTEM: &[&str] = &[
-    "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin",
-];
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sandbox-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    // Readable by uid 65534 too.
-    let _ = std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777));
-    d
-}
-
-/// `sandbox run` with the system binds, then `args`.
-fn run(args: &[&str], nobody: bool) -> Output {
-    let all: Vec<&str> = SYSTEM.iter().chain(args).copied().collect();
-    run_bare(&all, nobody)
-}
-
-/// `sandbox run ARGS`, no binds added; as uid 65534 if `nobody`.
-fn run_bare(args: &[&str], nobody: bool) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
-    c.arg("run").args(args).current_dir("/");
-    if nobody {
-        c.uid(65534).gid(65534);
-    }
-    c.output().expect("run sandbox")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    std::fs::write(&c, source).expect("write C");
-    let out = dir.join(name);
-    let s = Command::new("cc")
-        .arg("-O2")
-        .arg("-o")
-        .arg(&out)
-        .arg(&c)
-        .status()
-        .expect("cc");
-    assert!(s.success(), "cc failed");
-    out
-}
-
-fn both(f: impl Fn(bool)) {
-    f(false);
-    f(true);
-}
 
 #[test]
 fn true_and_exit_codes_pass_through() {

@@ -36,6 +36,18 @@ fn install_text(text: &str, options: InstallOptions) {
     seccomp::install(&program, options).unwrap_or_else(|e| fail(&format!("install: {e}")));
 }
 
+/// A SIGSYS recorder, then `preset` (SELF_PID bound to this process) on every thread.
+fn install_preset_recording_traps(preset: Preset) {
+    probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
+    let policy = preset
+        .policy_for_self()
+        .unwrap_or_else(|e| fail(&format!("preset: {e}")));
+    let program =
+        bpf::compile(&policy, Arch::native()).unwrap_or_else(|e| fail(&format!("compile: {e}")));
+    seccomp::install(&program, InstallOptions::default())
+        .unwrap_or_else(|e| fail(&format!("install: {e}")));
+}
+
 fn fail(msg: &str) -> ! {
     eprintln!("child setup failed: {msg}");
     std::process::exit(3)
@@ -214,19 +226,11 @@ fn child(name: &str) {
             ));
         }
         "plugin" | "renderer_exec_map" => {
-            probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
-            let preset = if name == "plugin" {
+            install_preset_recording_traps(if name == "plugin" {
                 Preset::Plugin
             } else {
                 Preset::Renderer
-            };
-            let policy = preset
-                .policy_for_self()
-                .unwrap_or_else(|e| fail(&format!("preset: {e}")));
-            let program = bpf::compile(&policy, Arch::native())
-                .unwrap_or_else(|e| fail(&format!("compile: {e}")));
-            seccomp::install(&program, InstallOptions::default())
-                .unwrap_or_else(|e| fail(&format!("install: {e}")));
+            });
             let trap_nr = || probe::last_trap().map_or(-1, |t| t.syscall);
             say(&format!(
                 "rw={:?}",
@@ -254,19 +258,11 @@ fn child(name: &str) {
                 SockFlag::SOCK_CLOEXEC,
             )
             .unwrap_or_else(|e| fail(&format!("socketpair: {e}")));
-            probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
-            let preset = if name == "oob_plugin" {
+            install_preset_recording_traps(if name == "oob_plugin" {
                 Preset::Plugin
             } else {
                 Preset::Renderer
-            };
-            let policy = preset
-                .policy_for_self()
-                .unwrap_or_else(|e| fail(&format!("preset: {e}")));
-            let program = bpf::compile(&policy, Arch::native())
-                .unwrap_or_else(|e| fail(&format!("compile: {e}")));
-            seccomp::install(&program, InstallOptions::default())
-                .unwrap_or_else(|e| fail(&format!("install: {e}")));
+            });
             let trap_nr = || probe::last_trap().map_or(-1, |t| t.syscall);
             use std::os::fd::AsRawFd;
             say(&format!(
