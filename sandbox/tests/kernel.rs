@@ -5,11 +5,10 @@
 //! Runs as root (CI does); the `*_as_nobody` cases drop to uid/gid 65534 first, to show
 //! the unprivileged path (no_new_privs instead of CAP_SYS_ADMIN).
 
-mod support;
-use support::Case;
+use sandbox_tests::{run_cases, Case};
 
 use nix::sys::resource::{setrlimit, Resource};
-use nix::unistd::{getppid, getuid, Gid, Uid};
+use nix::unistd::{getppid, getuid};
 use sandbox::bpf;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::presets::Preset;
@@ -59,17 +58,6 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn drop_to_nobody() {
-    nix::unistd::setgroups(&[]).unwrap_or_else(|e| fail(&format!("setgroups: {e}")));
-    let g = Gid::from_raw(65534);
-    let u = Uid::from_raw(65534);
-    nix::unistd::setresgid(g, g, g).unwrap_or_else(|e| fail(&format!("setresgid: {e}")));
-    nix::unistd::setresuid(u, u, u).unwrap_or_else(|e| fail(&format!("setresuid: {e}")));
-    if getuid().as_raw() != 65534 {
-        fail("still not uid 65534");
-    }
-}
-
 fn child(name: &str) {
     // No core files from the SIGSYS deaths below.
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
@@ -93,7 +81,7 @@ fn child(name: &str) {
         }
         "trap" | "trap_as_nobody" => {
             if name == "trap_as_nobody" {
-                drop_to_nobody();
+                sandbox_tests::reachable::drop_to_nobody();
             }
             probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
             install_text("@default allow\ngetppid: trap 7", InstallOptions::default());
@@ -184,7 +172,7 @@ fn child(name: &str) {
         }
         "renderer" | "renderer_as_nobody" => {
             if name == "renderer_as_nobody" {
-                drop_to_nobody();
+                sandbox_tests::reachable::drop_to_nobody();
             }
             probe::install_sigsys_recorder().unwrap_or_else(|e| fail(&format!("sigaction: {e}")));
             let parent = getppid();
@@ -528,5 +516,5 @@ fn main() {
         return;
     }
     // Accept libtest's flags; plain words filter the cases by name.
-    support::run_cases(CASES, &args)
+    run_cases(CASES, &args)
 }

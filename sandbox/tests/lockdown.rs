@@ -5,8 +5,7 @@
 //! verifies it from outside (/proc/PID/status, /proc/PID/ns/*), lets the renderer run
 //! its probes, and prints everything; the test asserts exact outcomes.
 
-mod support;
-use support::Case;
+use sandbox_tests::{run_cases, Case};
 
 use sandbox::lockdown::namespaces::{spawn, NetMode, SpawnSpec};
 use sandbox::lockdown::status::{verify_from_outside, Asked};
@@ -219,14 +218,6 @@ fn spawn_or_report(spec: &SpawnSpec) -> sandbox::lockdown::namespaces::Spawned {
     })
 }
 
-fn drop_to_nobody() {
-    let g = nix::unistd::Gid::from_raw(65534);
-    let u = nix::unistd::Uid::from_raw(65534);
-    nix::unistd::setgroups(&[]).expect("setgroups (the tests run as root)");
-    nix::unistd::setresgid(g, g, g).expect("setresgid");
-    nix::unistd::setresuid(u, u, u).expect("setresuid");
-}
-
 /// Break the spawner on purpose with a filter of our own (inherited by the renderer).
 fn install_spawner_filter(name: &str, text: &str) {
     use sandbox::policy::arch::Arch;
@@ -271,7 +262,7 @@ fn exhaust_user_namespaces() {
 fn spawner(case: &str) -> ! {
     let renderer_case = case.trim_end_matches("_spawn");
     if case.ends_with("_nobody") {
-        drop_to_nobody();
+        sandbox_tests::reachable::drop_to_nobody();
     }
     match case {
         "unshare_forbidden" => forbid_user_namespaces(),
@@ -466,7 +457,9 @@ fn reuse_case(case: &str) -> Result<(), String> {
 // Test runner.
 
 fn run(case: &str) -> String {
-    let exe = std::env::current_exe().expect("own path");
+    // A copy uid 65534 can run: the `_nobody` spawners drop to it, then re-execute
+    // themselves as the renderer.
+    let exe = sandbox_tests::reachable::current_exe();
     let o = Command::new(exe)
         .args(["--spawner", case])
         .output()
@@ -808,5 +801,5 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--spawner") {
         spawner(args.get(i + 1).map_or("", String::as_str));
     }
-    support::run_cases(CASES, &args)
+    run_cases(CASES, &args)
 }

@@ -2,8 +2,7 @@
 //! parent's "go". Each case runs in a fresh process (this binary with `--helper CASE`),
 //! which may install filters on itself; the test asserts what it prints.
 
-mod support;
-use support::Case;
+use sandbox_tests::{run_cases, Case};
 
 use sandbox::ipc::{Channel, Limits, Message};
 use sandbox::lockdown::namespaces::{spawn, SpawnSpec};
@@ -150,5 +149,5 @@ fn main() {
             }
         }
     }
-    support::run_cases(CASES, &args)
+    run_cases(CASES, &args)
 }

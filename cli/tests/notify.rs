@@ -1,11 +1,11 @@
-//! The supervisor's handling of seccomp notifications (`broker::cli::notify`) against
+//! The supervisor's handling of seccomp notifications (`sandbox_cli::notify`) against
 //! a real kernel. Each case runs in a fresh single-threaded helper (this binary with
 //! `--helper CASE`) that installs a filter with a listener and plays both sides.
 
-use broker::cli::notify::handle;
 use sandbox::lockdown::SingleThreaded;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::{Action, Policy};
+use sandbox_cli::notify::handle;
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::Duration;

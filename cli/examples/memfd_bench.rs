@@ -4,7 +4,7 @@
 //! the program), each timed inside the sandbox by Python over many calls, alternating.
 //!
 //! ```sh
-//! cargo build --release --bin sandbox && cargo run --release -p broker --example memfd_bench
+//! cargo build --release --bin sandbox && cargo run --release -p sandbox-cli --example memfd_bench
 //! ```
 
 use std::process::Command;

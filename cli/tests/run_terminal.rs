@@ -19,7 +19,7 @@ fn on_a_terminal(
 ) -> (String, bool, (u16, u16)) {
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let before = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    let mut c = Command::new(common::sandbox_exe(nobody));
     c.arg("run")
         .args(SYSTEM)
         .args(extra)

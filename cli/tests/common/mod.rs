@@ -34,12 +34,22 @@ pub fn run(args: &[&str], nobody: bool) -> Output {
 
 /// `sandbox run ARGS`, no binds added; as uid 65534 if `nobody`.
 pub fn run_bare(args: &[&str], nobody: bool) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    let mut c = Command::new(sandbox_exe(nobody));
     c.arg("run").args(args).current_dir("/");
     if nobody {
         c.uid(65534).gid(65534);
     }
     c.output().expect("run sandbox")
+}
+
+/// The `sandbox` command; for uid 65534, a copy it can run wherever the checkout is.
+pub fn sandbox_exe(nobody: bool) -> PathBuf {
+    let built = Path::new(env!("CARGO_BIN_EXE_sandbox"));
+    if nobody {
+        sandbox_tests::reachable::copy_of(built)
+    } else {
+        built.to_path_buf()
+    }
 }
 
 /// Lossy text.

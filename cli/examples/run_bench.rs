@@ -3,11 +3,11 @@
 //! namespaces and nothing else as the floor, and `sandbox run --share-net`.
 //!
 //! ```sh
-//! cargo build --release --bin sandbox && cargo run --release -p broker --example run_bench
+//! cargo build --release --bin sandbox && cargo run --release -p sandbox-cli --example run_bench
 //! # A/B against another build, e.g. of an earlier commit, in the same interleaved run:
-//! cargo run --release -p broker --example run_bench -- /path/to/other/sandbox
+//! cargo run --release -p sandbox-cli --example run_bench -- /path/to/other/sandbox
 //! # Back to back, without the 20 ms pause after each command:
-//! RUN_BENCH_PAUSE_MS=0 cargo run --release -p broker --example run_bench
+//! RUN_BENCH_PAUSE_MS=0 cargo run --release -p sandbox-cli --example run_bench
 //! ```
 
 use std::process::Command;

@@ -4,10 +4,7 @@
 //! The hostile one must end with the exact classified reason while the good one's
 //! requests keep being answered.
 
-// The re-executing test runner, shared with the sandbox crate's tests.
-#[path = "../../sandbox/tests/support/mod.rs"]
-mod support;
-use support::Case;
+use sandbox_tests::{reachable, run_cases, Case};
 
 use broker::services::files::{Access, Grant};
 use broker::spec::RendererSpec;
@@ -484,7 +481,12 @@ fn run_special(name: &str) -> Result<String, String> {
 }
 
 fn run(name: &str, nobody: bool) -> String {
-    let exe = std::env::current_exe().expect("own path");
+    // As uid 65534, a copy it can run (the broker re-executes it as its renderers).
+    let exe = if nobody {
+        reachable::current_exe()
+    } else {
+        std::env::current_exe().expect("own path")
+    };
     let mut cmd = Command::new(exe);
     cmd.args(["--case", name]);
     if nobody {
@@ -738,7 +740,11 @@ fn special(name: &str) -> String {
 }
 
 fn special_as(name: &str, nobody: bool) -> String {
-    let exe = std::env::current_exe().expect("own path");
+    let exe = if nobody {
+        reachable::current_exe()
+    } else {
+        std::env::current_exe().expect("own path")
+    };
     let mut cmd = Command::new(exe);
     cmd.args(["--special", name]);
     if nobody {
@@ -821,5 +827,5 @@ fn main() {
         }
         std::process::exit(0);
     }
-    support::run_cases(CASES, &args)
+    run_cases(CASES, &args)
 }

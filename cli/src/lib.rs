@@ -1,9 +1,11 @@
-//! The `sandbox` command line.
+//! The `sandbox` command line: `sandbox run`, `sandbox check`, `sandbox policy`.
+#![deny(missing_docs)]
 
 pub mod deps;
 pub mod notify;
 pub mod policy;
 pub mod run;
+mod sys;
 
 use clap::{Parser, Subcommand};
 

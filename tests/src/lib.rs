@@ -1,0 +1,9 @@
+//! Support shared by the test suites that re-execute their own binary: the runner
+//! ([`runner::run_cases`]) and copies of executables that an unprivileged user can
+//! run whatever the checkout's path ([`reachable`]).
+#![deny(missing_docs)]
+
+pub mod reachable;
+pub mod runner;
+
+pub use runner::{run_cases, Case};
