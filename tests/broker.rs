@@ -685,6 +685,34 @@ const CASES: &[Case] = &[
         outside_ids(false)
     }),
     (
+        "a_root_broker_in_a_root_only_folder_starts_its_renderers",
+        || {
+            // The renderers run as ids of their own, which may not walk to the binary:
+            // they are started through a descriptor the broker opened.
+            use std::os::unix::fs::PermissionsExt;
+            let dir = std::env::temp_dir().join(format!("broker-private-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| e.to_string())?;
+            let exe = dir.join("broker-test");
+            std::fs::copy(std::env::current_exe().map_err(|e| e.to_string())?, &exe)
+                .map_err(|e| e.to_string())?;
+            let out = Command::new(&exe)
+                .args(["--special", "outside_ids"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .map_err(|e| e.to_string());
+            let _ = std::fs::remove_dir_all(&dir);
+            let out = out?;
+            if out.matches("RENDERER Uid:").count() == 2 && out.contains("ENDED Exited(0)") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    ),
+    (
         "renderers_of_an_unprivileged_broker_hold_rlimit_nproc",
         || outside_ids(true),
     ),

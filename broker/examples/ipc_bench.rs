@@ -217,8 +217,8 @@ fn spawn_to_ready(rounds: usize, zygote: bool, share_net: bool) -> f64 {
             .expect("exe")
             .inherit_stderr(false);
         if share_net {
-            spec = spec.namespaces(sandbox::lockdown::namespaces::Namespaces {
-                net: sandbox::lockdown::namespaces::NetMode::Shared,
+            spec = spec.namespaces(sandbox::launch::Namespaces {
+                net: sandbox::launch::NetMode::Shared,
                 ..Default::default()
             });
         }

@@ -1,7 +1,7 @@
 //! What to start: a `Command`-style builder for renderers.
 
 use crate::services::files::Grant;
-use sandbox::lockdown::namespaces::Namespaces;
+use sandbox::launch::Namespaces;
 use sandbox::lockdown::{OptOut, Rlimits};
 use sandbox::policy::presets::Preset;
 use std::path::PathBuf;

@@ -14,9 +14,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::wait::WaitStatus;
 use sandbox::ipc::rpc::{Down, Up};
 use sandbox::ipc::{Channel, IpcError, Limits, Message};
-use sandbox::lockdown::namespaces::{own_id, NetMode};
-use sandbox::lockdown::namespaces::{spawn, SpawnSpec, Spawned};
-use sandbox::lockdown::status::{verify_from_outside, Asked};
+use sandbox::launch::{own_id, spawn, NetMode, SpawnSpec, Spawned};
+use sandbox::launch::{verify_from_outside, Asked};
 use sandbox::lockdown::Status;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::presets::Preset;
@@ -160,7 +159,7 @@ pub enum SpawnError {
     Io(#[from] std::io::Error),
     /// Namespaces or exec.
     #[error(transparent)]
-    Lockdown(#[from] sandbox::lockdown::LockdownError),
+    Launch(#[from] sandbox::launch::LaunchError),
     /// The file grants could not be opened.
     #[error("file grants: {0}")]
     Grants(String),
@@ -294,7 +293,7 @@ impl<S: Service> Broker<S> {
                 ),
                 (theirs.as_raw_fd(), CHANNEL_FD),
             ],
-            namespaces: sandbox::lockdown::namespaces::Namespaces::none(),
+            namespaces: sandbox::launch::Namespaces::none(),
             extra_id: None,
             outside_id: None,
         })?;

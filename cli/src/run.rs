@@ -25,10 +25,10 @@ use super::notify::Outcome;
 use super::policy::{load, PolicyArg, Source};
 use clap::Args;
 use sandbox::bpf;
-use sandbox::cgroup::{Cgroup, CgroupError, Hierarchy, MemoryCgroup, PidsCgroup, Places};
 use sandbox::ipc::{Channel, Limits, Message};
-use sandbox::lockdown::namespaces::{spawn, Namespaces, NetMode, SpawnSpec};
-use sandbox::lockdown::status::{verify_from_outside, Asked};
+use sandbox::launch::cgroup::{Cgroup, CgroupError, Hierarchy, MemoryCgroup, PidsCgroup, Places};
+use sandbox::launch::{spawn, Namespaces, NetMode, SpawnSpec};
+use sandbox::launch::{verify_from_outside, Asked};
 use sandbox::lockdown::{
     build_root, lock_down, Config, Grant, Rlimits, SeccompChoice, SingleThreaded, Status,
 };
@@ -1057,7 +1057,7 @@ fn stage_inner() -> Result<i32, String> {
     }
     for fd in plan_fds.drain(..) {
         let mut file = std::fs::File::from(fd);
-        sandbox::cgroup::join_self(&mut file).map_err(|e| format!("join a cgroup: {e}"))?;
+        sandbox::launch::cgroup::join_self(&mut file).map_err(|e| format!("join a cgroup: {e}"))?;
     }
     drop(plan_fds);
     let instructions = bpf::from_bytes(&filter).ok_or("malformed filter")?;
@@ -1082,7 +1082,7 @@ fn stage_inner() -> Result<i32, String> {
         why
     };
     let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
-    let in_user_ns = sandbox::lockdown::namespaces::inside_user_namespace();
+    let in_user_ns = sandbox::lockdown::inside_user_namespace();
     let method = build_root(&config).map_err(|e| report(&ctl, e.to_string()))?;
     config.root_built = Some((method, in_user_ns));
     let child = one_thread.fork().map_err(|e| report(&ctl, e.to_string()))?;

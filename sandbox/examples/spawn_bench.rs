@@ -12,8 +12,8 @@
 //! when the spawner has decoded the report and verified it from /proc; the reap is
 //! timed too, separately.
 
-use sandbox::lockdown::namespaces::{spawn, EmptyNetwork, Namespaces, NetMode, SpawnSpec};
-use sandbox::lockdown::status::{verify_from_outside, Asked};
+use sandbox::launch::{spawn, EmptyNetwork, Namespaces, NetMode, SpawnSpec};
+use sandbox::launch::{verify_from_outside, Asked};
 use sandbox::lockdown::{lock_down, Config, Layer, Status};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -101,7 +101,7 @@ fn ns_floor() -> Duration {
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWCGROUP;
     let start = Instant::now();
-    sandbox::lockdown::check::clone_in_namespaces(flags).expect("clone in namespaces");
+    sandbox::launch::check::clone_in_namespaces(flags).expect("clone in namespaces");
     start.elapsed()
 }
 

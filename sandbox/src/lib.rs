@@ -47,8 +47,8 @@
 #![deny(missing_docs)]
 
 pub mod bpf;
-pub mod cgroup;
 pub mod ipc;
+pub mod launch;
 pub mod lockdown;
 pub mod policy;
 pub mod probe;
@@ -56,3 +56,6 @@ pub mod protocol;
 pub mod renderer;
 pub mod seccomp;
 mod sys;
+
+/// The cgroups that hold a sandbox, now in [`launch::cgroup`] (re-exported here).
+pub use launch::cgroup;

@@ -417,7 +417,7 @@ fn zygote_spawn<P: Protocol>(
             drop(go_r);
             drop(channel);
             if flags & libc::CLONE_NEWUSER != 0 {
-                if let Err(e) = crate::lockdown::namespaces::map_ids(pid, outside_id) {
+                if let Err(e) = crate::launch::map_ids(pid, outside_id) {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,

@@ -2,7 +2,7 @@
 //! hierarchy (cgroup v1 here; a delegated v2 subtree elsewhere). Fails where no pids
 //! cgroup can be made — the feature is then missing, not skipped.
 
-use sandbox::cgroup::{MemoryCgroup, PidsCgroup, Places};
+use sandbox::launch::cgroup::{MemoryCgroup, PidsCgroup, Places};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ fn name(what: &str) -> String {
 }
 
 /// A process moves itself in (`0` written to the descriptor `open_self_join` made —
-/// what `sandbox::cgroup::join_self` does in `sandbox run`'s stage), then starts five
+/// what `sandbox::launch::cgroup::join_self` does in `sandbox run`'s stage), then starts five
 /// children under `pids.max` 3: two start, three forks are refused and counted; the
 /// cgroup cannot be removed while they run and can once they are gone.
 #[test]

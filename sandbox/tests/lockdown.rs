@@ -7,8 +7,8 @@
 
 use sandbox_tests::{run_cases, Case};
 
-use sandbox::lockdown::namespaces::{spawn, NetMode, SpawnSpec};
-use sandbox::lockdown::status::{verify_from_outside, Asked};
+use sandbox::launch::{spawn, NetMode, SpawnSpec};
+use sandbox::launch::{verify_from_outside, Asked};
 use sandbox::lockdown::{lock_down, Config, Layer, OptOut, SeccompChoice, Status};
 use sandbox::policy::presets::Preset;
 use sandbox::probe;
@@ -206,14 +206,9 @@ fn renderer(case: &str) -> ! {
 // Spawner side.
 
 /// Spawn, or print the error as the cases expect it and end the spawner.
-fn spawn_or_report(spec: &SpawnSpec) -> sandbox::lockdown::namespaces::Spawned {
+fn spawn_or_report(spec: &SpawnSpec) -> sandbox::launch::Spawned {
     spawn(spec).unwrap_or_else(|e| {
-        println!(
-            "SPAWN-ERROR layer={} call={} errno={:?}",
-            e.layer,
-            e.call,
-            e.errno()
-        );
+        println!("SPAWN-ERROR call={} errno={:?}", e.call, e.errno());
         std::process::exit(0)
     })
 }
@@ -354,7 +349,7 @@ fn spawner(case: &str) -> ! {
 
 /// Two renderers in one pre-made empty network namespace.
 fn reuse_spawner() -> ! {
-    use sandbox::lockdown::namespaces::EmptyNetwork;
+    use sandbox::launch::EmptyNetwork;
     let net = match EmptyNetwork::create() {
         Ok(n) => n,
         Err(e) => {
@@ -433,7 +428,7 @@ fn reuse_case(case: &str) -> Result<(), String> {
     let want_uid = if case.ends_with("_nobody") {
         "65534".to_string()
     } else {
-        sandbox::lockdown::namespaces::OWN_ID_BASE.to_string()
+        sandbox::launch::OWN_ID_BASE.to_string()
     };
     for i in 0..2 {
         if value(&format!("RENDERER{i}-UID=")).as_deref() != Some(want_uid.as_str()) {
@@ -700,7 +695,7 @@ const CASES: &[Case] = &[
         expect(
             &out,
             &[format!(
-                "SPAWN-ERROR layer=namespaces call=clone errno=Some({})",
+                "SPAWN-ERROR call=clone errno=Some({})",
                 libc::EPERM
             )],
         )
@@ -712,7 +707,7 @@ const CASES: &[Case] = &[
             expect(
                 &out,
                 &[format!(
-                    "SPAWN-ERROR layer=namespaces call=clone errno=Some({})",
+                    "SPAWN-ERROR call=clone errno=Some({})",
                     libc::ENOSPC
                 )],
             )

@@ -5,7 +5,7 @@
 use sandbox_tests::{run_cases, Case};
 
 use sandbox::ipc::{Channel, Limits, Message};
-use sandbox::lockdown::namespaces::{spawn, SpawnSpec};
+use sandbox::launch::{spawn, SpawnSpec};
 use sandbox::lockdown::SingleThreaded;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::{Action, Policy};

@@ -22,13 +22,24 @@
 //! [`LockedDown`] value — which only [`lock_down`] makes — lets serving code start.
 
 mod caps;
-pub mod check;
 mod fds;
 mod landlock;
-pub mod namespaces;
 mod rlimits;
 mod root;
 pub mod status;
+
+/// The kernel feature report, now in [`crate::launch::check`] (re-exported here).
+pub use crate::launch::check;
+
+/// Spawning moved to [`crate::launch`] (the trusted side); re-exported here for
+/// existing callers.
+pub mod namespaces {
+    pub use super::inside_user_namespace;
+    pub use crate::launch::{
+        map_ids, own_id, spawn, EmptyNetwork, Namespaces, NetMode, SpawnSpec, Spawned, OWN_ID_BASE,
+        OWN_ID_RANGE,
+    };
+}
 
 pub use rlimits::Rlimits;
 pub use root::RootMethod;
@@ -318,7 +329,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     let before = read_before(config)?;
     status.record_namespaces(match config.root_built {
         Some((_, in_user_ns)) => in_user_ns,
-        None => namespaces::inside_user_namespace(),
+        None => inside_user_namespace(),
     });
 
     // The filter is compiled first: a bad policy fails before anything changes.
@@ -431,4 +442,13 @@ fn compile(choice: &SeccompChoice) -> Result<bpf::Program, LockdownError> {
     };
     bpf::compile(&policy, Arch::native())
         .map_err(|e| LockdownError::msg(Layer::Seccomp, "compile", e.to_string()))
+}
+
+/// Whether this process is in a user namespace other than the
+/// initial one (its uid map is not the identity over all ids).
+pub fn inside_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
+        Err(_) => false,
+    }
 }

@@ -27,6 +27,10 @@ pub struct PreparedExec {
     /// takes id K of the joined namespace before it clones; a plain child takes uid and
     /// gid 0 of its new namespace once the parent has mapped them.
     own_id: Option<libc::uid_t>,
+    /// Execute this descriptor of the executable (`execveat(fd, "", AT_EMPTY_PATH)`)
+    /// rather than look `path` up: a child that took another id may not be allowed to
+    /// walk the path (a binary under `/root/…` of a root spawner).
+    exe_fd: Option<RawFd>,
 }
 
 /// The highest destination descriptor accepted.
@@ -67,6 +71,7 @@ impl PreparedExec {
             park_base,
             self_map: b"0 0 1\n".to_vec(),
             own_id: None,
+            exe_fd: None,
         })
     }
 }
@@ -78,6 +83,13 @@ impl PreparedExec {
     /// were not the namespace's root) and exec gives root of the namespace the full
     /// set again. With `join`, the first stage takes `joined_id` of the joined
     /// namespace before cloning the child, which maps 0 to it for itself.
+    /// Execute `fd` (an `O_PATH` descriptor of the executable, open until the child
+    /// has exec'd) instead of looking the path up; `argv[0]` stays the path. Not for
+    /// `#!` scripts: the interpreter could not open a close-on-exec descriptor.
+    pub fn exec_through(&mut self, fd: RawFd) {
+        self.exe_fd = Some(fd);
+    }
+
     pub fn own_ids(&mut self, joined_id: u32) {
         self.own_id = Some(joined_id);
         self.self_map = format!("0 {joined_id} 1\n").into_bytes();
@@ -307,11 +319,25 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
         if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
             fail(errno());
         }
-        libc::execve(
-            exec.path.as_ptr(),
-            exec.argv_ptrs.as_ptr(),
-            exec.envp_ptrs.as_ptr(),
-        );
+        match exec.exe_fd {
+            Some(fd) => {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    exec.argv_ptrs.as_ptr(),
+                    exec.envp_ptrs.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+            }
+            None => {
+                libc::execve(
+                    exec.path.as_ptr(),
+                    exec.argv_ptrs.as_ptr(),
+                    exec.envp_ptrs.as_ptr(),
+                );
+            }
+        }
         fail(errno())
     }
 }

@@ -145,15 +145,15 @@ pub fn probe() -> KernelReport {
         yes_no(process::openat2_exists(), "ENOSYS"),
     ));
     // `sandbox run` holds --pids and --mem with these where it can.
-    let places = crate::cgroup::Places::read();
+    let places = super::cgroup::Places::read();
     for (name, controller) in [
-        ("pids cgroup", crate::cgroup::Controller::Pids),
-        ("memory cgroup", crate::cgroup::Controller::Memory),
+        ("pids cgroup", super::cgroup::Controller::Pids),
+        ("memory cgroup", super::cgroup::Controller::Memory),
     ] {
         f.push(feature(
             name,
             false,
-            crate::cgroup::probe(&places, controller),
+            super::cgroup::probe(&places, controller),
         ));
     }
     KernelReport { features: f }

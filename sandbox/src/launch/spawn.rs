@@ -1,0 +1,290 @@
+//! Spawning a renderer in new namespaces (the broker side).
+//!
+//! All namespaces are created by one `clone(2)` while the child is a single-threaded
+//! copy of the caller, so the renderer starts inside them: user, pid, network, mount,
+//! IPC, UTS and cgroup. The user namespace maps one id: the renderer is uid/gid 0
+//! inside (so it may build its own root and then drop every capability), the caller's
+//! euid/egid outside; setgroups is denied first, as an unprivileged caller must. This
+//! works the same when the caller is root and when it is an ordinary user.
+//!
+//! **Who reaps.** The renderer is pid 1 of its pid namespace: it reaps anything it
+//! starts (the `renderer` preset lets it start nothing), and when it exits the kernel
+//! kills whatever is left in the namespace. The spawner reaps the renderer itself.
+//!
+//! **Network.** [`NetMode::Fresh`] gives an empty namespace (only a down `lo`), which
+//! costs about 0.6 ms of kernel work per spawn here; [`NetMode::Shared`] keeps the
+//! caller's — and is an opt-out the status report shows.
+
+use super::ids::{joined_id, write_id_maps};
+use super::namespaces::{Namespaces, NetMode};
+use super::LaunchError;
+use crate::sys::spawn::{clone_and_exec, Join, PreparedExec};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct SpawnSpec {
+    /// The executable.
+    pub exe: PathBuf,
+    /// Arguments after argv[0] (which is `exe`).
+    pub args: Vec<String>,
+    /// The whole environment ("cleared by default": only what is listed here).
+    pub env: Vec<(String, String)>,
+    /// (descriptor in the caller, number it gets in the renderer). Everything else is
+    /// close-on-exec or closed by the renderer's lockdown.
+    pub fds: Vec<(RawFd, RawFd)>,
+    /// Namespaces to create.
+    pub namespaces: Namespaces,
+    /// One more id mapped besides 0 → the caller: (inside id, outside uid, outside
+    /// gid). Needs CAP_SETUID/CAP_SETGID over the caller's namespace (a root caller).
+    /// A process that switches to it (see `Config::switch_to`) has a user id of its
+    /// own outside: not root, and counted alone by RLIMIT_NPROC (which the kernel
+    /// never applies to root).
+    pub extra_id: Option<(u32, u32, u32)>,
+    /// Map uid and gid 0 inside to this id outside instead of the caller's, and have
+    /// the child take it before exec (dropping its supplementary groups): a process
+    /// that is not root outside, whose threads RLIMIT_NPROC counts alone (see
+    /// [`own_id`]). Needs a root caller; with [`NetMode::Reuse`], a network made by
+    /// root and an id in [`OWN_ID_BASE`]'s range.
+    pub outside_id: Option<u32>,
+}
+
+impl SpawnSpec {
+    /// Start `exe` with `args`, all namespaces, an empty environment, no fds.
+    pub fn new(exe: impl Into<PathBuf>, args: &[&str]) -> SpawnSpec {
+        SpawnSpec {
+            exe: exe.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            fds: Vec::new(),
+            namespaces: Namespaces::default(),
+            extra_id: None,
+            outside_id: None,
+        }
+    }
+}
+
+/// A started renderer. Dropping it kills and reaps the process if it was not waited for.
+#[derive(Debug)]
+pub struct Spawned {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl Spawned {
+    /// Take charge of `pid`, which must be an unreaped child of this process (e.g.
+    /// one a zygote cloned with CLONE_PARENT): it is killed and reaped on drop.
+    pub fn adopt(pid: i32) -> Spawned {
+        Spawned {
+            pid: Pid::from_raw(pid),
+            reaped: false,
+        }
+    }
+
+    /// Its pid in the caller's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// A pidfd for it (readable once it has exited; it is our child and not yet
+    /// reaped, so the pid cannot have been reused).
+    pub fn open_pidfd(&self) -> std::io::Result<OwnedFd> {
+        crate::sys::process::pidfd_open(self.pid.as_raw())
+    }
+
+    /// Reap it if it has exited (`None` while it runs).
+    pub fn try_wait(&mut self) -> nix::Result<Option<WaitStatus>> {
+        match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))? {
+            WaitStatus::StillAlive => Ok(None),
+            s => {
+                self.reaped = true;
+                Ok(Some(s))
+            }
+        }
+    }
+
+    /// Send SIGKILL without waiting.
+    pub fn signal_kill(&self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+    }
+
+    /// Wait for it to end.
+    pub fn wait(&mut self) -> nix::Result<WaitStatus> {
+        let s = waitpid(self.pid, None)?;
+        self.reaped = true;
+        Ok(s)
+    }
+
+    /// Send SIGKILL and give up the duty to reap it: for a caller about to exit that
+    /// need not wait for the kernel to finish the process's exit (its namespaces'
+    /// teardown); whoever inherits it reaps it.
+    pub fn kill_without_reaping(mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        self.reaped = true;
+    }
+
+    /// Kill it (SIGKILL) and reap it.
+    pub fn kill(&mut self) -> nix::Result<WaitStatus> {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        self.wait()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.kill();
+        }
+    }
+}
+
+pub(super) fn ns_err(call: &'static str) -> impl Fn(std::io::Error) -> LaunchError {
+    move |e| LaunchError::new(call, e)
+}
+
+/// Start `spec` in new namespaces. Errors name the failing call and errno (EPERM when
+/// a filter or policy forbids user namespaces, ENOSPC when their limit is reached).
+pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
+    let exe = spec
+        .exe
+        .to_str()
+        .ok_or_else(|| LaunchError::msg("exec path", "not UTF-8".into()))?;
+    let mut argv = vec![exe.to_string()];
+    argv.extend(spec.args.iter().cloned());
+    let envp: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut prepared =
+        PreparedExec::new(exe, &argv, &envp, &spec.fds).map_err(ns_err("prepare exec"))?;
+    // A child that takes an id of its own runs the executable through a descriptor
+    // opened here: that id may not be allowed to walk the path to it (a root broker
+    // whose binary lives under /root/…).
+    let exe_fd = match spec.outside_id {
+        Some(_) => Some(
+            nix::fcntl::open(
+                spec.exe.as_path(),
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| ns_err("open the executable")(e.into()))?,
+        ),
+        None => None,
+    };
+    if let Some(fd) = &exe_fd {
+        prepared.exec_through(fd.as_raw_fd());
+    }
+    match (spec.outside_id, &spec.namespaces.net) {
+        (Some(id), _) => prepared.own_ids(joined_id(spec, id)?),
+        // Joining a network made by root: 0 of its namespace is not root outside, so
+        // the child takes it (the first id of the range) rather than stay unmapped.
+        (None, NetMode::Reuse(n)) if n.own_ids => prepared.own_ids(0),
+        _ => {}
+    }
+    let (go_r, go_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
+    let (rep_r, rep_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
+    if matches!(spec.namespaces.net, NetMode::Reuse(_)) && !spec.namespaces.user {
+        return Err(LaunchError::msg(
+            "spec",
+            "NetMode::Reuse needs a new user namespace".into(),
+        ));
+    }
+    let join = match &spec.namespaces.net {
+        NetMode::Reuse(n) => Some(Join {
+            user: n.user.as_raw_fd(),
+            net: n.net.as_raw_fd(),
+        }),
+        _ => None,
+    };
+    let first = clone_and_exec(
+        spec.namespaces.clone_flags(),
+        &prepared,
+        go_r.as_raw_fd(),
+        rep_w.as_raw_fd(),
+        join,
+        [go_w.as_raw_fd(), rep_r.as_raw_fd()],
+    )
+    .map_err(ns_err("clone"))?;
+    drop(go_r);
+    drop(rep_w);
+    let mut report = std::fs::File::from(rep_r);
+    // With `join`, the first process is a stage that reports the renderer's pid and
+    // exits; the renderer is still our child (CLONE_PARENT).
+    let mut stage = join.map(|_| Spawned {
+        pid: Pid::from_raw(first),
+        reaped: false,
+    });
+    let mut renderer: Option<Spawned> = join.is_none().then(|| Spawned {
+        pid: Pid::from_raw(first),
+        reaped: false,
+    });
+    let mut ready = false;
+    while !(ready && renderer.is_some()) {
+        let mut tag = [0u8; 1];
+        let n = report.read(&mut tag).map_err(ns_err("read spawn report"))?;
+        match (n, tag[0]) {
+            (1, b'R') => ready = true,
+            (1, b'P') => {
+                let pid = read_i32(&mut report).unwrap_or(0);
+                renderer = Some(Spawned {
+                    pid: Pid::from_raw(pid),
+                    reaped: false,
+                });
+                if let Some(s) = stage.as_mut() {
+                    let _ = s.wait();
+                }
+            }
+            (1, b'E') => {
+                let errno = read_i32(&mut report).unwrap_or(libc::ECHILD);
+                return Err(LaunchError::new(
+                    "child setup",
+                    std::io::Error::from_raw_os_error(errno),
+                ));
+            }
+            _ => {
+                return Err(LaunchError::new(
+                    "child setup",
+                    std::io::Error::from_raw_os_error(libc::ECHILD),
+                ))
+            }
+        }
+    }
+    let Some(mut child) = renderer else {
+        return Err(LaunchError::msg("child setup", "no renderer pid".into()));
+    };
+    if spec.namespaces.user && join.is_none() {
+        if let Err(e) = write_id_maps(child.pid(), spec.extra_id, spec.outside_id) {
+            let _ = child.kill();
+            return Err(e);
+        }
+    }
+    let mut go = std::fs::File::from(go_w);
+    go.write_all(&[1]).map_err(ns_err("release child"))?;
+    drop(go);
+    let mut tag = [0u8; 1];
+    match report.read(&mut tag).map_err(ns_err("read exec report"))? {
+        // EOF: the report pipe was closed by a successful exec.
+        0 => Ok(child),
+        _ => {
+            let errno = read_i32(&mut report).unwrap_or(libc::ECHILD);
+            let _ = child.wait();
+            Err(LaunchError::new(
+                "fd setup or execve",
+                std::io::Error::from_raw_os_error(errno),
+            ))
+        }
+    }
+}
+
+/// The 4-byte value (errno after `E`, pid after `P`) a child writes after its tag.
+fn read_i32(report: &mut std::fs::File) -> Option<i32> {
+    let mut e = [0u8; 4];
+    report
+        .read_exact(&mut e)
+        .ok()
+        .map(|()| i32::from_ne_bytes(e))
+}
