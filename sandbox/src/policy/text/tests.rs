@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::policy::arch::SeccompData;
 use crate::policy::arg;
