@@ -354,14 +354,7 @@ fn supervise(args: RunArgs) -> Result<i32, String> {
         let id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
         (u, id, id)
     });
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| format!("socketpair: {e}"))?;
+    let (ours, theirs) = sandbox::ipc::socket_pair().map_err(|e| format!("socketpair: {e}"))?;
     let mut ctl: Channel<ToStage, FromStage> =
         Channel::from_fd(ours, limits()).map_err(|e| e.to_string())?;
     let namespaces = Namespaces {

@@ -8,6 +8,7 @@
 
 use crate::ipc::Message;
 use crate::lockdown::{OptOut, Rlimits, Status};
+use crate::policy::presets::Preset;
 use serde::{Deserialize, Serialize};
 
 /// Longest log line a renderer may send (longer is a bad message).
@@ -16,8 +17,8 @@ pub const MAX_LOG_LINE: usize = 4096;
 /// How the renderer must lock itself down, sent before anything else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setup {
-    /// Built-in seccomp preset by name (`renderer`, `plugin`, `exec`).
-    pub preset: String,
+    /// The built-in seccomp preset.
+    pub preset: Preset,
     /// Resource limits.
     pub rlimits: Rlimits,
     /// Opt-outs the embedder chose.
@@ -202,6 +203,16 @@ pub enum Request<E> {
     Embedder(E),
 }
 
+impl Message for OpenRequest {
+    fn validate(&self) -> Result<(), String> {
+        if self.path.len() > MAX_PATH_LEN {
+            Err("path longer than 4096 bytes".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl<E: Message> Message for Request<E> {
     fn fd_count(&self) -> usize {
         match self {
@@ -212,10 +223,7 @@ impl<E: Message> Message for Request<E> {
     const MAX_FDS: usize = E::MAX_FDS;
     fn validate(&self) -> Result<(), String> {
         match self {
-            Request::Open(o) if o.path.len() > MAX_PATH_LEN => {
-                Err("path longer than 4096 bytes".into())
-            }
-            Request::Open(_) => Ok(()),
+            Request::Open(o) => o.validate(),
             Request::Embedder(e) => e.validate(),
         }
     }

@@ -24,7 +24,6 @@
 use crate::ipc::rpc::{Client, Down, Up};
 use crate::ipc::{Channel, IpcError, Limits, Message};
 use crate::lockdown::{lock_down, Config, LockedDown, SeccompChoice};
-use crate::policy::presets::Preset;
 use crate::protocol::{
     BrokerNote, OpenError, OpenMode, OpenRequest, RendererNote, Request, Response, Setup, Violation,
 };
@@ -218,10 +217,7 @@ fn run_with_channel<P: Protocol>(
             Ok(c) => c,
             Err(_) => std::process::exit(EXIT_NO_CHANNEL),
         };
-    let preset: Preset = match setup.preset.parse() {
-        Ok(p) => p,
-        Err(e) => fail_setup::<P>(&channel, e),
-    };
+    let preset = setup.preset;
     let config = Config {
         keep_fds: vec![0, 1, 2, channel_fd],
         rlimits: setup.rlimits,

@@ -131,16 +131,22 @@ impl<S, R> std::fmt::Debug for Channel<S, R> {
     }
 }
 
-/// A connected pair of channel ends (non-blocking, close-on-exec).
-pub fn pair<A: Message, B: Message>(limits: Limits) -> io::Result<(Channel<A, B>, Channel<B, A>)> {
+/// A connected pair of unix SOCK_SEQPACKET sockets, close-on-exec: what a channel runs
+/// over (one end stays, the other goes to the child, which makes a channel of it).
+pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let (a, b) = socketpair(
+    socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
         None,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(io::Error::from)?;
+    .map_err(io::Error::from)
+}
+
+/// A connected pair of channel ends (non-blocking, close-on-exec).
+pub fn pair<A: Message, B: Message>(limits: Limits) -> io::Result<(Channel<A, B>, Channel<B, A>)> {
+    let (a, b) = socket_pair()?;
     Ok((Channel::from_fd(a, limits)?, Channel::from_fd(b, limits)?))
 }
 

@@ -13,5 +13,6 @@ pub mod codec;
 pub mod rpc;
 
 pub use channel::{
-    pair, Channel, IpcError, Limits, Message, MAX_FDS_CEILING, MAX_MESSAGE_CEILING, VERSION,
+    pair, socket_pair, Channel, IpcError, Limits, Message, MAX_FDS_CEILING, MAX_MESSAGE_CEILING,
+    VERSION,
 };

@@ -48,7 +48,6 @@ pub use status::{Layer, LayerStatus, Status};
 use crate::bpf;
 use crate::policy::arch::Arch;
 use crate::policy::presets::Preset;
-use crate::policy::text::Options;
 use crate::policy::Policy;
 use crate::seccomp::{self, InstallOptions};
 use serde::{Deserialize, Serialize};
@@ -434,9 +433,11 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
 
 fn compile(choice: &SeccompChoice) -> Result<bpf::Program, LockdownError> {
     let policy = match choice {
-        SeccompChoice::Preset(p) => p
-            .policy(&Options::new(Arch::native()).define("SELF_PID", u64::from(std::process::id())))
-            .map_err(|e| LockdownError::msg(Layer::Seccomp, "policy", e.to_string()))?,
+        SeccompChoice::Preset(p) => {
+            return p
+                .compile(Arch::native(), std::process::id())
+                .map_err(|e| LockdownError::msg(Layer::Seccomp, "preset", e))
+        }
         SeccompChoice::Policy(p) => p.clone(),
         SeccompChoice::Program(p) => return Ok(p.clone()),
     };

@@ -23,8 +23,9 @@ pub static FILES: &[(&str, &str)] = &[
     ("exec.policy", include_str!("presets/exec.policy")),
 ];
 
-/// A built-in policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A built-in policy (on the wire by name, e.g. in the broker's `Setup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// Strict: threads but no processes, no files, no new sockets, no exec.
     Renderer,
@@ -81,6 +82,15 @@ impl Preset {
     /// presets that use it).
     pub fn policy(self, options: &Options) -> Result<Policy, ParseErrors> {
         text::parse_with(&EmbeddedSources(FILES), self.file(), options)
+    }
+
+    /// The preset compiled for `arch`, with `SELF_PID` bound to `self_pid` (the one
+    /// place a preset is compiled for a renderer: the broker compiles it once with 1,
+    /// the pid of a renderer in its own pid namespace; lockdown with its own pid).
+    pub fn compile(self, arch: Arch, self_pid: u32) -> Result<crate::bpf::Program, String> {
+        let options = Options::new(arch).define("SELF_PID", u64::from(self_pid));
+        let policy = self.policy(&options).map_err(|e| e.to_string())?;
+        crate::bpf::compile(&policy, arch).map_err(|e| e.to_string())
     }
 
     /// The preset for the calling process on this architecture (`SELF_PID` = getpid()).

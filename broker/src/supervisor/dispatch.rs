@@ -1,0 +1,136 @@
+//! One message from a renderer: its lockdown report, its notes, its requests.
+
+use super::*;
+use crate::services::Opened;
+use sandbox::protocol::OpenError;
+
+impl<S: Service> Broker<S> {
+    pub(super) fn dispatch(
+        &mut self,
+        id: u64,
+        frame: Up<Request<<S::Proto as Protocol>::Req>, RendererNote>,
+        fds: Vec<OwnedFd>,
+    ) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        r.budget.refill(&self.config);
+        match frame {
+            Up::Notify(RendererNote::LockedDown(status)) => self.on_report(id, status),
+            Up::Notify(RendererNote::LockdownFailed { error }) => {
+                r.life.end_with(EndReason::LockdownFailed(error));
+            }
+            Up::Notify(RendererNote::Violation(v)) => r.said.violation = Some(v),
+            Up::Notify(RendererNote::OutOfMemory { size }) => {
+                r.said.out_of_memory = Some(u64::from_le_bytes(size))
+            }
+            Up::Notify(RendererNote::Log { level, line }) => self.on_log(id, level, line),
+            Up::Cancel { .. } => {}
+            Up::Request { id: req_id, body } => self.serve(id, req_id, body, fds),
+        }
+    }
+
+    /// Its lockdown report: checked against what was asked, and from outside; then it
+    /// may serve (it is told so), or it is ended.
+    fn on_report(&mut self, id: u64, status: Box<Status>) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        if !matches!(r.life, Life::Starting) {
+            return end(r, EndReason::BadMessage("a second lockdown report".into()));
+        }
+        let expected = r.spec.namespaces.expected_new();
+        let asked = Asked {
+            opt_outs: &r.spec.opt_outs,
+            new_namespaces: &expected,
+        };
+        match verify_from_outside(r.child.pid(), &status, &asked) {
+            Ok(_) => {
+                r.life = Life::Serving;
+                self.events.push_back(Event::Ready {
+                    id: RendererId(id),
+                    status,
+                });
+                self.queue(id, &Down::Notify(BrokerNote::Verified), Vec::new());
+            }
+            Err(problems) => end(r, EndReason::LockdownFailed(problems.join("; "))),
+        }
+    }
+
+    /// A log line, within its rate, with control characters neutralised.
+    fn on_log(&mut self, id: u64, level: u8, line: String) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        if !Budget::take(&mut r.budget.logs) {
+            return;
+        }
+        // A renderer's text must not forge log lines or drive a terminal: control
+        // characters (newlines, escapes) become U+FFFD.
+        let line: String = line
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        match level {
+            1 => tracing::error!(renderer = id, "{line}"),
+            2 => tracing::warn!(renderer = id, "{line}"),
+            3 => tracing::info!(renderer = id, "{line}"),
+            4 => tracing::debug!(renderer = id, "{line}"),
+            _ => tracing::trace!(renderer = id, "{line}"),
+        }
+        self.events.push_back(Event::Log {
+            id: RendererId(id),
+            level,
+            line,
+        });
+    }
+
+    /// A request of a verified renderer, within its rate: to the built-in files
+    /// service or to the embedder's, both [`Service`]s, and the answer queued.
+    fn serve(
+        &mut self,
+        id: u64,
+        req_id: u64,
+        body: Request<<S::Proto as Protocol>::Req>,
+        fds: Vec<OwnedFd>,
+    ) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        if !r.life.is_serving() {
+            return end(
+                r,
+                EndReason::BadMessage("a request before its lockdown report".into()),
+            );
+        }
+        if !Budget::take(&mut r.budget.requests) {
+            return end(r, EndReason::RateLimited);
+        }
+        let from = RendererId(id);
+        let answer = match body {
+            Request::Open(req) => match r.files.as_mut() {
+                Some(files) => files
+                    .handle(from, req, fds)
+                    .map(|(opened, out)| match opened {
+                        Opened::File => (Response::Opened, out),
+                        Opened::Refused(e) => (Response::OpenFailed(e), out),
+                    }),
+                None => Ok((Response::OpenFailed(OpenError::NotGranted), Vec::new())),
+            },
+            Request::Embedder(req) => self
+                .service
+                .handle(from, req, fds)
+                .map(|(resp, out)| (Response::Embedder(resp), out)),
+        };
+        match answer {
+            Ok((body, out)) => {
+                self.queue(id, &Down::Response { id: req_id, body }, out);
+            }
+            Err(reason) => {
+                if let Some(r) = self.renderers.get_mut(&id) {
+                    end(r, EndReason::BadMessage(reason));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The channels: bounded outgoing queues, non-blocking sends, bounded reads per round.
+
+use super::*;
+
+impl<S: Service> Broker<S> {
+    pub(super) fn queue(
+        &mut self,
+        id: u64,
+        frame: &DownFrame<S::Proto>,
+        fds: Vec<OwnedFd>,
+    ) -> bool {
+        let max_queued = self.config.max_queued;
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return false;
+        };
+        if r.life.is_ending() {
+            return false;
+        }
+        if frame.fd_count() != fds.len() {
+            tracing::error!(
+                renderer = id,
+                "a response carries {} fds, its type says {}",
+                fds.len(),
+                frame.fd_count()
+            );
+            return false;
+        }
+        match r.channel.encode(frame) {
+            Ok(bytes) => r.outbox.queue.push_back((bytes, fds)),
+            Err(e) => {
+                tracing::error!(renderer = id, "cannot encode a response: {e}");
+                return false;
+            }
+        }
+        if r.outbox.queue.len() > max_queued {
+            end(r, EndReason::NotReading);
+            return false;
+        }
+        self.flush(id);
+        true
+    }
+
+    pub(super) fn flush(&mut self, id: u64) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        while let Some((bytes, fds)) = r.outbox.queue.front() {
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            match r.channel.send_raw(bytes, &borrowed) {
+                Ok(()) => {
+                    r.outbox.queue.pop_front();
+                }
+                Err(IpcError::WouldBlock) => break,
+                Err(_) => {
+                    // The peer is gone; its pidfd will tell why.
+                    r.outbox.queue.clear();
+                    r.outbox.closed = true;
+                    break;
+                }
+            }
+        }
+        let want = !r.outbox.queue.is_empty() && !r.outbox.closed;
+        if want != r.outbox.want_write {
+            let flags = if want {
+                EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
+            } else {
+                EpollFlags::EPOLLIN
+            };
+            let mut ev = EpollEvent::new(flags, id);
+            let _ = self.epoll.modify(r.channel.as_fd(), &mut ev);
+            r.outbox.want_write = want;
+        }
+    }
+
+    pub(super) fn read(&mut self, id: u64) {
+        for _ in 0..self.config.max_per_round {
+            let Some(r) = self.renderers.get_mut(&id) else {
+                return;
+            };
+            if r.outbox.closed || r.life.is_ending() {
+                return;
+            }
+            match r.channel.try_recv() {
+                Ok(None) => return,
+                Ok(Some((frame, fds))) => self.dispatch(id, frame, fds),
+                Err(IpcError::Closed) => {
+                    r.outbox.closed = true;
+                    let _ = self.epoll.delete(r.channel.as_fd());
+                    return;
+                }
+                Err(e) => {
+                    end(r, EndReason::BadMessage(e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+}

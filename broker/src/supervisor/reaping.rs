@@ -1,0 +1,103 @@
+//! Ends: reaping, deadlines, restarts.
+
+use super::*;
+
+impl<S: Service> Broker<S> {
+    pub(super) fn reap(&mut self, id: u64) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        let status = match r.child.try_wait() {
+            Ok(Some(s)) => s,
+            _ => return,
+        };
+        // Read what is left: a violation report may have arrived just before the death.
+        while let Ok(Some((frame, _))) = r.channel.try_recv() {
+            match frame {
+                Up::Notify(RendererNote::Violation(v)) => r.said.violation = Some(v),
+                Up::Notify(RendererNote::OutOfMemory { size }) => {
+                    r.said.out_of_memory = Some(u64::from_le_bytes(size))
+                }
+                _ => {}
+            }
+        }
+        let Some(mut r) = self.renderers.remove(&id) else {
+            return;
+        };
+        let _ = self.epoll.delete(r.channel.as_fd());
+        let _ = self.epoll.delete(r.pidfd.as_fd());
+        let reason = classify(&mut r, status);
+        let mut restarted_as = None;
+        if let Some(policy) = r.spec.restart {
+            if reason != EndReason::BrokerShutdown && r.restarts < policy.max {
+                let backoff = policy
+                    .initial_backoff
+                    .saturating_mul(1 << r.restarts.min(16));
+                let new_id = RendererId(self.next_id);
+                // The id the replacement will get if nothing else spawns first; the
+                // embedder gets the real one from `Ready`.
+                restarted_as = Some(new_id);
+                self.pending.push(PendingRestart {
+                    due: Instant::now() + backoff,
+                    spec: r.spec.clone(),
+                    restarts: r.restarts + 1,
+                    replaces: RendererId(id),
+                });
+            }
+        }
+        self.events.push_back(Event::Ended {
+            id: RendererId(id),
+            reason,
+            restarted_as,
+        });
+    }
+
+    pub(super) fn next_timer(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut next: Option<Instant> = self.pending.iter().map(|p| p.due).min();
+        for r in self.renderers.values() {
+            let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+            if let Some(d) = r.spec.deadline {
+                consider(r.started + d);
+            }
+            if matches!(r.life, Life::Starting) {
+                consider(r.started + self.config.ready_timeout);
+            }
+        }
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    pub(super) fn check_timers(&mut self) {
+        let now = Instant::now();
+        let ready_timeout = self.config.ready_timeout;
+        for r in self.renderers.values_mut() {
+            if r.life.is_ending() {
+                continue;
+            }
+            if r.spec.deadline.is_some_and(|d| now >= r.started + d) {
+                end(r, EndReason::DeadlineExceeded);
+            } else if matches!(r.life, Life::Starting) && now >= r.started + ready_timeout {
+                end(
+                    r,
+                    EndReason::LockdownFailed("no verified lockdown report in time".into()),
+                );
+            }
+        }
+    }
+
+    pub(super) fn start_due_restarts(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.due <= now);
+        self.pending = later;
+        for p in due {
+            match self.spawn_with(p.spec.clone(), p.restarts) {
+                Ok(new_id) => {
+                    tracing::info!(old = %p.replaces, new = %new_id, "renderer restarted")
+                }
+                Err(e) => tracing::warn!(old = %p.replaces, "restart failed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! One renderer as the broker keeps it, and how its end is classified.
+
+use super::*;
+
+/// What the broker sends a renderer speaking `P`.
+pub(super) type DownFrame<P> =
+    Down<Response<<P as Protocol>::Resp>, BrokerNote<<P as Protocol>::Note>>;
+
+/// The broker's end of a renderer's channel.
+pub(super) type BrokerChannel<P> = Channel<
+    Down<Response<<P as Protocol>::Resp>, BrokerNote<<P as Protocol>::Note>>,
+    Up<Request<<P as Protocol>::Req>, RendererNote>,
+>;
+
+/// One renderer, from spawn to reaping.
+pub(super) struct Renderer<P: Protocol> {
+    pub(super) spec: RendererSpec,
+    pub(super) child: Spawned,
+    pub(super) pidfd: OwnedFd,
+    pub(super) channel: BrokerChannel<P>,
+    pub(super) outbox: Outbox,
+    /// `None` when the renderer has no file grants.
+    pub(super) files: Option<FileService>,
+    pub(super) started: Instant,
+    pub(super) life: Life,
+    /// What it said about its own end (a violation, a failed allocation).
+    pub(super) said: Said,
+    pub(super) budget: Budget,
+    pub(super) restarts: u32,
+}
+
+/// Where a renderer is in its life.
+pub(super) enum Life {
+    /// Spawned; its lockdown report is not verified yet (requests are refused).
+    Starting,
+    /// Verified from outside: its requests are served.
+    Serving,
+    /// Being ended, for this reason (the first one given); reaped when its pidfd says
+    /// it has exited.
+    Ending(EndReason),
+}
+
+impl Life {
+    pub(super) fn is_ending(&self) -> bool {
+        matches!(self, Life::Ending(_))
+    }
+
+    pub(super) fn is_serving(&self) -> bool {
+        matches!(self, Life::Serving)
+    }
+
+    /// Record `reason` unless one is recorded already.
+    pub(super) fn end_with(&mut self, reason: EndReason) {
+        if !self.is_ending() {
+            *self = Life::Ending(reason);
+        }
+    }
+}
+
+/// Frames waiting to be sent, and the channel's state.
+#[derive(Default)]
+pub(super) struct Outbox {
+    pub(super) queue: VecDeque<(Vec<u8>, Vec<OwnedFd>)>,
+    /// Whether epoll also waits for room to write.
+    pub(super) want_write: bool,
+    /// The peer hung up (or a send failed): nothing more is read or sent.
+    pub(super) closed: bool,
+}
+
+/// What the renderer reported about itself before it died.
+#[derive(Default)]
+pub(super) struct Said {
+    pub(super) violation: Option<Violation>,
+    pub(super) out_of_memory: Option<u64>,
+}
+
+/// Token buckets: requests and log lines per second.
+pub(super) struct Budget {
+    pub(super) requests: f64,
+    pub(super) logs: f64,
+    pub(super) refilled: Instant,
+}
+
+impl Budget {
+    /// Full buckets.
+    pub(super) fn full(config: &BrokerConfig) -> Budget {
+        Budget {
+            requests: f64::from(config.max_requests_per_sec),
+            logs: f64::from(config.max_logs_per_sec),
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Add what the time since the last refill earned, up to one second's worth.
+    pub(super) fn refill(&mut self, config: &BrokerConfig) {
+        let (rate, log_rate) = (
+            f64::from(config.max_requests_per_sec),
+            f64::from(config.max_logs_per_sec),
+        );
+        let now = Instant::now();
+        let dt = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.requests = (self.requests + dt * rate).min(rate);
+        self.logs = (self.logs + dt * log_rate).min(log_rate);
+    }
+
+    /// Take one token from `bucket` if there is one.
+    pub(super) fn take(bucket: &mut f64) -> bool {
+        if *bucket >= 1.0 {
+            *bucket -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Restarts waiting for their backoff.
+pub(super) struct PendingRestart {
+    pub(super) due: Instant,
+    pub(super) spec: RendererSpec,
+    pub(super) restarts: u32,
+    pub(super) replaces: RendererId,
+}
+
+/// End `r` with `reason` (the first reason given stays): killed now, reaped later.
+pub(super) fn end(r: &mut Renderer<impl Protocol>, reason: EndReason) {
+    r.life.end_with(reason);
+    r.child.signal_kill();
+}
+
+/// Why `r` ended, from what the broker decided, what it reported, and its wait status.
+pub(super) fn classify<P: Protocol>(r: &mut Renderer<P>, status: WaitStatus) -> EndReason {
+    if let Some(v) = r.said.violation {
+        return EndReason::SeccompViolation {
+            nr: v.nr(),
+            name: u32::try_from(v.nr())
+                .ok()
+                .and_then(|n| Arch::native().syscall_name(n)),
+            args: v.args(),
+        };
+    }
+    if let Life::Ending(reason) = std::mem::replace(&mut r.life, Life::Starting) {
+        return reason;
+    }
+    // After the report the process aborts: SIGABRT, or — as pid 1 of its namespace,
+    // which ignores its own SIGABRT — glibc's fallback fault (SIGSEGV).
+    if let Some(requested) = r.said.out_of_memory {
+        return EndReason::OutOfMemory { requested };
+    }
+    match status {
+        WaitStatus::Exited(_, code) => EndReason::Exited(code),
+        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _) => {
+            EndReason::SeccompViolation {
+                nr: -1,
+                name: None,
+                args: [0; 6],
+            }
+        }
+        WaitStatus::Signaled(_, sig, _) => EndReason::Signaled(sig as i32),
+        _ => EndReason::Signaled(0),
+    }
+}

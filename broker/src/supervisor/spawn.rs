@@ -1,0 +1,135 @@
+//! Starting a renderer: its channel, its setup, its process (exec'd or from the zygote).
+
+use super::*;
+
+impl<S: Service> Broker<S> {
+    /// The preset compiled once for renderers that are pid 1 of their own pid
+    /// namespace (`SELF_PID` = 1), as raw `sock_filter` bytes.
+    pub(super) fn compiled_preset(&mut self, preset: Preset) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.compiled.get(&preset) {
+            return Some(bytes.clone());
+        }
+        let program = preset.compile(Arch::native(), 1).ok()?;
+        let bytes = sandbox::bpf::to_bytes(&program.instructions);
+        self.compiled.insert(preset, bytes.clone());
+        Some(bytes)
+    }
+
+    /// Start a renderer.
+    pub fn spawn(&mut self, spec: RendererSpec) -> Result<RendererId, SpawnError> {
+        self.spawn_with(spec, 0)
+    }
+
+    /// Start a renderer that is restart number `restarts` of its spec: its files
+    /// service, its channel with the setup already in it, its process, its place in
+    /// the epoll set.
+    pub(super) fn spawn_with(
+        &mut self,
+        spec: RendererSpec,
+        restarts: u32,
+    ) -> Result<RendererId, SpawnError> {
+        let files = if spec.grants.is_empty() {
+            None
+        } else {
+            Some(
+                FileService::new(spec.grants.clone())
+                    .map_err(|e| SpawnError::Grants(e.to_string()))?,
+            )
+        };
+        let (channel, theirs) = self.channel_with_setup(&spec)?;
+        // A root broker's renderer runs as a user id of its own outside (not root, and
+        // counted alone by RLIMIT_NPROC); an unprivileged broker's as the broker's user.
+        let outside_id = (nix::unistd::geteuid().is_root() && spec.namespaces.user)
+            .then(|| own_id(std::process::id(), self.next_id));
+        let child = match self.spawn_from_zygote(&spec, &theirs, outside_id)? {
+            Some(child) => child,
+            None => exec_renderer(&spec, &theirs, outside_id)?,
+        };
+        drop(theirs);
+        let pidfd = child.open_pidfd()?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.epoll
+            .add(channel.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, id))
+            .map_err(std::io::Error::from)?;
+        self.epoll
+            .add(
+                pidfd.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, id | PIDFD_BIT),
+            )
+            .map_err(std::io::Error::from)?;
+        self.renderers.insert(
+            id,
+            Renderer {
+                spec,
+                child,
+                pidfd,
+                channel,
+                outbox: Outbox::default(),
+                files,
+                started: Instant::now(),
+                life: Life::Starting,
+                said: Said::default(),
+                budget: Budget::full(&self.config),
+                restarts,
+            },
+        );
+        Ok(RendererId(id))
+    }
+
+    /// The broker's end of a new channel, with the renderer's [`Setup`] already sent
+    /// on it, and the renderer's end.
+    fn channel_with_setup(
+        &mut self,
+        spec: &RendererSpec,
+    ) -> Result<(BrokerChannel<S::Proto>, OwnedFd), SpawnError> {
+        let (ours, theirs) = sandbox::ipc::socket_pair()?;
+        let setup_channel: Channel<Setup, ()> = Channel::from_fd(ours, self.config.limits)?;
+        let setup = Setup {
+            preset: spec.preset,
+            rlimits: spec.rlimits,
+            opt_outs: spec.opt_outs.clone(),
+            landlock_min_abi: spec.landlock_min_abi,
+            filter: if spec.namespaces.pid {
+                self.compiled_preset(spec.preset)
+            } else {
+                None
+            },
+        };
+        // The socket buffer is empty: this cannot block or fail for want of room.
+        setup_channel
+            .send(&setup, &[])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let channel = Channel::from_fd(setup_channel.into_fd(), self.config.limits)?;
+        Ok((channel, theirs))
+    }
+}
+
+/// Exec `spec`'s binary in its namespaces, with `theirs` as its channel, standard
+/// input and output on /dev/null, and standard error the broker's or /dev/null.
+fn exec_renderer(
+    spec: &RendererSpec,
+    theirs: &OwnedFd,
+    outside_id: Option<u32>,
+) -> Result<Spawned, SpawnError> {
+    let devnull = std::fs::File::open("/dev/null")?;
+    let stderr = if spec.inherit_stderr {
+        2
+    } else {
+        devnull.as_raw_fd()
+    };
+    Ok(spawn(&SpawnSpec {
+        exe: spec.exe.clone(),
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        fds: vec![
+            (devnull.as_raw_fd(), 0),
+            (devnull.as_raw_fd(), 1),
+            (theirs.as_raw_fd(), CHANNEL_FD),
+            (stderr, 2),
+        ],
+        namespaces: spec.namespaces.clone(),
+        extra_id: None,
+        outside_id,
+    })?)
+}
