@@ -1,0 +1,60 @@
+//! What the supervisor and the stage say to each other over their channel.
+
+use sandbox::ipc::{Limits, Message};
+use sandbox::lockdown::{Grant, Rlimits, Status};
+use serde::{Deserialize, Serialize};
+
+/// Supervisor → stage.
+#[derive(Serialize, Deserialize)]
+pub(super) enum ToStage {
+    Plan {
+        program: String,
+        argv: Vec<String>,
+        env: Vec<String>,
+        grants: Vec<Grant>,
+        mount_proc: bool,
+        rlimits: Rlimits,
+        filter: Vec<u8>,
+        switch_to: Option<(u32, u32)>,
+        /// The plan comes with this many descriptors of cgroups' join files
+        /// ([`Cgroup::open_self_join`]): the stage moves itself into each before it
+        /// starts anything.
+        join_cgroups: usize,
+    },
+    Go,
+}
+
+impl Message for ToStage {
+    fn fd_count(&self) -> usize {
+        match self {
+            ToStage::Plan { join_cgroups, .. } => *join_cgroups,
+            _ => 0,
+        }
+    }
+    const MAX_FDS: usize = 2;
+}
+
+/// Stage → supervisor.
+#[derive(Serialize, Deserialize)]
+pub(super) enum FromStage {
+    /// Locked down; the listener comes with it.
+    Ready(Box<Status>),
+    Failed(String),
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+impl Message for FromStage {
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(self, FromStage::Ready(_)))
+    }
+    const MAX_FDS: usize = 1;
+}
+
+pub(super) fn limits() -> Limits {
+    Limits {
+        max_message: 1 << 20,
+    }
+}

@@ -1,0 +1,220 @@
+//! Inside: the stage (pid 1 of the new namespaces) builds the root and joins the
+//! cgroups, forks the payload, reaps until the program ends, ends whatever is left and
+//! reports; the payload locks down, hands the supervisor its listener, waits for "go"
+//! and execs the program.
+
+use super::protocol::{limits, FromStage, ToStage};
+use super::*;
+use sandbox::bpf;
+use sandbox::ipc::Channel;
+use sandbox::lockdown::{build_root, lock_down, Config, SeccompChoice, SingleThreaded};
+use sandbox::policy::arch::Arch;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// The channel to the supervisor.
+type Ctl = Channel<FromStage, ToStage>;
+
+/// The in-sandbox stage (pid 1). Never returns.
+pub fn stage() -> ! {
+    let code = match stage_inner() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            EXIT_SETUP
+        }
+    };
+    std::process::exit(code)
+}
+
+/// What the payload runs.
+struct Program {
+    path: String,
+    argv: Vec<String>,
+    env: Vec<String>,
+}
+
+fn stage_inner() -> Result<i32, RunError> {
+    let setup = |e: String| RunError::Setup(e);
+    let fd =
+        sandbox::renderer::take_channel().map_err(|e| setup(format!("no control channel: {e}")))?;
+    let mut ctl: Ctl = Channel::from_fd(fd, limits()).map_err(|e| setup(e.to_string()))?;
+    let (mut config, program) = receive_plan(&mut ctl)?;
+    let report = |ctl: &Ctl, why: String| {
+        let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);
+        setup(why)
+    };
+    let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
+    let in_user_ns = sandbox::lockdown::inside_user_namespace();
+    let method = build_root(&config).map_err(|e| report(&ctl, e.to_string()))?;
+    config.root_built = Some((method, in_user_ns));
+    let child = one_thread.fork().map_err(|e| report(&ctl, e.to_string()))?;
+    if child == 0 {
+        let code = payload(ctl, &config, &program);
+        std::process::exit(code);
+    }
+    let ended = reap_until(child)?;
+    end_everything_left();
+    let _ = ctl.send(&ended, &[]);
+    Ok(0)
+}
+
+/// The plan: the lockdown configuration and the program. The stage joins the
+/// cgroups first — everything it forks from then on is born in them.
+fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program), RunError> {
+    let setup = |e: String| RunError::Setup(e);
+    let (plan, mut plan_fds) = ctl
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| setup(e.to_string()))?;
+    let ToStage::Plan {
+        program,
+        argv,
+        env,
+        grants,
+        mount_proc,
+        rlimits,
+        filter,
+        switch_to,
+        join_cgroups,
+    } = plan
+    else {
+        return Err(setup("expected a plan".into()));
+    };
+    // (Single-threaded: with v1's `tasks`, only the writing thread moves.)
+    if join_cgroups != plan_fds.len() {
+        return Err(setup("the plan's cgroup descriptors are missing".into()));
+    }
+    if join_cgroups > 0 {
+        SingleThreaded::check().map_err(|e| setup(e.to_string()))?;
+    }
+    for fd in plan_fds.drain(..) {
+        let mut file = std::fs::File::from(fd);
+        sandbox::launch::cgroup::join_self(&mut file)
+            .map_err(|e| RunError::Cgroup(format!("join a cgroup: {e}")))?;
+    }
+    let instructions = bpf::from_bytes(&filter).ok_or(setup("malformed filter".into()))?;
+    let config = Config {
+        keep_fds: vec![0, 1, 2, 3],
+        rlimits,
+        grants,
+        landlock_min_abi: 1,
+        mount_proc,
+        root_built: None,
+        seccomp_listener: true,
+        switch_to,
+        seccomp: SeccompChoice::Program(bpf::Program {
+            instructions,
+            arch: Arch::native(),
+            left_out: Vec::new(),
+        }),
+        opt_outs: Vec::new(),
+    };
+    Ok((
+        config,
+        Program {
+            path: program,
+            argv,
+            env,
+        },
+    ))
+}
+
+/// As pid 1, reap everything until the payload (`child`) ends; how it ended.
+fn reap_until(child: i32) -> Result<FromStage, RunError> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == child => {
+                return Ok(FromStage::Exited {
+                    code: Some(code),
+                    signal: None,
+                });
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == child => {
+                return Ok(FromStage::Exited {
+                    code: None,
+                    signal: Some(sig as i32),
+                });
+            }
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(RunError::Setup(format!("waitpid: {e}"))),
+        }
+    }
+}
+
+/// End whatever the program left running (as pid 1, kill(-1) reaches every other
+/// process of this pid namespace) and reap it all, so that once the supervisor has the
+/// status, nothing of the sandbox runs or writes any more; only this process's own
+/// exit (tearing the namespaces down) is left. (The kernel aborts a fork whose parent
+/// has a fatal signal pending, so nothing born after a kill escapes it; killing again
+/// on each reap is belt and braces.)
+fn end_everything_left() {
+    loop {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(-1),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        match nix::sys::wait::waitpid(None, None) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(_) => break, // ECHILD: none left
+        }
+    }
+}
+
+/// The payload: locked down, its listener handed over, "go" awaited, the program
+/// exec'd. Its exit status (it returns only when something failed).
+fn payload(mut ctl: Ctl, config: &Config, program: &Program) -> i32 {
+    if let Err(e) = crate::sys::default_sigpipe() {
+        let _ = ctl.send(&FromStage::Failed(format!("SIGPIPE: {e}")), &[]);
+        return EXIT_SETUP;
+    }
+    // A session of its own: the caller's terminal is not its controlling terminal, so
+    // it cannot push input into it (TIOCSTI needs that even where a filter allows it)
+    // or take part in the caller's job control.
+    if let Err(e) = nix::unistd::setsid() {
+        let _ = ctl.send(&FromStage::Failed(format!("setsid: {e}")), &[]);
+        return EXIT_SETUP;
+    }
+    let mut locked = match lock_down(config) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ctl.send(&FromStage::Failed(e.to_string()), &[]);
+            return e.exit_code();
+        }
+    };
+    let listener: Option<OwnedFd> = locked.take_listener();
+    let Some(listener) = listener else {
+        let _ = ctl.send(&FromStage::Failed("no listener".into()), &[]);
+        return EXIT_SETUP;
+    };
+    if ctl
+        .send(
+            &FromStage::Ready(Box::new(locked.status().clone())),
+            &[listener.as_fd()],
+        )
+        .is_err()
+    {
+        return EXIT_SETUP;
+    }
+    drop(listener);
+    match ctl.recv_timeout(Duration::from_secs(10)) {
+        Ok((ToStage::Go, _)) => {}
+        _ => return EXIT_SETUP,
+    }
+    drop(ctl);
+    let c = |s: &str| CString::new(s).ok();
+    let (Some(path), Some(argv), Some(env)) = (
+        c(&program.path),
+        program
+            .argv
+            .iter()
+            .map(|a| c(a))
+            .collect::<Option<Vec<_>>>(),
+        program.env.iter().map(|a| c(a)).collect::<Option<Vec<_>>>(),
+    ) else {
+        return EXIT_SETUP;
+    };
+    let e = nix::unistd::execve(&path, &argv, &env);
+    eprintln!("sandbox: cannot execute {}: {e:?}", program.path);
+    127
+}

@@ -1,0 +1,510 @@
+//! The supervisor: `sandbox run` step by step, then the loop that watches the run.
+//!
+//! 1. [`plan`]: the binds, the program, the ids, the namespaces.
+//! 2. [`start_stage`]: the stage cloned into its namespaces (it starts meanwhile).
+//! 3. [`bind_program_files`]: the program's own files, when no grant holds it.
+//! 4. the cgroups and the filter; [`send_plan`].
+//! 5. [`await_lockdown`]: the payload's report and listener, verified from outside.
+//! 6. [`write_status`], "go", the cleanup child; [`Watch::run`] until the end.
+
+use super::cgroups::{BombWatch, Cgroups};
+use super::filter::compile_filter;
+use super::options::{parse_bind, resolve_program, RunArgs};
+use super::protocol::{limits, FromStage, ToStage};
+use super::report::{count_below, payload_pid, program_status, RunReport};
+use super::*;
+use crate::notify::Outcome;
+use sandbox::ipc::Channel;
+use sandbox::launch::{spawn, verify_from_outside, Asked, Namespaces, NetMode, SpawnSpec, Spawned};
+use sandbox::lockdown::{Grant, Rlimits, Status};
+use sandbox::policy::arch::Arch;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The channel to the stage.
+type Ctl = Channel<ToStage, FromStage>;
+
+/// What the caller asked, made concrete.
+struct Plan {
+    grants: Vec<Grant>,
+    /// The program, resolved.
+    exe: PathBuf,
+    argv: Vec<String>,
+    /// The program's id inside when it is not 0 (a root caller's program).
+    inside: Option<u32>,
+    /// That id's mapping: (inside, outside uid, outside gid).
+    extra_id: Option<(u32, u32, u32)>,
+    namespaces: Namespaces,
+    /// No grant holds the program: its own files are bound for it.
+    find_files: bool,
+}
+
+/// `sandbox run`, to the program's exit status.
+pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
+    let mut plan = plan(&args)?;
+    let (stage, mut ctl) = start_stage(&plan)?;
+    // Found, made and compiled while the stage starts.
+    let auto_ro = bind_program_files(&mut plan)?;
+    // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
+    // subtree) holding the stage and everything below it — the stage counts, so the
+    // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
+    // reaches first (so that its refusals are counted); without a cgroup,
+    // RLIMIT_NPROC alone: N, or N + 1 when the program runs as the stage's user
+    // (an unprivileged caller's, or --uid 0), which counts the stage too.
+    // --mem: a memory cgroup where one can be made, counting memory used (and then
+    // no RLIMIT_AS); otherwise RLIMIT_AS.
+    let mut groups = Cgroups::new(args.pids, args.mem, plan.inside.is_none())?;
+    // ~0.5 ms (the default preset comes precompiled); a policy error ends here
+    // (dropping `stage` kills and reaps it).
+    let filter = compile_filter(&args.policy, args.tty)?;
+    send_plan(&ctl, plan_message(&args, &plan, &groups, filter), &groups)?;
+    let start = Instant::now();
+    let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups)?;
+    write_status(&args, &status, &groups, &auto_ro)?;
+    ctl.send(&ToStage::Go, &[])
+        .map_err(|e| RunError::Io(e.to_string()))?;
+    groups.start_janitor();
+    let pidfd = stage
+        .open_pidfd()
+        .map_err(|e| RunError::Io(e.to_string()))?;
+    Watch {
+        name: plan.exe.display().to_string(),
+        args: &args,
+        stage: Some(stage),
+        pidfd,
+        ctl,
+        ctl_open: true,
+        listener: Some(listener),
+        groups: &groups,
+        bombs: BombWatch::default(),
+        deadline: start + Duration::from_secs(args.wall),
+    }
+    .run()
+}
+
+/// Step 1: the binds as asked, the program, its ids, the namespaces.
+fn plan(args: &RunArgs) -> Result<Plan, RunError> {
+    let mut grants = Vec::new();
+    for r in &args.ro {
+        grants.push(parse_bind(r, false)?);
+    }
+    for r in &args.rw {
+        grants.push(parse_bind(r, true)?);
+    }
+    if args.dev {
+        for (dev, writable) in [
+            ("/dev/null", true),
+            ("/dev/zero", true),
+            ("/dev/urandom", false),
+        ] {
+            grants.push(Grant {
+                path: dev.into(),
+                writable,
+                dest: None,
+                identity: None,
+            });
+        }
+    }
+    let exe = resolve_program(&args.command[0])?;
+    // The program runs at the same path inside only if a grant holds it. If none
+    // does, it is bound read-only with its loader and libraries (see `deps`), each
+    // file at its own path, unless --no-auto-ro: then that is an error.
+    let find_files = !covered(&grants, &exe);
+    if find_files && args.no_auto_ro {
+        return Err(RunError::ProgramFiles(format!(
+            "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64), or leave out --no-auto-ro",
+            exe.display(),
+            exe.parent().map_or("/".into(), |p| p.display().to_string())
+        )));
+    }
+    let mut argv = args.command.clone();
+    if let Some(first) = argv.first_mut() {
+        *first = exe.display().to_string();
+    }
+    // As root, the program runs as a user id of its own (inside: SANDBOX_UID), so that
+    // RLIMIT_NPROC counts only its processes (the kernel never applies it to root) and
+    // root's files outside are not its own.
+    let root = nix::unistd::geteuid().is_root();
+    let inside = match (args.uid, root) {
+        (Some(0), _) => None,
+        (Some(u), true) => Some(u),
+        (Some(_), false) => {
+            return Err(RunError::Options(
+                "--uid other than 0 needs a root caller (only one id can be mapped)".into(),
+            ))
+        }
+        (None, true) => Some(SANDBOX_UID),
+        (None, false) => None,
+    };
+    let extra_id = inside.map(|u| {
+        let id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
+        (u, id, id)
+    });
+    let namespaces = Namespaces {
+        net: if args.share_net {
+            NetMode::Shared
+        } else {
+            NetMode::Fresh
+        },
+        ..Namespaces::default()
+    };
+    Ok(Plan {
+        grants,
+        exe,
+        argv,
+        inside,
+        extra_id,
+        namespaces,
+        find_files,
+    })
+}
+
+/// Whether a grant at its own path holds `file`.
+fn covered(grants: &[Grant], file: &Path) -> bool {
+    grants
+        .iter()
+        .any(|g| g.dest.is_none() && file.starts_with(&g.path))
+}
+
+/// Step 2: the stage — this binary, exec'd through a descriptor opened here (the
+/// sandbox's user may not be able to walk the path to it) — in its namespaces.
+fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
+    let (ours, theirs) =
+        sandbox::ipc::socket_pair().map_err(|e| RunError::Io(format!("socketpair: {e}")))?;
+    let ctl = Channel::from_fd(ours, limits()).map_err(|e| RunError::Io(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| RunError::Io(e.to_string()))?;
+    let self_exe = std::fs::File::open(exe)
+        .map_err(|e| RunError::Io(format!("cannot open the sandbox binary: {e}")))?;
+    let stage = spawn(&SpawnSpec {
+        exe: PathBuf::from(format!("/proc/self/fd/{STAGE_EXE_FD}")),
+        args: vec![STAGE_ARG.to_string()],
+        env: Vec::new(),
+        fds: vec![
+            (0, 0),
+            (1, 1),
+            (2, 2),
+            (theirs.as_raw_fd(), 3),
+            (self_exe.as_raw_fd(), STAGE_EXE_FD),
+        ],
+        namespaces: plan.namespaces.clone(),
+        extra_id: plan.extra_id,
+        // The stage stays root outside to build the root (the program takes an id of
+        // its own through `extra_id` and `switch_to`).
+        outside_id: None,
+    })?;
+    Ok((stage, ctl))
+}
+
+/// Step 3: when no grant holds the program, its own files, each bound read-only at
+/// the path the loader opens (~0.3 ms for /bin/true). Returns those paths.
+fn bind_program_files(plan: &mut Plan) -> Result<Vec<PathBuf>, RunError> {
+    let mut auto_ro = Vec::new();
+    if !plan.find_files {
+        return Ok(auto_ro);
+    }
+    // What the caller granted may be used whatever its permissions.
+    let granted: Vec<PathBuf> = plan
+        .grants
+        .iter()
+        .filter(|g| g.dest.is_none())
+        .filter_map(|g| std::fs::canonicalize(&g.path).ok())
+        .collect();
+    for file in crate::deps::needed_files(&plan.exe, &granted).map_err(RunError::ProgramFiles)? {
+        if !covered(&plan.grants, &file.path) {
+            // Bound from the file itself, at the path the loader opens: a symlink on
+            // the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would otherwise
+            // be followed inside the new root, where its target is not. The stage
+            // checks that what it bound is the file checked here.
+            plan.grants.push(Grant {
+                dest: (file.real != file.path).then(|| file.path.clone()),
+                path: file.real,
+                writable: false,
+                identity: Some(file.id),
+            });
+            auto_ro.push(file.path);
+        }
+    }
+    Ok(auto_ro)
+}
+
+/// What the stage needs to build the sandbox and start the program.
+fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) -> ToStage {
+    ToStage::Plan {
+        program: plan.exe.display().to_string(),
+        argv: plan.argv.clone(),
+        env: args.env.clone(),
+        grants: plan.grants.clone(),
+        mount_proc: args.proc,
+        rlimits: Rlimits {
+            address_space: groups.rlimit_as(),
+            open_files: args.nofile,
+            file_size: args.fsize,
+            core: 0,
+            cpu_seconds: args.cpu,
+            memlock: 0,
+            processes: groups.rlimit_nproc(),
+        },
+        filter,
+        switch_to: plan.extra_id.map(|(u, _, _)| (u, u)),
+        join_cgroups: groups.count(),
+    }
+}
+
+/// Step 4: the plan, with the descriptors the stage joins the cgroups through.
+fn send_plan(ctl: &Ctl, message: ToStage, groups: &Cgroups) -> Result<(), RunError> {
+    let joins = groups.open_self_joins()?;
+    ctl.send(
+        &message,
+        &joins.iter().map(|f| f.as_fd()).collect::<Vec<_>>(),
+    )
+    .map_err(|e| RunError::Io(e.to_string()))
+}
+
+/// Step 5: the payload's status report and its seccomp listener; the report checked
+/// against what was asked and from outside, and the cgroups checked to hold it.
+fn await_lockdown(
+    ctl: &mut Ctl,
+    stage: &Spawned,
+    plan: &Plan,
+    groups: &Cgroups,
+) -> Result<(Box<Status>, OwnedFd), RunError> {
+    let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
+        Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
+        Ok((FromStage::Failed(why), _)) => return Err(RunError::Setup(why)),
+        Ok(_) => {
+            return Err(RunError::Setup(
+                "unexpected message from the sandbox".into(),
+            ))
+        }
+        Err(e) => return Err(RunError::Setup(format!("the sandbox did not start: {e}"))),
+    };
+    let listener = listener.ok_or(RunError::Setup("no notification listener".into()))?;
+    // Wake the supervisor on the caller's CPU for each notification (Linux 6.6; a
+    // kernel without it is only slower at answering memfd_create).
+    let _ = sandbox::seccomp::wake_synchronously(listener.as_fd());
+    let payload = payload_pid(stage.pid())
+        .ok_or(RunError::Setup("cannot find the program's process".into()))?;
+    let asked = Asked {
+        opt_outs: &[],
+        new_namespaces: &plan.namespaces.expected_new(),
+    };
+    if let Err(problems) = verify_from_outside(payload, &status, &asked) {
+        return Err(RunError::Setup(format!(
+            "the sandbox is not what was asked: {}",
+            problems.join("; ")
+        )));
+    }
+    groups.verify(payload)?;
+    Ok((status, listener))
+}
+
+/// Step 6: `--status-json`.
+fn write_status(
+    args: &RunArgs,
+    status: &Status,
+    groups: &Cgroups,
+    auto_ro: &[PathBuf],
+) -> Result<(), RunError> {
+    let Some(file) = &args.status_json else {
+        return Ok(());
+    };
+    let (pids, memory) = groups.report();
+    let report = RunReport {
+        lockdown: status,
+        pids,
+        memory,
+        auto_ro,
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| RunError::Io(e.to_string()))?;
+    std::fs::write(file, json).map_err(|e| RunError::Io(format!("{}: {e}", file.display())))
+}
+
+/// The run, watched: the stage's end, its report of the program's end, the listener,
+/// the pids cgroup's refusals and the wall clock.
+struct Watch<'a> {
+    /// The program, for messages.
+    name: String,
+    args: &'a RunArgs,
+    /// `None` once handed over without reaping (the run is over).
+    stage: Option<Spawned>,
+    pidfd: OwnedFd,
+    ctl: Ctl,
+    /// Cleared when the stage's end of the control channel is gone (then only the
+    /// pidfd tells the rest; polling a hung-up socket would spin).
+    ctl_open: bool,
+    /// Watched until it hangs up (every filter user is gone).
+    listener: Option<OwnedFd>,
+    groups: &'a Cgroups,
+    bombs: BombWatch,
+    deadline: Instant,
+}
+
+/// What one poll found ready.
+struct Ready {
+    stage: bool,
+    ctl: bool,
+    listener: nix::poll::PollFlags,
+}
+
+impl Watch<'_> {
+    /// Until the run ends; the exit status.
+    fn run(mut self) -> Result<i32, RunError> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(self.wall_clock_reached());
+            }
+            let ready = self.poll(left);
+            if self.bombs.still_refused(self.groups.pids.as_ref()) {
+                return Ok(self.fork_bomb());
+            }
+            if let Some(code) = self.on_listener(ready.listener) {
+                return Ok(code);
+            }
+            if ready.ctl {
+                if let Some(code) = self.on_control() {
+                    return Ok(code);
+                }
+            }
+            if ready.stage {
+                return Ok(self.on_stage_end());
+            }
+        }
+    }
+
+    /// Wait up to `left` (a pids cgroup's tick at most) for the stage's end, the
+    /// control channel or the listener.
+    fn poll(&self, left: Duration) -> Ready {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        if self.ctl_open {
+            fds.push(PollFd::new(self.ctl.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(l) = &self.listener {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
+        let wait = if self.groups.pids.is_some() {
+            left.min(BOMB_TICK)
+        } else {
+            left
+        };
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+        let got = |f: Option<&PollFd>| f.and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let mut at = fds.iter();
+        let mut ready = Ready {
+            stage: !got(at.next()).is_empty(),
+            ctl: false,
+            listener: PollFlags::empty(),
+        };
+        if self.ctl_open {
+            ready.ctl = !got(at.next()).is_empty();
+        }
+        if self.listener.is_some() {
+            ready.listener = got(at.next());
+        }
+        ready
+    }
+
+    /// Kill the sandbox (its pid 1) and reap it.
+    fn end_sandbox(&mut self) {
+        if let Some(stage) = self.stage.as_mut() {
+            stage.signal_kill();
+            let _ = stage.wait();
+        }
+    }
+
+    fn wall_clock_reached(&mut self) -> i32 {
+        // Counted before the kill: a fork bomb shows itself here.
+        let (processes, threads) = self.stage.as_ref().map_or((0, 0), |s| count_below(s.pid()));
+        self.end_sandbox();
+        eprintln!(
+            "sandbox: killed {}: wall-clock limit of {} s ({processes} processes, \
+             {threads} threads running; --pids {})",
+            self.name, self.args.wall, self.args.pids
+        );
+        EXIT_WALL
+    }
+
+    fn fork_bomb(&mut self) -> i32 {
+        let (processes, threads) = self.stage.as_ref().map_or((0, 0), |s| count_below(s.pid()));
+        self.end_sandbox();
+        eprintln!(
+            "sandbox: killed {}: process limit: forks still refused {} s after \
+             --pids {} was reached ({processes} processes, {threads} threads running)",
+            self.name,
+            BOMB_GRACE.as_secs(),
+            self.args.pids
+        );
+        EXIT_PIDS
+    }
+
+    /// A call handed over by the filter: answered, or a violation that ends the run.
+    fn on_listener(&mut self, revents: nix::poll::PollFlags) -> Option<i32> {
+        use nix::poll::PollFlags;
+        if revents.contains(PollFlags::POLLHUP) && !revents.contains(PollFlags::POLLIN) {
+            // No process uses the filter any more: nothing can be notified.
+            self.listener = None;
+            return None;
+        }
+        if revents.is_empty() {
+            return None;
+        }
+        let outcome = crate::notify::handle(self.listener.as_ref()?.as_fd(), Arch::native());
+        match outcome {
+            Outcome::Answered | Outcome::Retry => None,
+            Outcome::Violation { pid, call } => {
+                self.end_sandbox();
+                eprintln!(
+                    "sandbox: killed {} (pid {pid}): seccomp violation: {call}",
+                    self.name
+                );
+                Some(EXIT_VIOLATION)
+            }
+            Outcome::Lost(e) => {
+                // Without a reader the kernel would answer every later violation with
+                // ENOSYS: the sandbox cannot go on.
+                self.end_sandbox();
+                eprintln!(
+                    "sandbox: killed {}: the seccomp notification listener failed ({e})",
+                    self.name
+                );
+                Some(EXIT_SETUP)
+            }
+        }
+    }
+
+    /// The stage's report of the program's end.
+    fn on_control(&mut self) -> Option<i32> {
+        match self.ctl.try_recv() {
+            Ok(Some((FromStage::Exited { code, signal }, _))) => {
+                // The stage reports only once nothing else of the sandbox is left; its
+                // own exit (the kernel tearing down the namespaces and mounts, 1 to 9
+                // ms here) need not be waited for.
+                if let Some(stage) = self.stage.take() {
+                    stage.kill_without_reaping();
+                }
+                Some(program_status(&self.name, code, signal, self.groups))
+            }
+            Ok(_) => None,
+            Err(_) => {
+                self.ctl_open = false;
+                None
+            }
+        }
+    }
+
+    /// The stage ended: the program's status, if it sent it first.
+    fn on_stage_end(&mut self) -> i32 {
+        if let Some(stage) = self.stage.as_mut() {
+            let _ = stage.wait();
+        }
+        while let Ok(Some((m, _))) = self.ctl.try_recv() {
+            if let FromStage::Exited { code, signal } = m {
+                return program_status(&self.name, code, signal, self.groups);
+            }
+        }
+        fail("the sandbox ended without the program's status")
+    }
+}
