@@ -106,79 +106,110 @@ pub fn needed_files(program: &Path, granted: &[PathBuf]) -> Result<Vec<Found>, S
     let mut trusted = system_dirs(&cache);
     trusted.extend(granted.iter().cloned());
     let own = open_checked(program, None)?;
-    let mut found = vec![Found {
-        path: program.to_path_buf(),
-        real: own.real.clone(),
-        id: own.id,
-    }];
-    let mut seen: BTreeSet<PathBuf> = BTreeSet::from([program.to_path_buf()]);
-    // (where the loader opens it, the file opened and checked)
-    let mut todo: Vec<(PathBuf, Checked)> = Vec::new();
+    let mut walk = Walk {
+        program,
+        trusted,
+        cache,
+        found: vec![found(program, &own)],
+        seen: BTreeSet::from([program.to_path_buf()]),
+        todo: Vec::new(),
+        used_cache: false,
+    };
     let first = elf::read_at(&own.file, program, (0, 256), 256, true)?;
-    if first.starts_with(b"#!") {
-        let line = first
-            .split(|&b| b == b'\n')
-            .next()
-            .and_then(|l| std::str::from_utf8(l.get(2..)?).ok())
-            .unwrap_or("");
-        let interpreter = line.split_whitespace().next().unwrap_or("");
-        if !interpreter.starts_with('/') {
+    match script_interpreter(program, &first)? {
+        Some(interpreter) => walk.add(interpreter)?,
+        None => walk.todo.push((program.to_path_buf(), own)),
+    }
+    while let Some((object, file)) = walk.todo.pop() {
+        walk.visit(&object, &file)?;
+    }
+    if walk.used_cache {
+        let path = PathBuf::from(cache::LD_SO_CACHE);
+        let file = open_checked(&path, None)?;
+        walk.found.push(found(&path, &file));
+    }
+    Ok(walk.found)
+}
+
+fn found(path: &Path, file: &Checked) -> Found {
+    Found {
+        path: path.to_path_buf(),
+        real: file.real.clone(),
+        id: file.id,
+    }
+}
+
+/// The interpreter a `#!` line names (absolute, or an error), if `first` (the file's
+/// first bytes) starts with one.
+fn script_interpreter(program: &Path, first: &[u8]) -> Result<Option<PathBuf>, String> {
+    if !first.starts_with(b"#!") {
+        return Ok(None);
+    }
+    let line = first
+        .split(|&b| b == b'\n')
+        .next()
+        .and_then(|l| std::str::from_utf8(l.get(2..)?).ok())
+        .unwrap_or("");
+    let interpreter = line.split_whitespace().next().unwrap_or("");
+    if !interpreter.starts_with('/') {
+        return Err(format!(
+            "{}: the #! line names no absolute interpreter",
+            program.display()
+        ));
+    }
+    Ok(Some(PathBuf::from(interpreter)))
+}
+
+/// The walk over the program's dependencies, transitively.
+struct Walk<'a> {
+    program: &'a Path,
+    /// Folders a dependency may come from whatever its permissions.
+    trusted: Vec<PathBuf>,
+    cache: Vec<(String, PathBuf)>,
+    found: Vec<Found>,
+    seen: BTreeSet<PathBuf>,
+    /// (where the loader opens it, the file opened and checked)
+    todo: Vec<(PathBuf, Checked)>,
+    used_cache: bool,
+}
+
+impl Walk<'_> {
+    /// A dependency at `path`: checked, opened, recorded, to be visited in turn.
+    fn add(&mut self, path: PathBuf) -> Result<(), String> {
+        if self.seen.contains(&path) {
+            return Ok(());
+        }
+        if self.found.len() >= MAX_FILES {
             return Err(format!(
-                "{}: the #! line names no absolute interpreter",
-                program.display()
+                "{}: more than {MAX_FILES} files",
+                self.program.display()
             ));
         }
-        let interpreter = PathBuf::from(interpreter);
-        let file = open_checked(&interpreter, Some(&trusted))?;
-        if seen.insert(interpreter.clone()) {
-            found.push(Found {
-                path: interpreter.clone(),
-                real: file.real.clone(),
-                id: file.id,
-            });
-        }
-        todo.push((interpreter, file));
-    } else {
-        todo.push((program.to_path_buf(), own));
+        let checked = open_checked(&path, Some(&self.trusted))
+            .map_err(|e| format!("{} needs {e}", self.program.display()))?;
+        self.seen.insert(path.clone());
+        self.found.push(found(&path, &checked));
+        self.todo.push((path, checked));
+        Ok(())
     }
-    let mut used_cache = false;
-    while let Some((object, file)) = todo.pop() {
-        let Some(dynamic) = elf::dynamic(&file.file, &object)? else {
-            if object == program {
-                continue; // not ELF: execve decides
+
+    /// What `object` asks of the loader: its interpreter and its libraries.
+    fn visit(&mut self, object: &Path, file: &Checked) -> Result<(), String> {
+        let Some(dynamic) = elf::dynamic(&file.file, object)? else {
+            if object == self.program {
+                return Ok(()); // not ELF: execve decides
             }
             // The program names its interpreter and libraries, and it may be hostile:
             // a dependency that is not ELF (`DT_NEEDED` "/etc/passwd") is refused, so
             // only code can be bound this way.
             return Err(format!(
                 "{} needs {}, which is not an ELF file: refused",
-                program.display(),
+                self.program.display(),
                 object.display()
             ));
         };
-        let mut add = |path: PathBuf, todo: &mut Vec<(PathBuf, Checked)>| -> Result<(), String> {
-            if seen.contains(&path) {
-                return Ok(());
-            }
-            if found.len() >= MAX_FILES {
-                return Err(format!(
-                    "{}: more than {MAX_FILES} files",
-                    program.display()
-                ));
-            }
-            let checked = open_checked(&path, Some(&trusted))
-                .map_err(|e| format!("{} needs {e}", program.display()))?;
-            seen.insert(path.clone());
-            found.push(Found {
-                path: path.clone(),
-                real: checked.real.clone(),
-                id: checked.id,
-            });
-            todo.push((path, checked));
-            Ok(())
-        };
         if let Some(interp) = &dynamic.interpreter {
-            add(PathBuf::from(interp), &mut todo)?;
+            self.add(PathBuf::from(interp))?;
         }
         let origin = file.real.parent().unwrap_or(Path::new("/")).to_path_buf();
         let mut dirs = Vec::new();
@@ -187,51 +218,45 @@ pub fn needed_files(program: &Path, granted: &[PathBuf]) -> Result<Vec<Found>, S
         }
         dirs.extend(search_dirs(&dynamic.runpath, &origin));
         for name in &dynamic.needed {
-            if name.contains('/') {
-                add(PathBuf::from(name), &mut todo)?;
-                continue;
-            }
-            if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
-                add(p, &mut todo)?;
-                continue;
-            }
-            let cached: Vec<PathBuf> = cache
-                .iter()
-                .filter(|(n, p)| n == name && p.is_file())
-                .map(|(_, p)| p.clone())
-                .collect();
-            if !cached.is_empty() {
-                used_cache = true;
-                for p in cached {
-                    add(p, &mut todo)?;
-                }
-                continue;
-            }
-            match DEFAULT_DIRS
-                .iter()
-                .map(|d| Path::new(d).join(name))
-                .find(|p| p.is_file())
-            {
-                Some(p) => add(p, &mut todo)?,
-                None => {
-                    return Err(format!(
-                        "{} needs {name}, which is not found",
-                        object.display()
-                    ))
-                }
+            for path in self.resolve(object, name, &dirs)? {
+                self.add(path)?;
             }
         }
+        Ok(())
     }
-    if used_cache {
-        let path = PathBuf::from(cache::LD_SO_CACHE);
-        let file = open_checked(&path, None)?;
-        found.push(Found {
-            path,
-            real: file.real,
-            id: file.id,
-        });
+
+    /// Where the loader finds library `name` needed by `object`: a path as written,
+    /// the object's RPATH/RUNPATH `dirs`, every cache entry of the name, or the
+    /// default directories.
+    fn resolve(
+        &mut self,
+        object: &Path,
+        name: &str,
+        dirs: &[PathBuf],
+    ) -> Result<Vec<PathBuf>, String> {
+        if name.contains('/') {
+            return Ok(vec![PathBuf::from(name)]);
+        }
+        if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
+            return Ok(vec![p]);
+        }
+        let cached: Vec<PathBuf> = self
+            .cache
+            .iter()
+            .filter(|(n, p)| n == name && p.is_file())
+            .map(|(_, p)| p.clone())
+            .collect();
+        if !cached.is_empty() {
+            self.used_cache = true;
+            return Ok(cached);
+        }
+        DEFAULT_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+            .map(|p| vec![p])
+            .ok_or_else(|| format!("{} needs {name}, which is not found", object.display()))
     }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -150,49 +150,18 @@ pub(super) fn ns_err(call: &'static str) -> impl Fn(std::io::Error) -> LaunchErr
 /// Start `spec` in new namespaces. Errors name the failing call and errno (EPERM when
 /// a filter or policy forbids user namespaces, ENOSPC when their limit is reached).
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
-    let exe = spec
-        .exe
-        .to_str()
-        .ok_or_else(|| LaunchError::msg("exec path", "not UTF-8".into()))?;
-    let mut argv = vec![exe.to_string()];
-    argv.extend(spec.args.iter().cloned());
-    let envp: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut prepared =
-        PreparedExec::new(exe, &argv, &envp, &spec.fds).map_err(ns_err("prepare exec"))?;
-    // A child that takes an id of its own runs the executable through a descriptor
-    // opened here: that id may not be allowed to walk the path to it (a root broker
-    // whose binary lives under /root/…).
-    let exe_fd = match spec.outside_id {
-        Some(_) => Some(
-            nix::fcntl::open(
-                spec.exe.as_path(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(|e| ns_err("open the executable")(e.into()))?,
-        ),
-        None => None,
-    };
-    if let Some(fd) = &exe_fd {
-        prepared.exec_through(fd.as_raw_fd());
-    }
-    match (spec.outside_id, &spec.namespaces.net) {
-        (Some(id), _) => prepared.own_ids(joined_id(spec, id)?),
-        // Joining a network made by root: 0 of its namespace is not root outside, so
-        // the child takes it (the first id of the range) rather than stay unmapped.
-        (None, NetMode::Reuse(n)) if n.own_ids => prepared.own_ids(0),
-        _ => {}
-    }
-    let (go_r, go_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
-    let (rep_r, rep_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
     if matches!(spec.namespaces.net, NetMode::Reuse(_)) && !spec.namespaces.user {
         return Err(LaunchError::msg(
             "spec",
             "NetMode::Reuse needs a new user namespace".into(),
         ));
     }
+    // Held until the child has exec'd (see `prepare`).
+    let (prepared, _exe_fd) = prepare(spec)?;
+    let (go_r, go_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
+    let (rep_r, rep_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
     let join = match &spec.namespaces.net {
         NetMode::Reuse(n) => Some(Join {
             user: n.user.as_raw_fd(),
@@ -212,50 +181,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
     drop(go_r);
     drop(rep_w);
     let mut report = std::fs::File::from(rep_r);
-    // With `join`, the first process is a stage that reports the renderer's pid and
-    // exits; the renderer is still our child (CLONE_PARENT).
-    let mut stage = join.map(|_| Spawned {
-        pid: Pid::from_raw(first),
-        reaped: false,
-    });
-    let mut renderer: Option<Spawned> = join.is_none().then(|| Spawned {
-        pid: Pid::from_raw(first),
-        reaped: false,
-    });
-    let mut ready = false;
-    while !(ready && renderer.is_some()) {
-        let mut tag = [0u8; 1];
-        let n = report.read(&mut tag).map_err(ns_err("read spawn report"))?;
-        match (n, tag[0]) {
-            (1, b'R') => ready = true,
-            (1, b'P') => {
-                let pid = read_i32(&mut report).unwrap_or(0);
-                renderer = Some(Spawned {
-                    pid: Pid::from_raw(pid),
-                    reaped: false,
-                });
-                if let Some(s) = stage.as_mut() {
-                    let _ = s.wait();
-                }
-            }
-            (1, b'E') => {
-                let errno = read_i32(&mut report).unwrap_or(libc::ECHILD);
-                return Err(LaunchError::new(
-                    "child setup",
-                    std::io::Error::from_raw_os_error(errno),
-                ));
-            }
-            _ => {
-                return Err(LaunchError::new(
-                    "child setup",
-                    std::io::Error::from_raw_os_error(libc::ECHILD),
-                ))
-            }
-        }
-    }
-    let Some(mut child) = renderer else {
-        return Err(LaunchError::msg("child setup", "no renderer pid".into()));
-    };
+    let mut child = await_ready(&mut report, first, join.is_some())?;
     if spec.namespaces.user && join.is_none() {
         if let Err(e) = write_id_maps(child.pid(), spec.extra_id, spec.outside_id) {
             let _ = child.kill();
@@ -278,6 +204,83 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
             ))
         }
     }
+}
+
+/// Everything the child needs, prepared before the clone; and, when the child takes
+/// an id of its own, a descriptor of the executable it runs through — that id may not
+/// be allowed to walk the path to it (a root broker whose binary lives under /root/…).
+fn prepare(spec: &SpawnSpec) -> Result<(PreparedExec, Option<OwnedFd>), LaunchError> {
+    let exe = spec
+        .exe
+        .to_str()
+        .ok_or_else(|| LaunchError::msg("exec path", "not UTF-8".into()))?;
+    let mut argv = vec![exe.to_string()];
+    argv.extend(spec.args.iter().cloned());
+    let envp: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut prepared =
+        PreparedExec::new(exe, &argv, &envp, &spec.fds).map_err(ns_err("prepare exec"))?;
+    let exe_fd = match spec.outside_id {
+        Some(_) => Some(
+            nix::fcntl::open(
+                spec.exe.as_path(),
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| ns_err("open the executable")(e.into()))?,
+        ),
+        None => None,
+    };
+    if let Some(fd) = &exe_fd {
+        prepared.exec_through(fd.as_raw_fd());
+    }
+    match (spec.outside_id, &spec.namespaces.net) {
+        (Some(id), _) => prepared.own_ids(joined_id(spec, id)?),
+        // Joining a network made by root: 0 of its namespace is not root outside, so
+        // the child takes it (the first id of the range) rather than stay unmapped.
+        (None, NetMode::Reuse(n)) if n.own_ids => prepared.own_ids(0),
+        _ => {}
+    }
+    Ok((prepared, exe_fd))
+}
+
+/// Read the child's report until it is ready for its id maps: the renderer, which is
+/// `first` — or, with `join`, the process whose pid the first (a stage that then
+/// exits; the renderer is still our child, CLONE_PARENT) reports.
+fn await_ready(
+    report: &mut std::fs::File,
+    first: libc::pid_t,
+    join: bool,
+) -> Result<Spawned, LaunchError> {
+    let mut stage = join.then(|| Spawned::adopt(first));
+    let mut renderer: Option<Spawned> = (!join).then(|| Spawned::adopt(first));
+    let mut ready = false;
+    while !(ready && renderer.is_some()) {
+        let mut tag = [0u8; 1];
+        let n = report.read(&mut tag).map_err(ns_err("read spawn report"))?;
+        match (n, tag[0]) {
+            (1, b'R') => ready = true,
+            (1, b'P') => {
+                renderer = Some(Spawned::adopt(read_i32(report).unwrap_or(0)));
+                if let Some(s) = stage.as_mut() {
+                    let _ = s.wait();
+                }
+            }
+            (1, b'E') => {
+                let errno = read_i32(report).unwrap_or(libc::ECHILD);
+                return Err(LaunchError::new(
+                    "child setup",
+                    std::io::Error::from_raw_os_error(errno),
+                ));
+            }
+            _ => {
+                return Err(LaunchError::new(
+                    "child setup",
+                    std::io::Error::from_raw_os_error(libc::ECHILD),
+                ))
+            }
+        }
+    }
+    renderer.ok_or_else(|| LaunchError::msg("child setup", "no renderer pid".into()))
 }
 
 /// The 4-byte value (errno after `E`, pid after `P`) a child writes after its tag.

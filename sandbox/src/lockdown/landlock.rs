@@ -41,7 +41,9 @@ fn err(call: &'static str) -> impl Fn(landlock::RulesetError) -> LockdownError {
     move |e| LockdownError::msg(Layer::Landlock, call, e.to_string())
 }
 
-pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, LockdownError> {
+/// The kernel's Landlock ABI, if it can be used as `config` asks with `threads`
+/// threads; `Err(outcome)` when it is missing and that was opted out of.
+fn usable_abi(config: &Config, threads: usize) -> Result<Result<u32, Outcome>, LockdownError> {
     let (version, errno) = landlock_abi();
     if version == 0 {
         let why = match errno {
@@ -50,11 +52,11 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
             _ => "unavailable",
         };
         if config.opted_out(OptOut::AllowMissingLandlock) {
-            return Ok(Outcome {
+            return Ok(Err(Outcome {
                 abi: 0,
                 applied: false,
                 detail: format!("Landlock {why}; opted out"),
-            });
+            }));
         }
         return Err(LockdownError::msg(
             Layer::Landlock,
@@ -84,6 +86,14 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
             ),
         ));
     }
+    Ok(Ok(version))
+}
+
+pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, LockdownError> {
+    let version = match usable_abi(config, threads)? {
+        Ok(version) => version,
+        Err(opted_out) => return Ok(opted_out),
+    };
     let abi = abi_of(version);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)

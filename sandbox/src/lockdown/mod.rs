@@ -392,43 +392,57 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     status.time(Layer::Landlock, t.elapsed());
 
     let t = Instant::now();
-    let mut listener = None;
-    match program {
-        None => status.skip(Layer::Seccomp),
-        Some(program) => {
-            let installed = if config.seccomp_listener {
-                seccomp::install_with_listener(&program).map(|l| listener = Some(l))
-            } else {
-                seccomp::install(&program, InstallOptions::default())
-            };
-            installed.map_err(|e| {
-                LockdownError::msg(
-                    Layer::Seccomp,
-                    "seccomp(SECCOMP_SET_MODE_FILTER)",
-                    e.to_string(),
-                )
-            })?;
-            status.record(
-                Layer::Seccomp,
-                true,
-                true,
-                format!(
-                    "{} instructions, {}; compiled in {} µs, installed in {} µs",
-                    program.instructions.len(),
-                    if config.seccomp_listener {
-                        "with a notification listener"
-                    } else {
-                        "all threads"
-                    },
-                    compile_time.as_micros(),
-                    t.elapsed().as_micros()
-                ),
-            );
+    let listener = match program {
+        None => {
+            status.skip(Layer::Seccomp);
+            None
         }
-    }
+        Some(program) => install_filter(config, &program, &mut status, t, compile_time)?,
+    };
     // Compiling the policy (done first) counts as part of this layer.
     status.time(Layer::Seccomp, t.elapsed() + compile_time);
     Ok(LockedDown { status, listener })
+}
+
+/// The last layer: the filter installed (with a listener if asked), recorded in
+/// `status` with its size and times (`t` when the layer started).
+fn install_filter(
+    config: &Config,
+    program: &bpf::Program,
+    status: &mut Status,
+    t: Instant,
+    compile_time: std::time::Duration,
+) -> Result<Option<std::os::fd::OwnedFd>, LockdownError> {
+    let mut listener = None;
+    let installed = if config.seccomp_listener {
+        seccomp::install_with_listener(program).map(|l| listener = Some(l))
+    } else {
+        seccomp::install(program, InstallOptions::default())
+    };
+    installed.map_err(|e| {
+        LockdownError::msg(
+            Layer::Seccomp,
+            "seccomp(SECCOMP_SET_MODE_FILTER)",
+            e.to_string(),
+        )
+    })?;
+    status.record(
+        Layer::Seccomp,
+        true,
+        true,
+        format!(
+            "{} instructions, {}; compiled in {} µs, installed in {} µs",
+            program.instructions.len(),
+            if config.seccomp_listener {
+                "with a notification listener"
+            } else {
+                "all threads"
+            },
+            compile_time.as_micros(),
+            t.elapsed().as_micros()
+        ),
+    );
+    Ok(listener)
 }
 
 fn compile(choice: &SeccompChoice) -> Result<bpf::Program, LockdownError> {

@@ -37,21 +37,7 @@ pub(super) fn enter_empty_root(
     grants: &[Grant],
     mount_proc: bool,
 ) -> Result<RootMethod, LockdownError> {
-    for g in grants {
-        let bad = |p: &Path| {
-            !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir))
-        };
-        if bad(&g.path) || bad(g.inside()) {
-            return Err(LockdownError::msg(
-                Layer::EmptyRoot,
-                "grant",
-                format!(
-                    "{}: grants must be absolute paths without `..`",
-                    g.path.display()
-                ),
-            ));
-        }
-    }
+    check_paths(grants)?;
     mount(
         None::<&str>,
         "/",
@@ -79,60 +65,15 @@ pub(super) fn enter_empty_root(
     )
     .map_err(err("mount(tmpfs)"))?;
     nix::unistd::chdir(*base).map_err(err("chdir(new root)"))?;
-    let io =
-        |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
     std::fs::create_dir(OLD_ROOT).map_err(io("mkdir(old root)"))?;
     let grants = parents_first(grants);
     let method = match nix::unistd::pivot_root(".", OLD_ROOT) {
         Ok(()) => {
-            nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
-            // Grants are bound from the old root, now at /.old-root, so a grant under
-            // the staging directory is not hidden by the tmpfs mounted there.
-            for g in &grants {
-                let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
-                bind(&source, g.inside(), Path::new("/"), g.writable)?;
-                check_identity(g, g.inside())?;
-            }
-            if mount_proc {
-                // Before the old root goes: the kernel mounts a new proc only while a
-                // fully visible one exists in this mount namespace.
-                std::fs::create_dir_all("/proc").map_err(io("mkdir(/proc)"))?;
-                mount(
-                    Some("proc"),
-                    "/proc",
-                    Some("proc"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                    None::<&str>,
-                )
-                .map_err(err("mount(proc)"))?;
-            }
-            umount2(OLD_ROOT_ABS, MntFlags::MNT_DETACH)
-                .map_err(err("umount2(old root, MNT_DETACH)"))?;
-            std::fs::remove_dir(OLD_ROOT_ABS).map_err(io("rmdir(old root)"))?;
+            bind_from_old_root(&grants, mount_proc)?;
             RootMethod::PivotRoot
         }
         Err(nix::Error::EINVAL) => {
-            // pivot_root cannot work here (e.g. the root is an initramfs): bind the
-            // grants from their real paths, which must then not be under the staging
-            // directory (the tmpfs hides it), and chroot.
-            std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
-            for g in &grants {
-                if g.path.starts_with(base) {
-                    return Err(LockdownError::msg(
-                        Layer::EmptyRoot,
-                        "grant",
-                        format!(
-                            "{}: under {base}, which the chroot fallback hides",
-                            g.path.display()
-                        ),
-                    ));
-                }
-                let target = Path::new(base).join(relative(g.inside()));
-                bind(&g.path, &target, Path::new(base), g.writable)?;
-                check_identity(g, &target)?;
-            }
-            nix::unistd::chroot(".").map_err(err("chroot"))?;
-            nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
+            bind_and_chroot(&grants, base)?;
             RootMethod::Chroot
         }
         Err(e) => return Err(err("pivot_root")(e)),
@@ -146,6 +87,78 @@ pub(super) fn enter_empty_root(
     )
     .map_err(err("mount(/, MS_REMOUNT|MS_RDONLY)"))?;
     Ok(method)
+}
+
+fn io(call: &'static str) -> impl Fn(std::io::Error) -> LockdownError {
+    move |e| LockdownError::new(Layer::EmptyRoot, call, e)
+}
+
+/// Every grant names absolute paths without `..`, outside and inside.
+fn check_paths(grants: &[Grant]) -> Result<(), LockdownError> {
+    let bad =
+        |p: &Path| !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir));
+    match grants.iter().find(|g| bad(&g.path) || bad(g.inside())) {
+        Some(g) => Err(LockdownError::msg(
+            Layer::EmptyRoot,
+            "grant",
+            format!(
+                "{}: grants must be absolute paths without `..`",
+                g.path.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// After pivot_root: bind the grants from the old root (now at /.old-root, so a grant
+/// under the staging directory is not hidden by the tmpfs mounted there), mount /proc
+/// if asked, and detach the old root.
+fn bind_from_old_root(grants: &[&Grant], mount_proc: bool) -> Result<(), LockdownError> {
+    nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
+    for g in grants {
+        let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
+        bind(&source, g.inside(), Path::new("/"), g.writable)?;
+        check_identity(g, g.inside())?;
+    }
+    if mount_proc {
+        // Before the old root goes: the kernel mounts a new proc only while a fully
+        // visible one exists in this mount namespace.
+        std::fs::create_dir_all("/proc").map_err(io("mkdir(/proc)"))?;
+        mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(err("mount(proc)"))?;
+    }
+    umount2(OLD_ROOT_ABS, MntFlags::MNT_DETACH).map_err(err("umount2(old root, MNT_DETACH)"))?;
+    std::fs::remove_dir(OLD_ROOT_ABS).map_err(io("rmdir(old root)"))
+}
+
+/// Where pivot_root cannot work (e.g. the root is an initramfs): bind the grants from
+/// their real paths, which must then not be under the staging directory `base` (the
+/// tmpfs hides it), and chroot.
+fn bind_and_chroot(grants: &[&Grant], base: &str) -> Result<(), LockdownError> {
+    std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
+    for g in grants {
+        if g.path.starts_with(base) {
+            return Err(LockdownError::msg(
+                Layer::EmptyRoot,
+                "grant",
+                format!(
+                    "{}: under {base}, which the chroot fallback hides",
+                    g.path.display()
+                ),
+            ));
+        }
+        let target = Path::new(base).join(relative(g.inside()));
+        bind(&g.path, &target, Path::new(base), g.writable)?;
+        check_identity(g, &target)?;
+    }
+    nix::unistd::chroot(".").map_err(err("chroot"))?;
+    nix::unistd::chdir("/").map_err(err("chdir(/)"))
 }
 
 /// Where the old root sits between pivot_root and its detach (relative to the new root).
@@ -193,8 +206,6 @@ fn relative(path: &Path) -> PathBuf {
 /// truncated or followed through a symlink there — that would change the host's
 /// folder, or bind somewhere else than asked.
 fn make_target(source: &Path, target: &Path, root: &Path) -> Result<(), LockdownError> {
-    let io =
-        |call: &'static str| move |e: std::io::Error| LockdownError::new(Layer::EmptyRoot, call, e);
     let is_dir = source.is_dir();
     let mut at = PathBuf::from("/");
     for c in relative(target).components() {
