@@ -51,6 +51,7 @@ pub mod ipc;
 pub mod launch;
 pub mod lockdown;
 pub mod policy;
+#[cfg(feature = "test-support")]
 pub mod probe;
 pub mod protocol;
 pub mod renderer;

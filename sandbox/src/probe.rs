@@ -1,5 +1,6 @@
-//! Probes: single harmless syscalls made through unusual doors, and a SIGSYS recorder.
-//! Tests and `sandbox check` use them to show what a filter does to a real process.
+//! Probes (feature `test-support`, off by default): single harmless syscalls made
+//! through unusual doors, and a SIGSYS recorder. Tests use them to show what a filter
+//! does to a real process; a renderer has no use for them.
 
 use crate::sys;
 use std::io;
@@ -23,12 +24,12 @@ pub struct Trap {
 /// trapped call appears to return garbage (the kernel rolled back its registers): this
 /// is for tests and probes, not for a renderer, whose handler must not return.
 pub fn install_sigsys_recorder() -> io::Result<()> {
-    sys::install_sigsys_recorder()
+    sys::probe::install_sigsys_recorder()
 }
 
 /// The last trap recorded, if any.
 pub fn last_trap() -> Option<Trap> {
-    let (count, syscall, arch, data, code) = sys::last_sigsys();
+    let (count, syscall, arch, data, code) = sys::probe::last_sigsys();
     (count > 0).then_some(Trap {
         count,
         syscall,
@@ -41,21 +42,21 @@ pub fn last_trap() -> Option<Trap> {
 /// getpid through the x32 ABI (number with bit 30 set).
 #[cfg(target_arch = "x86_64")]
 pub fn x32_getpid() -> io::Result<i64> {
-    sys::x32_getpid()
+    sys::probe::x32_getpid()
 }
 
 /// getpid through `int 0x80` (the i386 entry) from 64-bit code; raw result.
 #[cfg(target_arch = "x86_64")]
 pub fn i386_getpid() -> i64 {
-    sys::i386_getpid()
+    sys::probe::i386_getpid()
 }
 
 /// `ioctl(fd, FIONREAD | high << 32, &n)`, returning n.
 pub fn fionread_with_high_bits(fd: i32, high: u32) -> io::Result<i32> {
-    sys::fionread_with_high_bits(fd, high)
+    sys::probe::fionread_with_high_bits(fd, high)
 }
 
 /// mmap one anonymous page with `prot` (PROT_* bits) and unmap it.
 pub fn mmap_anonymous_page(prot: i32) -> io::Result<()> {
-    sys::mmap_anonymous_page(prot)
+    sys::probe::mmap_anonymous_page(prot)
 }
