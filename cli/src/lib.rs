@@ -41,7 +41,7 @@ pub fn main_with(cli: Cli) -> i32 {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Check { verbose } => {
-            let report = sandbox::launch::check::probe();
+            let report = sandbox::launch::check::kernel_report();
             if verbose {
                 println!("{report:#?}");
             } else {

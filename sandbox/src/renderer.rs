@@ -221,7 +221,7 @@ fn run_with_channel<P: Protocol>(
     let config = Config {
         keep_fds: vec![0, 1, 2, channel_fd],
         rlimits: setup.rlimits,
-        grants: Vec::new(),
+        binds: Vec::new(),
         landlock_min_abi: setup.landlock_min_abi,
         mount_proc: false,
         root_built: None,

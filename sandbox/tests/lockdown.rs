@@ -60,9 +60,9 @@ fn renderer(case: &str) -> ! {
         "grants_swapped" => {
             // The spawner checked another file than the one now at the path.
             let base = std::env::var("GRANT_BASE").unwrap_or_default();
-            let mut g = sandbox::lockdown::Grant::read_only(format!("{base}/ro"));
+            let mut g = sandbox::lockdown::Bind::read_only(format!("{base}/ro"));
             g.identity = Some((0, 1));
-            config.grants = vec![g];
+            config.binds = vec![g];
         }
         "grants" | "grants_fsize0" => {
             config.seccomp = SeccompChoice::Preset(Preset::Exec);
@@ -72,9 +72,9 @@ fn renderer(case: &str) -> ! {
                 config.rlimits.file_size = 1 << 20;
             }
             let base = std::env::var("GRANT_BASE").unwrap_or_default();
-            config.grants = vec![
-                sandbox::lockdown::Grant::read_only(format!("{base}/ro")),
-                sandbox::lockdown::Grant::read_write(format!("{base}/rw")),
+            config.binds = vec![
+                sandbox::lockdown::Bind::read_only(format!("{base}/ro")),
+                sandbox::lockdown::Bind::read_write(format!("{base}/rw")),
             ];
         }
         "scope" | "scope_nobody" | "chroot" | "chroot_nobody" => {

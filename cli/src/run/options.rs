@@ -2,7 +2,7 @@
 
 use super::RunError;
 use clap::Args;
-use sandbox::lockdown::Grant;
+use sandbox::lockdown::Bind;
 use std::path::{Path, PathBuf};
 
 /// `sandbox run` options (bwrap's spellings where they exist).
@@ -74,7 +74,7 @@ pub struct RunArgs {
 
 /// A `--ro`/`--rw` argument: the path as written (made absolute), where it appears
 /// inside, and the identity of what it names now (checked again after the bind).
-pub(super) fn parse_bind(spec: &str, writable: bool) -> Result<Grant, RunError> {
+pub(super) fn parse_bind(spec: &str, writable: bool) -> Result<Bind, RunError> {
     let (path, dest) = match spec.split_once(':') {
         Some((p, d)) => (p, Some(PathBuf::from(d))),
         None => (spec, None),
@@ -87,7 +87,7 @@ pub(super) fn parse_bind(spec: &str, writable: bool) -> Result<Grant, RunError> 
             (m.dev(), m.ino())
         })
         .map_err(|e| RunError::Options(format!("{}: {e}", path.display())))?;
-    Ok(Grant {
+    Ok(Bind {
         path,
         writable,
         dest,

@@ -1,7 +1,7 @@
 //! What the supervisor and the stage say to each other over their channel.
 
 use sandbox::ipc::{Limits, Message};
-use sandbox::lockdown::{Grant, Rlimits, Status};
+use sandbox::lockdown::{Bind, Rlimits, Status};
 use serde::{Deserialize, Serialize};
 
 /// Supervisor → stage.
@@ -11,7 +11,7 @@ pub(super) enum ToStage {
         program: String,
         argv: Vec<String>,
         env: Vec<String>,
-        grants: Vec<Grant>,
+        binds: Vec<Bind>,
         mount_proc: bool,
         rlimits: Rlimits,
         filter: Vec<u8>,

@@ -70,7 +70,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program), RunError> {
         program,
         argv,
         env,
-        grants,
+        binds,
         mount_proc,
         rlimits,
         filter,
@@ -96,7 +96,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program), RunError> {
     let config = Config {
         keep_fds: vec![0, 1, 2, 3],
         rlimits,
-        grants,
+        binds,
         landlock_min_abi: 1,
         mount_proc,
         root_built: None,

@@ -16,7 +16,7 @@ use super::*;
 use crate::notify::Outcome;
 use sandbox::ipc::Channel;
 use sandbox::launch::{spawn, verify_from_outside, Asked, Namespaces, NetMode, SpawnSpec, Spawned};
-use sandbox::lockdown::{Grant, Rlimits, Status};
+use sandbox::lockdown::{Bind, Rlimits, Status};
 use sandbox::policy::arch::Arch;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ type Ctl = Channel<ToStage, FromStage>;
 
 /// What the caller asked, made concrete.
 struct Plan {
-    grants: Vec<Grant>,
+    binds: Vec<Bind>,
     /// The program, resolved.
     exe: PathBuf,
     argv: Vec<String>,
@@ -85,12 +85,12 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
 
 /// Step 1: the binds as asked, the program, its ids, the namespaces.
 fn plan(args: &RunArgs) -> Result<Plan, RunError> {
-    let mut grants = Vec::new();
+    let mut binds = Vec::new();
     for r in &args.ro {
-        grants.push(parse_bind(r, false)?);
+        binds.push(parse_bind(r, false)?);
     }
     for r in &args.rw {
-        grants.push(parse_bind(r, true)?);
+        binds.push(parse_bind(r, true)?);
     }
     if args.dev {
         for (dev, writable) in [
@@ -98,7 +98,7 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
             ("/dev/zero", true),
             ("/dev/urandom", false),
         ] {
-            grants.push(Grant {
+            binds.push(Bind {
                 path: dev.into(),
                 writable,
                 dest: None,
@@ -110,7 +110,7 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
     // The program runs at the same path inside only if a grant holds it. If none
     // does, it is bound read-only with its loader and libraries (see `deps`), each
     // file at its own path, unless --no-auto-ro: then that is an error.
-    let find_files = !covered(&grants, &exe);
+    let find_files = !covered(&binds, &exe);
     if find_files && args.no_auto_ro {
         return Err(RunError::ProgramFiles(format!(
             "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64), or leave out --no-auto-ro",
@@ -150,7 +150,7 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         ..Namespaces::default()
     };
     Ok(Plan {
-        grants,
+        binds,
         exe,
         argv,
         inside,
@@ -161,8 +161,8 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
 }
 
 /// Whether a grant at its own path holds `file`.
-fn covered(grants: &[Grant], file: &Path) -> bool {
-    grants
+fn covered(binds: &[Bind], file: &Path) -> bool {
+    binds
         .iter()
         .any(|g| g.dest.is_none() && file.starts_with(&g.path))
 }
@@ -205,18 +205,18 @@ fn bind_program_files(plan: &mut Plan) -> Result<Vec<PathBuf>, RunError> {
     }
     // What the caller granted may be used whatever its permissions.
     let granted: Vec<PathBuf> = plan
-        .grants
+        .binds
         .iter()
         .filter(|g| g.dest.is_none())
         .filter_map(|g| std::fs::canonicalize(&g.path).ok())
         .collect();
     for file in crate::deps::needed_files(&plan.exe, &granted).map_err(RunError::ProgramFiles)? {
-        if !covered(&plan.grants, &file.path) {
+        if !covered(&plan.binds, &file.path) {
             // Bound from the file itself, at the path the loader opens: a symlink on
             // the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would otherwise
             // be followed inside the new root, where its target is not. The stage
             // checks that what it bound is the file checked here.
-            plan.grants.push(Grant {
+            plan.binds.push(Bind {
                 dest: (file.real != file.path).then(|| file.path.clone()),
                 path: file.real,
                 writable: false,
@@ -234,7 +234,7 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
         program: plan.exe.display().to_string(),
         argv: plan.argv.clone(),
         env: args.env.clone(),
-        grants: plan.grants.clone(),
+        binds: plan.binds.clone(),
         mount_proc: args.proc,
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),

@@ -58,7 +58,7 @@ fn clone_with(flags: libc::c_int) -> Result<String, String> {
 }
 
 /// Probe the running kernel.
-pub fn probe() -> KernelReport {
+pub fn kernel_report() -> KernelReport {
     let mut f = Vec::new();
     f.push(feature(
         "user namespaces",
@@ -188,4 +188,11 @@ impl std::fmt::Display for KernelReport {
             )
         }
     }
+}
+
+/// The old name of [`kernel_report`] (one "probe" in the crate is enough:
+/// `sandbox::probe`, the test support).
+#[deprecated(note = "use kernel_report")]
+pub fn probe() -> KernelReport {
+    kernel_report()
 }

@@ -114,7 +114,7 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
         parts.push("abstract unix sockets and signals scoped".into());
     }
     let ro: Vec<_> = config
-        .grants
+        .binds
         .iter()
         .filter(|g| !g.writable)
         .map(|g| g.inside().to_path_buf())
@@ -124,7 +124,7 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
         ro.push(std::path::PathBuf::from("/proc"));
     }
     let rw: Vec<_> = config
-        .grants
+        .binds
         .iter()
         .filter(|g| g.writable)
         .map(|g| g.inside().to_path_buf())

@@ -42,6 +42,10 @@ pub mod namespaces {
 }
 
 pub use rlimits::Rlimits;
+
+/// The old name of [`Bind`].
+#[deprecated(note = "use Bind")]
+pub type Grant = Bind;
 pub use root::RootMethod;
 pub use status::{Layer, LayerStatus, Status};
 
@@ -71,9 +75,10 @@ pub enum OptOut {
     NoSeccomp,
 }
 
-/// A path made visible inside the empty root (and granted in Landlock).
+/// A bind mount: a host path made visible inside the empty root (and granted in
+/// Landlock). (The broker's files service has grants: `broker::services::files::Grant`.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
+pub struct Bind {
     /// Absolute path outside.
     pub path: PathBuf,
     /// Writable (else read-only).
@@ -87,10 +92,10 @@ pub struct Grant {
     pub identity: Option<(u64, u64)>,
 }
 
-impl Grant {
+impl Bind {
     /// `path` at the same place inside, read-only.
-    pub fn read_only(path: impl Into<PathBuf>) -> Grant {
-        Grant {
+    pub fn read_only(path: impl Into<PathBuf>) -> Bind {
+        Bind {
             path: path.into(),
             writable: false,
             dest: None,
@@ -99,8 +104,8 @@ impl Grant {
     }
 
     /// `path` at the same place inside, writable.
-    pub fn read_write(path: impl Into<PathBuf>) -> Grant {
-        Grant {
+    pub fn read_write(path: impl Into<PathBuf>) -> Bind {
+        Bind {
             path: path.into(),
             writable: true,
             dest: None,
@@ -127,7 +132,7 @@ pub enum SeccompChoice {
 }
 
 /// What [`lock_down`] applies. [`Config::default`] is every layer with the `renderer`
-/// preset, no grants, and only fds 0, 1 and 2 kept.
+/// preset, no binds, and only fds 0, 1 and 2 kept.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Descriptors that stay open (everything else is closed).
@@ -135,7 +140,7 @@ pub struct Config {
     /// Resource limits.
     pub rlimits: Rlimits,
     /// Paths visible in the new root and granted in Landlock.
-    pub grants: Vec<Grant>,
+    pub binds: Vec<Bind>,
     /// The lowest Landlock ABI accepted (an error below it).
     pub landlock_min_abi: u32,
     /// Mount a /proc of the process's pid namespace in the new root (read-only for
@@ -162,7 +167,7 @@ impl Default for Config {
         Config {
             keep_fds: vec![0, 1, 2],
             rlimits: Rlimits::default(),
-            grants: Vec::new(),
+            binds: Vec::new(),
             landlock_min_abi: 1,
             mount_proc: false,
             root_built: None,
@@ -242,11 +247,11 @@ pub fn close_descriptors_except(keep: &[RawFd]) -> io::Result<()> {
     fds::close_all_but(keep).map_err(|e| e.source)
 }
 
-/// Build the empty root (with `config.grants` and `config.mount_proc`) without the
+/// Build the empty root (with `config.binds` and `config.mount_proc`) without the
 /// other layers — for a parent that then forks the process to lock down (and that
 /// passes the result as [`Config::root_built`]).
 pub fn build_root(config: &Config) -> Result<RootMethod, LockdownError> {
-    root::enter_empty_root(&config.grants, config.mount_proc)
+    root::enter_empty_root(&config.binds, config.mount_proc)
 }
 
 /// Proof that the process was single-threaded when checked; consumed by the fork.
@@ -346,9 +351,9 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     } else {
         let method = match config.root_built {
             Some((m, _)) => m,
-            None => root::enter_empty_root(&config.grants, config.mount_proc)?,
+            None => root::enter_empty_root(&config.binds, config.mount_proc)?,
         };
-        let listing = root::verify_empty(&config.grants, config.mount_proc)?;
+        let listing = root::verify_empty(&config.binds, config.mount_proc)?;
         status.record(Layer::EmptyRoot, true, listing, format!("{method:?}"));
         status.root_method = Some(method);
     }

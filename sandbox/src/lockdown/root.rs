@@ -9,7 +9,7 @@
 //! above it: nothing is created, truncated or followed through a symlink in a granted
 //! (host) folder.
 
-use super::{Grant, Layer, LockdownError};
+use super::{Bind, Layer, LockdownError};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ fn err(call: &'static str) -> impl Fn(nix::Error) -> LockdownError {
 const STAGING: [&str; 3] = ["/tmp", "/run", "/mnt"];
 
 pub(super) fn enter_empty_root(
-    grants: &[Grant],
+    grants: &[Bind],
     mount_proc: bool,
 ) -> Result<RootMethod, LockdownError> {
     check_paths(grants)?;
@@ -94,7 +94,7 @@ fn io(call: &'static str) -> impl Fn(std::io::Error) -> LockdownError {
 }
 
 /// Every grant names absolute paths without `..`, outside and inside.
-fn check_paths(grants: &[Grant]) -> Result<(), LockdownError> {
+fn check_paths(grants: &[Bind]) -> Result<(), LockdownError> {
     let bad =
         |p: &Path| !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir));
     match grants.iter().find(|g| bad(&g.path) || bad(g.inside())) {
@@ -113,7 +113,7 @@ fn check_paths(grants: &[Grant]) -> Result<(), LockdownError> {
 /// After pivot_root: bind the grants from the old root (now at /.old-root, so a grant
 /// under the staging directory is not hidden by the tmpfs mounted there), mount /proc
 /// if asked, and detach the old root.
-fn bind_from_old_root(grants: &[&Grant], mount_proc: bool) -> Result<(), LockdownError> {
+fn bind_from_old_root(grants: &[&Bind], mount_proc: bool) -> Result<(), LockdownError> {
     nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
     for g in grants {
         let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
@@ -140,7 +140,7 @@ fn bind_from_old_root(grants: &[&Grant], mount_proc: bool) -> Result<(), Lockdow
 /// Where pivot_root cannot work (e.g. the root is an initramfs): bind the grants from
 /// their real paths, which must then not be under the staging directory `base` (the
 /// tmpfs hides it), and chroot.
-fn bind_and_chroot(grants: &[&Grant], base: &str) -> Result<(), LockdownError> {
+fn bind_and_chroot(grants: &[&Bind], base: &str) -> Result<(), LockdownError> {
     std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
     for g in grants {
         if g.path.starts_with(base) {
@@ -166,7 +166,7 @@ const OLD_ROOT: &str = ".old-root";
 const OLD_ROOT_ABS: &str = "/.old-root";
 
 /// What is bound at `target` must be the file the spawner checked (`g.identity`).
-fn check_identity(g: &Grant, target: &Path) -> Result<(), LockdownError> {
+fn check_identity(g: &Bind, target: &Path) -> Result<(), LockdownError> {
     use std::os::unix::fs::MetadataExt;
     let Some(want) = g.identity else {
         return Ok(());
@@ -188,8 +188,8 @@ fn check_identity(g: &Grant, target: &Path) -> Result<(), LockdownError> {
 
 /// The grants ordered so that a grant comes after every grant whose place holds it
 /// (by the number of components of where it appears; the order given otherwise).
-fn parents_first(grants: &[Grant]) -> Vec<&Grant> {
-    let mut sorted: Vec<&Grant> = grants.iter().collect();
+fn parents_first(grants: &[Bind]) -> Vec<&Bind> {
+    let mut sorted: Vec<&Bind> = grants.iter().collect();
     sorted.sort_by_key(|g| g.inside().components().count());
     sorted
 }
@@ -317,7 +317,7 @@ fn bind(source: &Path, target: &Path, root: &Path, writable: bool) -> Result<(),
 }
 
 /// The root must list nothing but the first components of the grants.
-pub(super) fn verify_empty(grants: &[Grant], mount_proc: bool) -> Result<bool, LockdownError> {
+pub(super) fn verify_empty(grants: &[Bind], mount_proc: bool) -> Result<bool, LockdownError> {
     let mut allowed: Vec<std::ffi::OsString> = grants
         .iter()
         .filter_map(|g| {

@@ -3,9 +3,9 @@
 #![allow(unsafe_code)]
 
 pub mod memfd;
+pub mod notify;
 #[cfg(feature = "test-support")]
 pub mod probe;
-pub mod notify;
 pub mod process;
 pub mod socket;
 pub mod spawn;

@@ -107,7 +107,6 @@ pub fn fionread_with_high_bits(fd: i32, high: u32) -> std::io::Result<i32> {
     }
 }
 
-
 /// Map one anonymous private page with `prot` and unmap it again.
 pub fn mmap_anonymous_page(prot: libc::c_int) -> io::Result<()> {
     // SAFETY: an anonymous private mapping at a kernel-chosen address touches no
