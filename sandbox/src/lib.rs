@@ -1,10 +1,20 @@
-//! The renderer side of a Chromium-style sandbox, and the seccomp policy engine both
-//! sides use.
+//! The renderer side of a Chromium-style sandbox, the seccomp policy engine both
+//! sides use, and the trusted side's launcher.
 //!
 //! * [`policy`]: seccomp policies as data (a Rust DSL and a text language), their
 //!   exact meaning ([`policy::Policy::evaluate`]) and the built-in presets;
 //! * [`bpf`]: the compiler from policies to classic BPF, a reference interpreter of
 //!   BPF programs, and a disassembler;
+//! * [`seccomp`]: installing a filter, and a user-notification listener's API;
+//! * [`lockdown`]: the layers a process applies to itself, in order, fail-closed, and
+//!   the status report of what was applied;
+//! * [`launch`] (the trusted side): spawning into namespaces, id maps, the check from
+//!   outside, the kernel feature report, cgroups;
+//! * [`ipc`]: the typed channel both sides use (size and descriptor caps, validated
+//!   decoding, request/response, sealed memfds);
+//! * [`protocol`]: the broker ↔ renderer messages; [`renderer`]: a renderer's entry
+//!   point;
+//! * `probe` (feature `test-support`): probes and a SIGSYS recorder for tests;
 //! * `sys` (private): the only `unsafe` code, thin wrappers over syscalls.
 //!
 //! A policy written with the DSL, compiled, and checked with the reference
