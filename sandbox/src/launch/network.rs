@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 /// An empty network namespace (only a down loopback) made once, for
-/// [`NetMode::Reuse`]. It is owned by a user namespace of its own, made with it; each
+/// [`NetMode::Reuse`](super::NetMode::Reuse). It is owned by a user namespace of its own, made with it; each
 /// renderer joins that user namespace, then the network namespace, then creates its
 /// own user namespace and the rest below it — so the renderer has no capability over
 /// the shared network namespace, and an unprivileged caller can do all of this.

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 pub struct SpawnSpec {
     /// The executable.
     pub exe: PathBuf,
-    /// Arguments after argv[0] (which is `exe`).
+    /// Arguments after `argv[0]` (which is `exe`).
     pub args: Vec<String>,
     /// The whole environment ("cleared by default": only what is listed here).
     pub env: Vec<(String, String)>,
@@ -49,8 +49,8 @@ pub struct SpawnSpec {
     /// Map uid and gid 0 inside to this id outside instead of the caller's, and have
     /// the child take it before exec (dropping its supplementary groups): a process
     /// that is not root outside, whose threads RLIMIT_NPROC counts alone (see
-    /// [`own_id`]). Needs a root caller; with [`NetMode::Reuse`], a network made by
-    /// root and an id in [`OWN_ID_BASE`]'s range.
+    /// [`own_id`](super::own_id)). Needs a root caller; with [`NetMode::Reuse`], a network made by
+    /// root and an id in [`OWN_ID_BASE`](super::OWN_ID_BASE)'s range.
     pub outside_id: Option<u32>,
 }
 
