@@ -7,6 +7,8 @@
 //! cargo build --release --bin sandbox && cargo run --release -p sandbox-cli --example memfd_bench
 //! ```
 
+mod common;
+
 use std::process::Command;
 
 /// ns per `memfd_create` + `close`, as Python in the sandbox measures it.
@@ -43,16 +45,7 @@ fn per_call(sandbox: &std::path::Path, flags: u32, calls: u32) -> f64 {
 }
 
 fn main() {
-    let exe = std::env::current_exe().expect("own path");
-    let sandbox = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("sandbox"))
-        .expect("target dir");
-    assert!(
-        sandbox.exists(),
-        "build it first: cargo build --release --bin sandbox"
-    );
+    let sandbox = common::sandbox_binary();
     const MFD_CLOEXEC: u32 = 1;
     const MFD_NOEXEC_SEAL: u32 = 8;
     let (rounds, calls) = (11, 20_000);

@@ -10,6 +10,8 @@
 //! RUN_BENCH_PAUSE_MS=0 cargo run --release -p sandbox-cli --example run_bench
 //! ```
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,17 +28,7 @@ fn median(mut v: Vec<Duration>) -> f64 {
 }
 
 fn main() {
-    // target/release/examples/run_bench → target/release/sandbox
-    let exe = std::env::current_exe().expect("own path");
-    let sandbox = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("sandbox"))
-        .expect("target dir");
-    assert!(
-        sandbox.exists(),
-        "build it first: cargo build --release --bin sandbox"
-    );
+    let sandbox = common::sandbox_binary();
     // RUN_BENCH_PAUSE_MS: the pause after each command (default 20; 0 = back to back).
     let pause = Duration::from_millis(
         std::env::var("RUN_BENCH_PAUSE_MS")

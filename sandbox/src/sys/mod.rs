@@ -152,6 +152,25 @@ impl ReportTemplate {
     }
 }
 
+/// Send the first `t.len` bytes of `frame` (a patched copy of `t`'s template) on `t`'s
+/// socket, without blocking or allocating: callable from a signal handler or an
+/// allocator. A full channel loses the report.
+fn send_report(t: &ReportTemplate, frame: &[u8]) {
+    let Some(bytes) = frame.get(..t.len) else {
+        return;
+    };
+    // SAFETY: `bytes` is a live slice of `bytes.len()` bytes that send only reads;
+    // send is async-signal-safe and does not allocate.
+    unsafe {
+        libc::send(
+            t.sock,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
 static REPORT: std::sync::OnceLock<ReportTemplate> = std::sync::OnceLock::new();
 
 extern "C" fn report_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -172,16 +191,8 @@ extern "C" fn report_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
         let o = at + 8 + 8 * i;
         frame[o..o + 8].copy_from_slice(&a.to_le_bytes());
     }
-    // SAFETY: `frame` is a live stack buffer of at least `t.len` bytes; send only reads
-    // it. MSG_DONTWAIT: a full channel loses the report (the death by SIGSYS remains).
-    unsafe {
-        libc::send(
-            t.sock,
-            frame.as_ptr().cast(),
-            t.len,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+    // MSG_DONTWAIT: a full channel loses the report (the death by SIGSYS remains).
+    send_report(t, &frame);
     // SA_RESETHAND made SIGSYS's action the default again and SA_NODEFER leaves it
     // unblocked: raising it ends the process by SIGSYS, as the broker expects...
     // SAFETY: raise takes an integer; tgkill to ourselves is allowed by the presets.
@@ -274,16 +285,7 @@ fn report_oom(size: usize) {
     }
     let mut frame = t.bytes;
     frame[t.len - 8..t.len].copy_from_slice(&(size as u64).to_le_bytes());
-    // SAFETY: `frame` is a live stack buffer of at least `t.len` bytes; send only
-    // reads it and does not allocate.
-    unsafe {
-        libc::send(
-            t.sock,
-            frame.as_ptr().cast(),
-            t.len,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
+    send_report(t, &frame);
 }
 
 /// The system allocator, reporting failed allocations to the broker (see
