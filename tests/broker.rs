@@ -249,6 +249,48 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             }
             0
         }
+        "violation_on_shutdown" => {
+            // Dies of a violation while the broker shuts down.
+            let _ = client.next_note(Duration::from_secs(30));
+            let _ = nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(1));
+            0
+        }
+        "empty_datagram" => {
+            raw(client, &[], &[]);
+            0
+        }
+        "forged_lockdown_failed" => {
+            // Verified, then claims its lockdown failed, then keeps one frame pending.
+            let note = frame(&sandbox::ipc::rpc::Up::<
+                sandbox::protocol::Request<Req>,
+                sandbox::protocol::RendererNote,
+            >::Notify(
+                sandbox::protocol::RendererNote::LockdownFailed {
+                    error: "forged".into(),
+                },
+            ));
+            let _ = client.raw().channel().send_raw(&note, &[]);
+            raw(client, &request_frame(9, Req::Echo(9)), &[]);
+            0
+        }
+        "cancel_flood" => {
+            // Notes are not requests: a flood of cancels.
+            let cancel = |id: u64| {
+                frame(&sandbox::ipc::rpc::Up::<
+                    sandbox::protocol::Request<Req>,
+                    sandbox::protocol::RendererNote,
+                >::Cancel {
+                    id,
+                })
+            };
+            for i in 0..200_000u64 {
+                if client.raw().channel().send_raw(&cancel(i), &[]).is_err() {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
         "log_flood" => {
             for i in 0..2000 {
                 let _ = client.log(3, &format!("flood {i}"));
@@ -425,6 +467,37 @@ fn run_special(name: &str) -> Result<String, String> {
                     broker.service().answered.get(&id).copied().unwrap_or(0)
                 ));
             }
+        }
+        "restart_through_shutdown" => {
+            let restart = broker::Restart {
+                max: 5,
+                initial_backoff: Duration::from_millis(10),
+            };
+            broker
+                .spawn(spec("violation_on_shutdown").restart(restart))
+                .map_err(|e| e.to_string())?;
+            if !wait_ready(&mut broker, 1) {
+                return Err("not ready".into());
+            }
+            for e in broker.shutdown(Duration::from_millis(500)) {
+                match e {
+                    Event::Ended {
+                        reason,
+                        restarted_as,
+                        ..
+                    } => out.push_str(&format!(
+                        "ENDED {reason:?} restarted={}\n",
+                        restarted_as.is_some()
+                    )),
+                    Event::Ready { .. } => out.push_str("READY AFTER SHUTDOWN BEGAN\n"),
+                    _ => {}
+                }
+            }
+            out.push_str(&format!(
+                "LEFT {} EMPTY {}\n",
+                broker.len(),
+                broker.is_empty()
+            ));
         }
         "log_flood" => {
             let hostile = broker.spawn(spec("log_flood")).map_err(|e| e.to_string())?;
@@ -716,6 +789,35 @@ const CASES: &[Case] = &[
         "renderers_of_an_unprivileged_broker_hold_rlimit_nproc",
         || outside_ids(true),
     ),
+    ("no_restart_once_shutdown_began", || {
+        let out = special("restart_through_shutdown");
+        if out.contains("ENDED SeccompViolation")
+            && out.contains("restarted=false")
+            && !out.contains("READY AFTER")
+            && out.contains("LEFT 0 EMPTY true")
+        {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
+    ("empty_datagram", || {
+        expect_hostile(
+            "empty_datagram",
+            false,
+            "BadMessage(\"bad frame: an empty message",
+        )
+    }),
+    ("forged_lockdown_failed", || {
+        expect_hostile(
+            "forged_lockdown_failed",
+            false,
+            "BadMessage(\"a lockdown-failed note after the lockdown was verified",
+        )
+    }),
+    ("cancel_flood", || {
+        expect_hostile("cancel_flood", false, "RateLimited")
+    }),
     ("log_lines_are_rate_limited_not_fatal", || {
         let out = special("log_flood");
         let forwarded: u32 = out

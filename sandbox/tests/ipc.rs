@@ -177,6 +177,9 @@ fn bad_version_empty_and_invalid_values() {
     assert!(matches!(rx.try_recv(), Err(IpcError::BadFrame(_))));
     raw_send(&tx, &frame(&Req::Name("x".repeat(65))), &[]);
     assert!(matches!(rx.try_recv(), Err(IpcError::Invalid(_))));
+    // An empty datagram from a peer that is still there is a bad frame, not its end.
+    raw_send(&tx, &[], &[]);
+    assert!(matches!(rx.try_recv(), Err(IpcError::BadFrame(m)) if m == "an empty message"));
     drop(tx);
     assert!(matches!(rx.try_recv(), Err(IpcError::Closed)));
 }

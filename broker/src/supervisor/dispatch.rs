@@ -15,10 +15,21 @@ impl<S: Service> Broker<S> {
             return;
         };
         r.budget.refill(&self.config);
+        // Every frame costs a token, notes and cancels as much as requests.
+        if !Budget::take(&mut r.budget.requests) {
+            return end(r, EndReason::RateLimited);
+        }
         match frame {
             Up::Notify(RendererNote::LockedDown(status)) => self.on_report(id, status),
             Up::Notify(RendererNote::LockdownFailed { error }) => {
-                r.life.end_with(EndReason::LockdownFailed(error));
+                let reason = if matches!(r.life, Life::Starting) {
+                    EndReason::LockdownFailed(error)
+                } else {
+                    EndReason::BadMessage(
+                        "a lockdown-failed note after the lockdown was verified".into(),
+                    )
+                };
+                end(r, reason);
             }
             Up::Notify(RendererNote::Violation(v)) => r.said.violation = Some(v),
             Up::Notify(RendererNote::OutOfMemory { size }) => {
@@ -102,9 +113,6 @@ impl<S: Service> Broker<S> {
                 r,
                 EndReason::BadMessage("a request before its lockdown report".into()),
             );
-        }
-        if !Budget::take(&mut r.budget.requests) {
-            return end(r, EndReason::RateLimited);
         }
         let from = RendererId(id);
         let answer = match body {

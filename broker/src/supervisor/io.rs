@@ -52,14 +52,14 @@ impl<S: Service> Broker<S> {
                 }
                 Err(IpcError::WouldBlock) => break,
                 Err(_) => {
-                    // The peer is gone; its pidfd will tell why.
+                    // The peer is gone; its pidfd will tell why (or the grace runs out).
                     r.outbox.queue.clear();
-                    r.outbox.closed = true;
+                    r.outbox.close();
                     break;
                 }
             }
         }
-        let want = !r.outbox.queue.is_empty() && !r.outbox.closed;
+        let want = !r.outbox.queue.is_empty() && !r.outbox.is_closed();
         if want != r.outbox.want_write {
             let flags = if want {
                 EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
@@ -72,24 +72,31 @@ impl<S: Service> Broker<S> {
         }
     }
 
+    /// Read up to `max_per_round` messages. A renderer that is being ended or whose
+    /// channel is closed is no longer watched (a frame left pending would otherwise
+    /// wake the loop at once, round after round); its pidfd says when it is gone.
     pub(super) fn read(&mut self, id: u64) {
         for _ in 0..self.config.max_per_round {
             let Some(r) = self.renderers.get_mut(&id) else {
                 return;
             };
-            if r.outbox.closed || r.life.is_ending() {
+            if r.outbox.is_closed() || r.life.is_ending() {
+                let _ = self.epoll.delete(r.channel.as_fd());
                 return;
             }
             match r.channel.try_recv() {
                 Ok(None) => return,
                 Ok(Some((frame, fds))) => self.dispatch(id, frame, fds),
                 Err(IpcError::Closed) => {
-                    r.outbox.closed = true;
+                    // Exiting (the pidfd comes next), or closed its channel and lives
+                    // on: `check_timers` ends it after `CLOSED_GRACE`.
+                    r.outbox.close();
                     let _ = self.epoll.delete(r.channel.as_fd());
                     return;
                 }
                 Err(e) => {
                     end(r, EndReason::BadMessage(e.to_string()));
+                    let _ = self.epoll.delete(r.channel.as_fd());
                     return;
                 }
             }

@@ -51,6 +51,8 @@ pub struct Broker<S: Service> {
     compiled: HashMap<Preset, Vec<u8>>,
     /// The fork server, once started.
     zygote: Option<Zygote>,
+    /// `shutdown` has begun: nothing is restarted any more.
+    shutting_down: bool,
 }
 
 const PIDFD_BIT: u64 = 1 << 63;
@@ -68,6 +70,7 @@ impl<S: Service> Broker<S> {
             events: VecDeque::new(),
             compiled: HashMap::new(),
             zygote: None,
+            shutting_down: false,
         })
     }
 
@@ -146,6 +149,7 @@ impl<S: Service> Broker<S> {
     /// [`EndReason::BrokerShutdown`] unless it ended for another reason first.
     /// Returns the events of the shutdown.
     pub fn shutdown(&mut self, grace: Duration) -> Vec<Event> {
+        self.shutting_down = true;
         self.pending.clear();
         let ids: Vec<u64> = self.renderers.keys().copied().collect();
         for id in &ids {

@@ -29,7 +29,9 @@ impl<S: Service> Broker<S> {
         let reason = classify(&mut r, status);
         let mut restarted_as = None;
         if let Some(policy) = r.spec.restart {
-            if reason != EndReason::BrokerShutdown && r.restarts < policy.max {
+            // Nothing is restarted once shutdown has begun.
+            if !self.shutting_down && reason != EndReason::BrokerShutdown && r.restarts < policy.max
+            {
                 let backoff = policy
                     .initial_backoff
                     .saturating_mul(1 << r.restarts.min(16));
@@ -63,6 +65,9 @@ impl<S: Service> Broker<S> {
             if matches!(r.life, Life::Starting) {
                 consider(r.started + self.config.ready_timeout);
             }
+            if let Some(t) = r.outbox.closed {
+                consider(t + CLOSED_GRACE);
+            }
         }
         next.map(|t| t.saturating_duration_since(now))
     }
@@ -76,6 +81,11 @@ impl<S: Service> Broker<S> {
             }
             if r.spec.deadline.is_some_and(|d| now >= r.started + d) {
                 end(r, EndReason::DeadlineExceeded);
+            } else if r.outbox.closed.is_some_and(|t| now >= t + CLOSED_GRACE) {
+                end(
+                    r,
+                    EndReason::BadMessage("closed its channel and went on running".into()),
+                );
             } else if matches!(r.life, Life::Starting) && now >= r.started + ready_timeout {
                 end(
                     r,
@@ -86,6 +96,10 @@ impl<S: Service> Broker<S> {
     }
 
     pub(super) fn start_due_restarts(&mut self) {
+        if self.shutting_down {
+            self.pending.clear();
+            return;
+        }
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()

@@ -63,9 +63,23 @@ pub(super) struct Outbox {
     pub(super) queue: VecDeque<(Vec<u8>, Vec<OwnedFd>)>,
     /// Whether epoll also waits for room to write.
     pub(super) want_write: bool,
-    /// The peer hung up (or a send failed): nothing more is read or sent.
-    pub(super) closed: bool,
+    /// When the peer hung up (or a send failed): nothing more is read or sent.
+    pub(super) closed: Option<Instant>,
 }
+
+impl Outbox {
+    pub(super) fn close(&mut self) {
+        self.closed.get_or_insert_with(Instant::now);
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+}
+
+/// How long a renderer whose channel closed may live on before it is ended (an exiting
+/// renderer closes its channel a moment before its pidfd says it has exited).
+pub(super) const CLOSED_GRACE: Duration = Duration::from_secs(1);
 
 /// What the renderer reported about itself before it died.
 #[derive(Default)]
@@ -74,7 +88,8 @@ pub(super) struct Said {
     pub(super) out_of_memory: Option<u64>,
 }
 
-/// Token buckets: requests and log lines per second.
+/// Token buckets: messages (requests, notes, cancels — every frame) and log lines
+/// forwarded, per second.
 pub(super) struct Budget {
     pub(super) requests: f64,
     pub(super) logs: f64,

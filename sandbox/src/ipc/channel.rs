@@ -264,8 +264,13 @@ impl<S: Message, R: Message> Channel<S, R> {
         }
         let frame = self.buf.get(..got.len).unwrap_or(&[]);
         let Some((&version, body)) = frame.split_first() else {
-            // A zero-length read on a seqpacket socket is the peer's end of file.
-            return Err(IpcError::Closed);
+            // A zero-length read on a seqpacket socket is the peer's end of file — or
+            // an empty datagram, which a peer that has not hung up sent on purpose.
+            return Err(if self.peer_hung_up() {
+                IpcError::Closed
+            } else {
+                IpcError::BadFrame("an empty message".into())
+            });
         };
         if version != VERSION {
             return Err(IpcError::BadFrame(format!("protocol version {version}")));
@@ -279,6 +284,17 @@ impl<S: Message, R: Message> Channel<S, R> {
         }
         value.validate().map_err(IpcError::Invalid)?;
         Ok(Some((value, got.fds)))
+    }
+
+    /// Whether the peer has closed its end (the kernel reports POLLHUP on a connected
+    /// seqpacket socket whose peer is gone).
+    fn peer_hung_up(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) > 0
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLHUP))
     }
 
     /// Wait up to `timeout` for one message.
