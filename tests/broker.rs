@@ -255,6 +255,31 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             let _ = nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(1));
             0
         }
+        "fd_hoard" => {
+            // Hundreds of open requests, answers never read: each answer carries a
+            // descriptor the broker would go on holding or keep in flight.
+            let base = std::env::var("GRANT").unwrap_or_default();
+            let open = |id: u64| {
+                frame(&sandbox::ipc::rpc::Up::<
+                    sandbox::protocol::Request<Req>,
+                    sandbox::protocol::RendererNote,
+                >::Request {
+                    id,
+                    body: sandbox::protocol::Request::Open(sandbox::protocol::OpenRequest {
+                        path: format!("{base}/hello"),
+                        mode: OpenMode::Read,
+                    }),
+                })
+            };
+            for i in 0..400u64 {
+                let _ = client.raw().channel().send_raw(&open(i), &[]);
+                if i % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
         "empty_datagram" => {
             raw(client, &[], &[]);
             0
@@ -316,7 +341,7 @@ fn run_case(name: &str) -> Result<String, String> {
     let mut broker = Broker::new(config, Counting::default()).map_err(|e| e.to_string())?;
     let mut hostile_spec = spec(name);
     let grant_dir = std::env::temp_dir().join(format!("broker-grant-{}", std::process::id()));
-    if name == "open" {
+    if name == "open" || name == "fd_hoard" {
         std::fs::create_dir_all(&grant_dir).map_err(|e| e.to_string())?;
         std::fs::write(grant_dir.join("hello"), "hi").map_err(|e| e.to_string())?;
         hostile_spec = hostile_spec
@@ -800,6 +825,11 @@ const CASES: &[Case] = &[
         } else {
             Err(out)
         }
+    }),
+    ("fd_hoard", || {
+        // At most `max_fds_in_flight` answers with descriptors go out unread, at most
+        // `max_queued_fds` wait; past that the renderer is not reading.
+        expect_hostile("fd_hoard", false, "NotReading")
     }),
     ("empty_datagram", || {
         expect_hostile(

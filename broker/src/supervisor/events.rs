@@ -103,6 +103,12 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Messages queued for one renderer before it counts as not reading.
     pub max_queued: usize,
+    /// Descriptors queued for one renderer, not yet sent, before it counts as not
+    /// reading.
+    pub max_queued_fds: usize,
+    /// Descriptors sent to one renderer that it may leave unread; further answers with
+    /// descriptors wait until it has read (the broker holds no more on its behalf).
+    pub max_fds_in_flight: usize,
     /// Requests per second one renderer may make (a burst of this many is allowed).
     pub max_requests_per_sec: u32,
     /// Log lines per second forwarded per renderer (the rest are dropped, counted).
@@ -122,6 +128,8 @@ impl Default for BrokerConfig {
             max_logs_per_sec: 100,
             ready_timeout: Duration::from_secs(10),
             max_per_round: 64,
+            max_queued_fds: 64,
+            max_fds_in_flight: 32,
         }
     }
 }

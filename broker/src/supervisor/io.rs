@@ -9,7 +9,7 @@ impl<S: Service> Broker<S> {
         frame: &DownFrame<S::Proto>,
         fds: Vec<OwnedFd>,
     ) -> bool {
-        let max_queued = self.config.max_queued;
+        let (max_queued, max_queued_fds) = (self.config.max_queued, self.config.max_queued_fds);
         let Some(r) = self.renderers.get_mut(&id) else {
             return false;
         };
@@ -26,13 +26,16 @@ impl<S: Service> Broker<S> {
             return false;
         }
         match r.channel.encode(frame) {
-            Ok(bytes) => r.outbox.queue.push_back((bytes, fds)),
+            Ok(bytes) => {
+                r.outbox.queued_fds += fds.len();
+                r.outbox.queue.push_back((bytes, fds));
+            }
             Err(e) => {
                 tracing::error!(renderer = id, "cannot encode a response: {e}");
                 return false;
             }
         }
-        if r.outbox.queue.len() > max_queued {
+        if r.outbox.queue.len() > max_queued || r.outbox.queued_fds > max_queued_fds {
             end(r, EndReason::NotReading);
             return false;
         }
@@ -40,26 +43,45 @@ impl<S: Service> Broker<S> {
         true
     }
 
+    /// Send what is queued, as far as the socket takes it — and, for answers with
+    /// descriptors, as far as `max_fds_in_flight` allows: past it they wait until the
+    /// peer has read everything it was sent (`Channel::unread_by_peer` is 0).
     pub(super) fn flush(&mut self, id: u64) {
+        let max_in_flight = self.config.max_fds_in_flight;
         let Some(r) = self.renderers.get_mut(&id) else {
             return;
         };
+        r.outbox.held = false;
         while let Some((bytes, fds)) = r.outbox.queue.front() {
+            if !fds.is_empty() && r.outbox.fds_unread + fds.len() > max_in_flight {
+                if r.channel.unread_by_peer().ok() == Some(0) {
+                    r.outbox.fds_unread = 0;
+                } else {
+                    r.outbox.held = true;
+                    break;
+                }
+            }
             let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            let sent_fds = fds.len();
             match r.channel.send_raw(bytes, &borrowed) {
                 Ok(()) => {
                     r.outbox.queue.pop_front();
+                    r.outbox.queued_fds -= sent_fds;
+                    r.outbox.fds_unread += sent_fds;
                 }
                 Err(IpcError::WouldBlock) => break,
                 Err(_) => {
                     // The peer is gone; its pidfd will tell why (or the grace runs out).
                     r.outbox.queue.clear();
+                    r.outbox.queued_fds = 0;
                     r.outbox.close();
                     break;
                 }
             }
         }
-        let want = !r.outbox.queue.is_empty() && !r.outbox.is_closed();
+        // EPOLLOUT while the socket is full; held answers are retried on a short timer
+        // (the socket stays writable, so EPOLLOUT would fire at once, again and again).
+        let want = !r.outbox.queue.is_empty() && !r.outbox.is_closed() && !r.outbox.held;
         if want != r.outbox.want_write {
             let flags = if want {
                 EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT

@@ -68,11 +68,23 @@ impl<S: Service> Broker<S> {
             if let Some(t) = r.outbox.closed {
                 consider(t + CLOSED_GRACE);
             }
+            if r.outbox.held {
+                consider(now + HELD_RETRY);
+            }
         }
         next.map(|t| t.saturating_duration_since(now))
     }
 
     pub(super) fn check_timers(&mut self) {
+        let held: Vec<u64> = self
+            .renderers
+            .iter()
+            .filter(|(_, r)| r.outbox.held)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in held {
+            self.flush(id);
+        }
         let now = Instant::now();
         let ready_timeout = self.config.ready_timeout;
         for r in self.renderers.values_mut() {

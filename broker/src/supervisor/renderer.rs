@@ -65,6 +65,12 @@ pub(super) struct Outbox {
     pub(super) want_write: bool,
     /// When the peer hung up (or a send failed): nothing more is read or sent.
     pub(super) closed: Option<Instant>,
+    /// Descriptors in `queue`.
+    pub(super) queued_fds: usize,
+    /// Descriptors sent since the peer was last seen to have read everything.
+    pub(super) fds_unread: usize,
+    /// An answer with descriptors waits for the peer to read what it was sent.
+    pub(super) held: bool,
 }
 
 impl Outbox {
@@ -76,6 +82,10 @@ impl Outbox {
         self.closed.is_some()
     }
 }
+
+/// How often answers held for a renderer that has not read its descriptors are tried
+/// again.
+pub(super) const HELD_RETRY: Duration = Duration::from_millis(5);
 
 /// How long a renderer whose channel closed may live on before it is ended (an exiting
 /// renderer closes its channel a moment before its pidfd says it has exited).

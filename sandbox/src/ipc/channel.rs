@@ -286,6 +286,12 @@ impl<S: Message, R: Message> Channel<S, R> {
         Ok(Some((value, got.fds)))
     }
 
+    /// Bytes sent on this channel that the peer has not read yet (0: it has read
+    /// everything).
+    pub fn unread_by_peer(&self) -> io::Result<usize> {
+        crate::sys::socket::unread_by_peer(self.sock.as_fd())
+    }
+
     /// Whether the peer has closed its end (the kernel reports POLLHUP on a connected
     /// seqpacket socket whose peer is gone).
     fn peer_hung_up(&self) -> bool {

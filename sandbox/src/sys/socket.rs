@@ -90,3 +90,22 @@ pub fn recv_with_fds(
         control_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
     }))
 }
+
+/// `ioctl(SIOCOUTQ)`: the bytes this socket has sent that its peer has not read yet
+/// (for unix datagram and seqpacket sockets, the send-buffer memory still charged).
+pub fn unread_by_peer(sock: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int into `n`, a live local; the socket is
+    // borrowed, so it stays open across the call.
+    let r = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::TIOCOUTQ as _,
+            &mut n as *mut libc::c_int,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
