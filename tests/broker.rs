@@ -280,6 +280,27 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             std::thread::sleep(Duration::from_secs(30));
             0
         }
+        "park_fds" => {
+            // Descriptors sent on a socketpair of its own and never received: in
+            // flight, counted against a per-user budget the broker may share.
+            let (a, _b) = std::os::unix::net::UnixDatagram::pair().expect("pair");
+            let stdin = std::io::stdin();
+            let fds = [stdin.as_fd(); 8];
+            for _ in 0..100 {
+                let _ = nix::sys::socket::sendmsg::<()>(
+                    std::os::fd::AsRawFd::as_raw_fd(&a),
+                    &[std::io::IoSlice::new(b"x")],
+                    &[nix::sys::socket::ControlMessage::ScmRights(
+                        &fds.map(|f| std::os::fd::AsRawFd::as_raw_fd(&f)),
+                    )],
+                    nix::sys::socket::MsgFlags::empty(),
+                    None,
+                );
+            }
+            let _ = client.log(1, "PARKED");
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        }
         "empty_datagram" => {
             raw(client, &[], &[]);
             0
@@ -830,6 +851,15 @@ const CASES: &[Case] = &[
         // At most `max_fds_in_flight` answers with descriptors go out unread, at most
         // `max_queued_fds` wait; past that the renderer is not reading.
         expect_hostile("fd_hoard", false, "NotReading")
+    }),
+    ("park_fds", || {
+        // sendmsg carries descriptors only on the channel (fd 3): anywhere else it is
+        // a violation, so nothing can be parked in flight.
+        expect_hostile(
+            "park_fds",
+            false,
+            "SeccompViolation { nr: 46, name: Some(\"sendmsg\")",
+        )
     }),
     ("empty_datagram", || {
         expect_hostile(

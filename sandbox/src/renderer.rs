@@ -343,13 +343,15 @@ pub fn run_zygote<P: Protocol>(main: impl Fn(LockedDown, &mut RendererClient<P>)
         Ok(fd) => fd,
         Err(_) => std::process::exit(EXIT_NO_CHANNEL),
     };
-    let mut ctl: Channel<ZygoteReply, ZygoteRequest> = match Channel::from_fd(fd, Limits::default())
-    {
-        Ok(c) => c,
+    let mut ctl: Option<ZygoteChannel> = match Channel::from_fd(fd, Limits::default()) {
+        Ok(c) => Some(c),
         Err(_) => std::process::exit(EXIT_NO_CHANNEL),
     };
     loop {
-        let (request, mut fds) = match ctl.recv_timeout(Duration::from_secs(3600)) {
+        let Some(c) = ctl.as_mut() else {
+            std::process::exit(EXIT_NO_CHANNEL)
+        };
+        let (request, mut fds) = match c.recv_timeout(Duration::from_secs(3600)) {
             Ok(m) => m,
             Err(IpcError::TimedOut) => continue,
             // The broker is gone.
@@ -357,21 +359,25 @@ pub fn run_zygote<P: Protocol>(main: impl Fn(LockedDown, &mut RendererClient<P>)
         };
         let ZygoteRequest::Spawn { flags, outside_id } = request;
         let reply = match fds.pop() {
-            Some(channel) => zygote_spawn(flags, outside_id, channel, &main),
+            Some(channel) => zygote_spawn(flags, outside_id, channel, &mut ctl, &main),
             None => ZygoteReply::Failed {
                 error: "no channel".into(),
             },
         };
-        if ctl.send(&reply, &[]).is_err() {
+        if ctl.as_ref().is_none_or(|c| c.send(&reply, &[]).is_err()) {
             std::process::exit(0);
         }
     }
 }
 
+/// The zygote's end of its channel to the broker.
+type ZygoteChannel = Channel<ZygoteReply, ZygoteRequest>;
+
 fn zygote_spawn<P: Protocol>(
     flags: i32,
     outside_id: Option<u32>,
     channel: OwnedFd,
+    zygote_ctl: &mut Option<ZygoteChannel>,
     main: &impl Fn(LockedDown, &mut RendererClient<P>) -> i32,
 ) -> ZygoteReply {
     let failed = |e: String| ZygoteReply::Failed { error: e };
@@ -407,7 +413,18 @@ fn zygote_spawn<P: Protocol>(
                     std::process::exit(EXIT_NO_CHANNEL);
                 }
             }
-            run_with_channel(channel, main)
+            // The channel takes the zygote's channel's place, CHANNEL_FD, as in an
+            // exec'd renderer: the presets let only that descriptor carry descriptors.
+            let Some(mut at_channel_fd) = zygote_ctl.take().map(Channel::into_fd) else {
+                std::process::exit(EXIT_NO_CHANNEL)
+            };
+            if at_channel_fd.as_raw_fd() != CHANNEL_FD
+                || nix::unistd::dup2(&channel, &mut at_channel_fd).is_err()
+            {
+                std::process::exit(EXIT_NO_CHANNEL);
+            }
+            drop(channel);
+            run_with_channel(at_channel_fd, main)
         }
         Ok(pid) => {
             drop(go_r);

@@ -103,6 +103,15 @@ impl<S: Service> Broker<S> {
                 return;
             };
             if r.outbox.is_closed() || r.life.is_ending() {
+                // What it sent meanwhile is read and dropped (descriptors closed), so
+                // that nothing it sent stays in flight while it is ended.
+                for _ in 0..self.config.max_per_round {
+                    match r.channel.try_recv() {
+                        Ok(Some((frame, _))) => r.said.note(frame),
+                        Err(IpcError::Decode(_)) => {}
+                        _ => break,
+                    }
+                }
                 let _ = self.epoll.delete(r.channel.as_fd());
                 return;
             }

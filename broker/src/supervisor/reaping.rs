@@ -13,13 +13,7 @@ impl<S: Service> Broker<S> {
         };
         // Read what is left: a violation report may have arrived just before the death.
         while let Ok(Some((frame, _))) = r.channel.try_recv() {
-            match frame {
-                Up::Notify(RendererNote::Violation(v)) => r.said.violation = Some(v),
-                Up::Notify(RendererNote::OutOfMemory { size }) => {
-                    r.said.out_of_memory = Some(u64::from_le_bytes(size))
-                }
-                _ => {}
-            }
+            r.said.note(frame);
         }
         let Some(mut r) = self.renderers.remove(&id) else {
             return;

@@ -98,6 +98,19 @@ pub(super) struct Said {
     pub(super) out_of_memory: Option<u64>,
 }
 
+impl Said {
+    /// Keep what a last frame says about the renderer's end; drop anything else.
+    pub(super) fn note<Req>(&mut self, frame: Up<Req, RendererNote>) {
+        match frame {
+            Up::Notify(RendererNote::Violation(v)) => self.violation = Some(v),
+            Up::Notify(RendererNote::OutOfMemory { size }) => {
+                self.out_of_memory = Some(u64::from_le_bytes(size))
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Token buckets: messages (requests, notes, cancels — every frame) and log lines
 /// forwarded, per second.
 pub(super) struct Budget {
