@@ -301,6 +301,25 @@ fn renderer_main(mode: &str, client: &mut RendererClient<Test>) -> i32 {
             std::thread::sleep(Duration::from_secs(30));
             0
         }
+        "forged_violation" | "forged_oom" => {
+            // Claims a violation (execve) or a failed allocation, then exits 0.
+            let note = if mode == "forged_violation" {
+                sandbox::protocol::RendererNote::Violation(sandbox::protocol::Violation {
+                    nr: 59i32.to_le_bytes(),
+                    arch: 0xc000_003eu32.to_le_bytes(),
+                    args: [[0; 8]; 6],
+                })
+            } else {
+                sandbox::protocol::RendererNote::OutOfMemory {
+                    size: 4096u64.to_le_bytes(),
+                }
+            };
+            let f =
+                frame(&sandbox::ipc::rpc::Up::<sandbox::protocol::Request<Req>, _>::Notify(note));
+            let _ = client.raw().channel().send_raw(&f, &[]);
+            std::thread::sleep(Duration::from_millis(100));
+            0
+        }
         "empty_datagram" => {
             raw(client, &[], &[]);
             0
@@ -852,6 +871,25 @@ const CASES: &[Case] = &[
         // `max_queued_fds` wait; past that the renderer is not reading.
         expect_hostile("fd_hoard", false, "NotReading")
     }),
+    ("a_violation_is_read_from_the_kernel", || {
+        // The broker holds the renderer's seccomp listener: the call and its arguments
+        // come from the kernel, not from the renderer's SIGSYS handler.
+        let out = run("violation", false);
+        if out.contains("HOSTILE ENDED SeccompViolation { nr: 101, name: Some(\"ptrace\")")
+            && out.contains("attested: true")
+        {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
+    ("forged_violation", || {
+        // A renderer's claims cannot turn a plain exit into a violation or an OOM.
+        expect_hostile("forged_violation", false, "Exited(0)")
+    }),
+    ("forged_oom", || {
+        expect_hostile("forged_oom", false, "Exited(0)")
+    }),
     ("park_fds", || {
         // sendmsg carries descriptors only on the channel (fd 3): anywhere else it is
         // a violation, so nothing can be parked in flight.
@@ -982,7 +1020,10 @@ fn forged_report_renderer() -> ! {
     let Ok(locked) = lock_down(&config) else {
         std::process::exit(91)
     };
-    let report = RendererNote::LockedDown(Box::new(locked.status().clone()));
+    let report = RendererNote::LockedDown {
+        status: Box::new(locked.status().clone()),
+        listener: false,
+    };
     let _ = channel.send(&Up::Notify(report), &[]);
     std::thread::sleep(Duration::from_secs(30));
     std::process::exit(0)

@@ -29,6 +29,10 @@ pub struct Setup {
     /// `sock_filter` bytes), so the renderer need not parse and compile it. `None`:
     /// the renderer compiles `preset` itself (with its own pid as `SELF_PID`).
     pub filter: Option<Vec<u8>>,
+    /// Install the filter with a notification listener (its default action is then
+    /// `user-notify`) and send the listener with the lockdown report: the broker reads
+    /// each violation — the syscall and its arguments — from the kernel.
+    pub listener: bool,
 }
 
 impl Message for Setup {}
@@ -297,8 +301,14 @@ impl Violation {
 /// Renderer → broker notifications.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RendererNote {
-    /// Lockdown is complete: the report.
-    LockedDown(Box<Status>),
+    /// Lockdown is complete: the report; with `listener`, the seccomp listener of its
+    /// filter comes along (the broker then reads violations from the kernel).
+    LockedDown {
+        /// The report.
+        status: Box<Status>,
+        /// Whether the filter's notification listener comes with the message.
+        listener: bool,
+    },
     /// Lockdown failed at a layer.
     LockdownFailed {
         /// The error, as text.
@@ -333,10 +343,17 @@ impl Message for RendererNote {
             RendererNote::LockdownFailed { error } if error.len() > MAX_LOG_LINE => {
                 Err("error too long".into())
             }
-            RendererNote::LockedDown(s) => Status::decode(&s.encode()).map(|_| ()),
+            RendererNote::LockedDown { status, .. } => Status::decode(&status.encode()).map(|_| ()),
             _ => Ok(()),
         }
     }
+    fn fd_count(&self) -> usize {
+        usize::from(matches!(
+            self,
+            RendererNote::LockedDown { listener: true, .. }
+        ))
+    }
+    const MAX_FDS: usize = 1;
 }
 
 /// Broker → renderer notifications.

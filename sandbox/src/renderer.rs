@@ -28,7 +28,7 @@ use crate::protocol::{
     BrokerNote, OpenError, OpenMode, OpenRequest, RendererNote, Request, Response, Setup, Violation,
 };
 use crate::sys;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Where the broker places the renderer's end of its channel.
@@ -225,7 +225,7 @@ fn run_with_channel<P: Protocol>(
         landlock_min_abi: setup.landlock_min_abi,
         mount_proc: false,
         root_built: None,
-        seccomp_listener: false,
+        seccomp_listener: setup.listener,
         switch_to: None,
         seccomp: match setup.filter.as_deref().map(crate::bpf::from_bytes) {
             Some(Some(instructions)) => SeccompChoice::Program(crate::bpf::Program {
@@ -260,10 +260,20 @@ fn run_with_channel<P: Protocol>(
             std::process::exit(e.exit_code());
         }
     };
-    let report = Up::Notify(RendererNote::LockedDown(Box::new(locked.status().clone())));
-    if channel.send(&report, &[]).is_err() {
+    let mut locked = locked;
+    let listener = locked.take_listener();
+    let report = Up::Notify(RendererNote::LockedDown {
+        status: Box::new(locked.status().clone()),
+        listener: listener.is_some(),
+    });
+    let fds: Vec<BorrowedFd<'_>> = listener.iter().map(|l| l.as_fd()).collect();
+    if channel.send(&report, &fds).is_err() {
         std::process::exit(EXIT_NO_CHANNEL);
     }
+    // The broker holds it now; this process must not (a copy here would keep
+    // violations waiting if the broker closed its own).
+    drop(fds);
+    drop(listener);
     let mut client = RendererClient {
         client: Client::new(channel),
     };

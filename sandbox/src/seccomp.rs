@@ -95,10 +95,10 @@ pub fn install_raw(
     }
 }
 
-/// Install `program` (compiled for this architecture) on the calling thread only, with
-/// a user-notification listener: syscalls the filter answers `user-notify` wait until
-/// the listener's holder decides. Returns the listener. (No TSYNC: the kernel refuses
-/// TSYNC with NEW_LISTENER; use it in a single-threaded process.)
+/// Install `program` (compiled for this architecture) on every thread, with a
+/// user-notification listener: syscalls the filter answers `user-notify` wait until
+/// the listener's holder decides. Returns the listener. (TSYNC with NEW_LISTENER needs
+/// SECCOMP_FILTER_FLAG_TSYNC_ESRCH, Linux 5.7.)
 pub fn install_with_listener(program: &Program) -> Result<std::os::fd::OwnedFd, InstallError> {
     if program.arch != Arch::native() {
         return Err(InstallError::WrongArch {

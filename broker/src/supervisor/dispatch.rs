@@ -20,7 +20,7 @@ impl<S: Service> Broker<S> {
             return end(r, EndReason::RateLimited);
         }
         match frame {
-            Up::Notify(RendererNote::LockedDown(status)) => self.on_report(id, status),
+            Up::Notify(RendererNote::LockedDown { status, .. }) => self.on_report(id, status, fds),
             Up::Notify(RendererNote::LockdownFailed { error }) => {
                 let reason = if matches!(r.life, Life::Starting) {
                     EndReason::LockdownFailed(error)
@@ -43,7 +43,7 @@ impl<S: Service> Broker<S> {
 
     /// Its lockdown report: checked against what was asked, and from outside; then it
     /// may serve (it is told so), or it is ended.
-    fn on_report(&mut self, id: u64, status: Box<Status>) {
+    fn on_report(&mut self, id: u64, status: Box<Status>, mut fds: Vec<OwnedFd>) {
         let Some(r) = self.renderers.get_mut(&id) else {
             return;
         };
@@ -55,17 +55,41 @@ impl<S: Service> Broker<S> {
             opt_outs: &r.spec.opt_outs,
             new_namespaces: &expected,
         };
-        match verify_from_outside(r.child.pid(), &status, &asked) {
-            Ok(_) => {
-                r.life = Life::Serving;
-                self.events.push_back(Event::Ready {
-                    id: RendererId(id),
-                    status,
-                });
-                self.queue(id, &Down::Notify(BrokerNote::Verified), Vec::new());
-            }
-            Err(problems) => end(r, EndReason::LockdownFailed(problems.join("; "))),
+        if let Err(problems) = verify_from_outside(r.child.pid(), &status, &asked) {
+            return end(r, EndReason::LockdownFailed(problems.join("; ")));
         }
+        // Sent a filter compiled with `user-notify`, it must send the listener back.
+        match (r.asked_listener, fds.pop()) {
+            (true, Some(listener)) => {
+                let key = EpollEvent::new(EpollFlags::EPOLLIN, id | LISTENER_BIT);
+                if self.epoll.add(listener.as_fd(), key).is_err() {
+                    return end(
+                        r,
+                        EndReason::LockdownFailed("cannot watch its listener".into()),
+                    );
+                }
+                r.listener = Some(listener);
+            }
+            (true, None) => {
+                return end(
+                    r,
+                    EndReason::LockdownFailed("no seccomp listener with the report".into()),
+                )
+            }
+            (false, Some(_)) => {
+                return end(
+                    r,
+                    EndReason::BadMessage("a listener nobody asked for".into()),
+                )
+            }
+            (false, None) => {}
+        }
+        r.life = Life::Serving;
+        self.events.push_back(Event::Ready {
+            id: RendererId(id),
+            status,
+        });
+        self.queue(id, &Down::Notify(BrokerNote::Verified), Vec::new());
     }
 
     /// A log line, within its rate, with control characters neutralised.
@@ -139,6 +163,59 @@ impl<S: Service> Broker<S> {
                     end(r, EndReason::BadMessage(reason));
                 }
             }
+        }
+    }
+
+    /// A call its filter handed over: a violation the kernel attests (the renderer is
+    /// ended, the call never returns), or nothing (the call went away; read again when
+    /// woken). A listener that hangs up or fails is no longer watched.
+    pub(super) fn on_notification(&mut self, id: u64, hung_up: bool) {
+        let Some(r) = self.renderers.get_mut(&id) else {
+            return;
+        };
+        let Some(listener) = r.listener.as_ref() else {
+            return;
+        };
+        let stop = |epoll: &Epoll, r: &mut Renderer<S::Proto>| {
+            if let Some(l) = r.listener.take() {
+                let _ = epoll.delete(l.as_fd());
+            }
+        };
+        match sandbox::seccomp::receive(listener.as_fd()) {
+            Ok(n) if n.arch == Arch::native().audit_arch() => {
+                let reason = EndReason::SeccompViolation {
+                    nr: n.nr,
+                    name: u32::try_from(n.nr)
+                        .ok()
+                        .and_then(|nr| Arch::native().syscall_name(nr)),
+                    args: n.args,
+                    attested: true,
+                };
+                // A violation the kernel attests outranks the broker's own shutdown.
+                if matches!(r.life, Life::Ending(EndReason::BrokerShutdown)) {
+                    r.life = Life::Ending(reason);
+                    r.child.signal_kill();
+                } else {
+                    end(r, reason);
+                }
+                stop(&self.epoll, r);
+            }
+            Ok(_) => {
+                // Another architecture's call is killed by the filter before any
+                // notification; this cannot come. End it anyway.
+                end(
+                    r,
+                    EndReason::SeccompViolation {
+                        nr: -1,
+                        name: None,
+                        args: [0; 6],
+                        attested: true,
+                    },
+                );
+                stop(&self.epoll, r);
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) && !hung_up => {}
+            Err(_) => stop(&self.epoll, r),
         }
     }
 }

@@ -45,6 +45,11 @@ pub enum EndReason {
         name: Option<&'static str>,
         /// The arguments (zero when unknown).
         args: [u64; 6],
+        /// The kernel said so: the broker read the call from the filter's listener, or
+        /// the process died of SIGSYS. `false`: the renderer's own report (the fallback
+        /// of a renderer without a listener), taken only because it then ended as that
+        /// report's handler ends it (exit status 159).
+        attested: bool,
     },
     /// Lockdown did not complete, or its report did not match what the broker saw.
     LockdownFailed(String),
@@ -56,8 +61,9 @@ pub enum EndReason {
     NotReading,
     /// It exceeded its request rate.
     RateLimited,
-    /// An allocation failed (reported by `sandbox::renderer::ReportingAllocator`
-    /// before the abort; without it, this shows as `Signaled(SIGABRT)`).
+    /// An allocation failed: the renderer's own report (by
+    /// `sandbox::renderer::ReportingAllocator`, before the abort), taken only because it
+    /// then died by a signal (without it, this shows as `Signaled`).
     OutOfMemory {
         /// The size of the allocation that failed.
         requested: u64,

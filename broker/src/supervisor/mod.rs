@@ -56,6 +56,8 @@ pub struct Broker<S: Service> {
 }
 
 const PIDFD_BIT: u64 = 1 << 63;
+/// The epoll key of a renderer's seccomp listener: its id with this bit.
+const LISTENER_BIT: u64 = 1 << 62;
 
 impl<S: Service> Broker<S> {
     /// A broker serving `service`.
@@ -125,9 +127,13 @@ impl<S: Service> Broker<S> {
             .unwrap_or(0);
         for ev in events.iter().take(n) {
             let key = ev.data();
-            let id = key & !PIDFD_BIT;
+            let id = key & !(PIDFD_BIT | LISTENER_BIT);
             if key & PIDFD_BIT != 0 {
                 self.reap(id);
+            } else if key & LISTENER_BIT != 0 {
+                let hung_up = ev.events().contains(EpollFlags::EPOLLHUP)
+                    && !ev.events().contains(EpollFlags::EPOLLIN);
+                self.on_notification(id, hung_up);
             } else {
                 if ev
                     .events()

@@ -20,6 +20,9 @@ impl<S: Service> Broker<S> {
         };
         let _ = self.epoll.delete(r.channel.as_fd());
         let _ = self.epoll.delete(r.pidfd.as_fd());
+        if let Some(l) = r.listener.take() {
+            let _ = self.epoll.delete(l.as_fd());
+        }
         let reason = classify(&mut r, status);
         let mut restarted_as = None;
         if let Some(policy) = r.spec.restart {

@@ -27,6 +27,12 @@ pub(super) struct Renderer<P: Protocol> {
     pub(super) said: Said,
     pub(super) budget: Budget,
     pub(super) restarts: u32,
+    /// Its filter's notification listener (from its lockdown report): the broker reads
+    /// its violations from the kernel.
+    pub(super) listener: Option<OwnedFd>,
+    /// Its setup asked it for that listener (a filter the broker compiled with
+    /// `user-notify`).
+    pub(super) asked_listener: bool,
 }
 
 /// Where a renderer is in its life.
@@ -167,35 +173,49 @@ pub(super) fn end(r: &mut Renderer<impl Protocol>, reason: EndReason) {
     r.child.signal_kill();
 }
 
-/// Why `r` ended, from what the broker decided, what it reported, and its wait status.
+/// Why `r` ended: what the broker decided (including a violation it read from the
+/// kernel), else what the kernel says of its end; the renderer's own reports only label
+/// an end that matches them (a violation report with the handler's exit status 159, an
+/// out-of-memory report with a death by signal) and cannot turn one ending into another.
 pub(super) fn classify<P: Protocol>(r: &mut Renderer<P>, status: WaitStatus) -> EndReason {
-    if let Some(v) = r.said.violation {
-        return EndReason::SeccompViolation {
-            nr: v.nr(),
-            name: u32::try_from(v.nr())
-                .ok()
-                .and_then(|n| Arch::native().syscall_name(n)),
-            args: v.args(),
-        };
-    }
+    use nix::sys::signal::Signal;
     if let Life::Ending(reason) = std::mem::replace(&mut r.life, Life::Starting) {
         return reason;
     }
-    // After the report the process aborts: SIGABRT, or — as pid 1 of its namespace,
-    // which ignores its own SIGABRT — glibc's fallback fault (SIGSEGV).
-    if let Some(requested) = r.said.out_of_memory {
-        return EndReason::OutOfMemory { requested };
-    }
+    let violation = |v: Violation, attested: bool| EndReason::SeccompViolation {
+        nr: v.nr(),
+        name: u32::try_from(v.nr())
+            .ok()
+            .and_then(|n| Arch::native().syscall_name(n)),
+        args: v.args(),
+        attested,
+    };
     match status {
+        WaitStatus::Exited(_, VIOLATION_EXIT) if r.said.violation.is_some() => r
+            .said
+            .violation
+            .map_or(EndReason::Exited(VIOLATION_EXIT), |v| violation(v, false)),
         WaitStatus::Exited(_, code) => EndReason::Exited(code),
-        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _) => {
-            EndReason::SeccompViolation {
+        WaitStatus::Signaled(_, Signal::SIGSYS, _) => match r.said.violation {
+            // The kernel's SIGSYS, with the renderer's word for which call.
+            Some(v) => violation(v, true),
+            None => EndReason::SeccompViolation {
                 nr: -1,
                 name: None,
                 args: [0; 6],
-            }
-        }
-        WaitStatus::Signaled(_, sig, _) => EndReason::Signaled(sig as i32),
+                attested: true,
+            },
+        },
+        // After the report the process aborts: SIGABRT, or — as pid 1 of its namespace,
+        // which ignores its own SIGABRT — glibc's fallback fault (SIGSEGV).
+        WaitStatus::Signaled(_, sig, _) => match r.said.out_of_memory {
+            Some(requested) => EndReason::OutOfMemory { requested },
+            None => EndReason::Signaled(sig as i32),
+        },
         _ => EndReason::Signaled(0),
     }
 }
+
+/// The exit status the renderer's SIGSYS handler ends it with (128 + SIGSYS: as pid 1
+/// of its namespace, the renderer ignores its own SIGSYS).
+const VIOLATION_EXIT: i32 = 128 + libc::SIGSYS;

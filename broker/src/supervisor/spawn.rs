@@ -4,12 +4,14 @@ use super::*;
 
 impl<S: Service> Broker<S> {
     /// The preset compiled once for renderers that are pid 1 of their own pid
-    /// namespace (`SELF_PID` = 1), as raw `sock_filter` bytes.
+    /// namespace (`SELF_PID` = 1), as raw `sock_filter` bytes, its violations made
+    /// user notifications: the renderer sends the broker the listener, and the broker
+    /// reads each violation from the kernel.
     pub(super) fn compiled_preset(&mut self, preset: Preset) -> Option<Vec<u8>> {
         if let Some(bytes) = self.compiled.get(&preset) {
             return Some(bytes.clone());
         }
-        let program = preset.compile(Arch::native(), 1).ok()?;
+        let program = preset.compile_notifying(Arch::native(), 1).ok()?;
         let bytes = sandbox::bpf::to_bytes(&program.instructions);
         self.compiled.insert(preset, bytes.clone());
         Some(bytes)
@@ -36,7 +38,7 @@ impl<S: Service> Broker<S> {
                     .map_err(|e| SpawnError::Grants(e.to_string()))?,
             )
         };
-        let (channel, theirs) = self.channel_with_setup(&spec)?;
+        let (channel, theirs, asked_listener) = self.channel_with_setup(&spec)?;
         // A root broker's renderer runs as a user id of its own outside (not root, and
         // counted alone by RLIMIT_NPROC); an unprivileged broker's as the broker's user.
         let outside_id = (nix::unistd::geteuid().is_root() && spec.namespaces.user)
@@ -72,17 +74,19 @@ impl<S: Service> Broker<S> {
                 said: Said::default(),
                 budget: Budget::full(&self.config),
                 restarts,
+                listener: None,
+                asked_listener,
             },
         );
         Ok(RendererId(id))
     }
 
     /// The broker's end of a new channel, with the renderer's [`Setup`] already sent
-    /// on it, and the renderer's end.
+    /// on it, the renderer's end, and whether it was asked for its filter's listener.
     fn channel_with_setup(
         &mut self,
         spec: &RendererSpec,
-    ) -> Result<(BrokerChannel<S::Proto>, OwnedFd), SpawnError> {
+    ) -> Result<(BrokerChannel<S::Proto>, OwnedFd, bool), SpawnError> {
         let (ours, theirs) = sandbox::ipc::socket_pair()?;
         let setup_channel: Channel<Setup, ()> = Channel::from_fd(ours, self.config.limits)?;
         let setup = Setup {
@@ -95,13 +99,22 @@ impl<S: Service> Broker<S> {
             } else {
                 None
             },
+            listener: false,
         };
+        let setup = Setup {
+            listener: setup.filter.is_some()
+                && !spec
+                    .opt_outs
+                    .contains(&sandbox::lockdown::OptOut::NoSeccomp),
+            ..setup
+        };
+        let listener = setup.listener;
         // The socket buffer is empty: this cannot block or fail for want of room.
         setup_channel
             .send(&setup, &[])
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let channel = Channel::from_fd(setup_channel.into_fd(), self.config.limits)?;
-        Ok((channel, theirs))
+        Ok((channel, theirs, listener))
     }
 }
 

@@ -150,8 +150,8 @@ pub struct Config {
     /// lockdown only verifies it. The parent also says whether it was in a user
     /// namespace of its own (read from /proc before the root was replaced).
     pub root_built: Option<(RootMethod, bool)>,
-    /// Install the filter with a user-notification listener (single-threaded callers;
-    /// no TSYNC) and hand it back in [`LockedDown::take_listener`].
+    /// Install the filter with a user-notification listener (on every thread) and hand
+    /// it back in [`LockedDown::take_listener`].
     pub seccomp_listener: bool,
     /// Switch to this (uid, gid) inside, in the capabilities layer (after securebits
     /// and the bounding set, before the sets are emptied). The id must be mapped.

@@ -86,6 +86,22 @@ impl Policy {
         Ok(())
     }
 
+    /// Every action — the default's, each rule's and each fallback — passed through
+    /// `f` (e.g. every trap made a user notification, for a supervisor that holds the
+    /// listener).
+    pub fn map_actions(&mut self, f: impl Fn(Action) -> Action) -> Result<(), PolicyError> {
+        self.default = f(self.default).validate()?;
+        for rules in self.syscalls.values_mut() {
+            for rule in &mut rules.rules {
+                rule.action = f(rule.action).validate()?;
+            }
+            if let Some(o) = rules.otherwise {
+                rules.otherwise = Some(f(o).validate()?);
+            }
+        }
+        Ok(())
+    }
+
     /// The action for a 32-bit parameter with junk in its high half: the default action
     /// when that denies the call without running it (kill-process, kill-thread, trap,
     /// errno), and kill-process otherwise (a default of allow, log, trace or user-notify

@@ -93,6 +93,26 @@ impl Preset {
         crate::bpf::compile(&policy, arch).map_err(|e| e.to_string())
     }
 
+    /// [`Preset::compile`] with every trap — the default and the explicit ones, the
+    /// presets' violations — made a user notification, for a broker that holds the
+    /// listener and reads each violation from the kernel.
+    pub fn compile_notifying(
+        self,
+        arch: Arch,
+        self_pid: u32,
+    ) -> Result<crate::bpf::Program, String> {
+        use super::Action;
+        let options = Options::new(arch).define("SELF_PID", u64::from(self_pid));
+        let mut policy = self.policy(&options).map_err(|e| e.to_string())?;
+        policy
+            .map_actions(|a| match a {
+                Action::Trap(_) => Action::UserNotify,
+                other => other,
+            })
+            .map_err(|e| e.to_string())?;
+        crate::bpf::compile(&policy, arch).map_err(|e| e.to_string())
+    }
+
     /// The preset for the calling process on this architecture (`SELF_PID` = getpid()).
     pub fn policy_for_self(self) -> Result<Policy, ParseErrors> {
         let options =
@@ -133,6 +153,27 @@ mod tests {
                 let prog =
                     bpf::compile(&policy, arch).unwrap_or_else(|e| panic!("{p} on {arch}: {e}"));
                 bpf::validate(&prog.instructions).expect("valid");
+            }
+        }
+    }
+
+    /// The broker compiles `renderer` and `plugin` with a `user-notify` default (it
+    /// holds the listener and reads violations from the kernel).
+    #[test]
+    fn renderer_presets_compile_with_notifications_for_violations() {
+        use crate::policy::arch::SeccompData;
+        use crate::policy::Action;
+        for p in [Preset::Renderer, Preset::Plugin] {
+            let prog = p
+                .compile_notifying(Arch::X86_64, 1)
+                .unwrap_or_else(|e| panic!("{p}: {e}"));
+            bpf::validate(&prog.instructions).expect("valid");
+            // An explicit violation (ptrace) and a default one (swapon) notify.
+            for name in ["ptrace", "swapon"] {
+                let nr = Arch::X86_64.syscall_number(name).expect("nr");
+                let call = SeccompData::new(Arch::X86_64, nr, [0; 6]);
+                let got = bpf::run(&prog.instructions, &call).expect("runs").action;
+                assert_eq!(got, Action::UserNotify, "{p} {name}");
             }
         }
     }

@@ -333,10 +333,16 @@ unsafe impl std::alloc::GlobalAlloc for ReportingAllocator {
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`
 const FLAG_NEW_LISTENER: u32 = 1 << 3;
 
-/// Install `program` with SECCOMP_FILTER_FLAG_NEW_LISTENER; returns the listener.
+/// `SECCOMP_FILTER_FLAG_TSYNC_ESRCH` (Linux 5.7): TSYNC together with NEW_LISTENER,
+/// failing with ESRCH rather than a thread id.
+const FLAG_TSYNC_ESRCH: u32 = 1 << 4;
+
+/// Install `program` on every thread with SECCOMP_FILTER_FLAG_NEW_LISTENER (and TSYNC,
+/// TSYNC_ESRCH); returns the listener.
 pub fn seccomp_install_with_listener(program: &[SockFilter]) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    let fd = seccomp_set_mode_filter(program, FLAG_NEW_LISTENER)?;
+    let flags = FLAG_NEW_LISTENER | crate::seccomp::FLAG_TSYNC | FLAG_TSYNC_ESRCH;
+    let fd = seccomp_set_mode_filter(program, flags)?;
     let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: with NEW_LISTENER the kernel returns a new descriptor for the listener,
     // owned by nothing else.
