@@ -533,6 +533,44 @@ fn run_special(name: &str) -> Result<String, String> {
                 ));
             }
         }
+        "zygote_paused" => {
+            // The zygote is stopped: spawn() must return at once (the renderer arrives
+            // later), not wait for the zygote's answer while no renderer is served.
+            broker
+                .start_zygote(&spec("good"))
+                .map_err(|e| e.to_string())?;
+            let me = std::process::id();
+            let zygote = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+                .map_err(|e| e.to_string())?
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .find(|p| {
+                    std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.windows(13).any(|w| w == b"--type=zygote"))
+                })
+                .ok_or("no zygote")?;
+            let pid = nix::unistd::Pid::from_raw(zygote);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP)
+                .map_err(|e| e.to_string())?;
+            let spawned = broker.spawn(spec("good"));
+            out.push_str(&format!("SPAWN RETURNED {}\n", spawned.is_ok()));
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT)
+                .map_err(|e| e.to_string())?;
+            let id = spawned.map_err(|e| e.to_string())?;
+            for e in broker.run_until_idle(Duration::from_secs(20)) {
+                match e {
+                    Event::Ready { id: i, .. } if i == id => out.push_str("READY\n"),
+                    Event::Ended { id: i, reason, .. } if i == id => {
+                        out.push_str(&format!("ENDED {reason:?}\n"))
+                    }
+                    _ => {}
+                }
+            }
+            out.push_str(&format!(
+                "ANSWERED {}\n",
+                broker.service().answered.get(&id).copied().unwrap_or(0)
+            ));
+        }
         "restart_through_shutdown" => {
             let restart = broker::Restart {
                 max: 5,
@@ -854,6 +892,23 @@ const CASES: &[Case] = &[
         "renderers_of_an_unprivileged_broker_hold_rlimit_nproc",
         || outside_ids(true),
     ),
+    ("spawning_from_the_zygote_does_not_wait_for_it", || {
+        let out = special("zygote_paused");
+        let answered = out
+            .lines()
+            .find_map(|l| l.strip_prefix("ANSWERED "))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if out.contains("SPAWN RETURNED true")
+            && out.contains("READY")
+            && out.contains("ENDED Exited(0)")
+            && answered >= 20
+        {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }),
     ("no_restart_once_shutdown_began", || {
         let out = special("restart_through_shutdown");
         if out.contains("ENDED SeccompViolation")

@@ -53,11 +53,15 @@ pub struct Broker<S: Service> {
     zygote: Option<Zygote>,
     /// `shutdown` has begun: nothing is restarted any more.
     shutting_down: bool,
+    /// Renderers asked of the zygote, in the order asked (it answers in that order).
+    launching: VecDeque<Launching<S::Proto>>,
 }
 
 const PIDFD_BIT: u64 = 1 << 63;
 /// The epoll key of a renderer's seccomp listener: its id with this bit.
 const LISTENER_BIT: u64 = 1 << 62;
+/// The epoll key of the zygote's channel.
+const ZYGOTE_KEY: u64 = PIDFD_BIT | LISTENER_BIT;
 
 impl<S: Service> Broker<S> {
     /// A broker serving `service`.
@@ -73,6 +77,7 @@ impl<S: Service> Broker<S> {
             compiled: HashMap::new(),
             zygote: None,
             shutting_down: false,
+            launching: VecDeque::new(),
         })
     }
 
@@ -83,15 +88,16 @@ impl<S: Service> Broker<S> {
 
     /// How many renderers are alive.
     pub fn len(&self) -> usize {
-        self.renderers.len()
+        self.renderers.len() + self.launching.len()
     }
 
-    /// Whether none is alive and no restart is pending.
+    /// Whether none is alive, being started or waiting to be restarted.
     pub fn is_empty(&self) -> bool {
-        self.renderers.is_empty() && self.pending.is_empty()
+        self.renderers.is_empty() && self.pending.is_empty() && self.launching.is_empty()
     }
 
-    /// The pid of a renderer (in the broker's pid namespace).
+    /// The pid of a renderer (in the broker's pid namespace); `None` while the zygote
+    /// is still starting it.
     pub fn pid(&self, id: RendererId) -> Option<i32> {
         self.renderers.get(&id.0).map(|r| r.child.pid())
     }
@@ -111,6 +117,8 @@ impl<S: Service> Broker<S> {
     pub fn kill(&mut self, id: RendererId, reason: EndReason) {
         if let Some(r) = self.renderers.get_mut(&id.0) {
             end(r, reason);
+        } else if let Some(l) = self.launching.iter_mut().find(|l| l.id == id.0) {
+            l.ending.get_or_insert(reason);
         }
     }
 
@@ -128,7 +136,9 @@ impl<S: Service> Broker<S> {
         for ev in events.iter().take(n) {
             let key = ev.data();
             let id = key & !(PIDFD_BIT | LISTENER_BIT);
-            if key & PIDFD_BIT != 0 {
+            if key == ZYGOTE_KEY {
+                self.on_zygote();
+            } else if key & PIDFD_BIT != 0 {
                 self.reap(id);
             } else if key & LISTENER_BIT != 0 {
                 let hung_up = ev.events().contains(EpollFlags::EPOLLHUP)

@@ -159,6 +159,19 @@ impl Budget {
     }
 }
 
+/// A renderer asked of the zygote, not yet started: everything but its process.
+pub(super) struct Launching<P: Protocol> {
+    pub(super) id: u64,
+    pub(super) spec: RendererSpec,
+    pub(super) channel: BrokerChannel<P>,
+    pub(super) files: Option<FileService>,
+    pub(super) restarts: u32,
+    pub(super) asked_listener: bool,
+    pub(super) started: Instant,
+    /// `Broker::kill` came before the zygote's answer: ended as soon as it arrives.
+    pub(super) ending: Option<EndReason>,
+}
+
 /// Restarts waiting for their backoff.
 pub(super) struct PendingRestart {
     pub(super) due: Instant,

@@ -39,20 +39,44 @@ impl<S: Service> Broker<S> {
             )
         };
         let (channel, theirs, asked_listener) = self.channel_with_setup(&spec)?;
+        let id = self.next_id;
+        self.next_id += 1;
         // A root broker's renderer runs as a user id of its own outside (not root, and
         // counted alone by RLIMIT_NPROC); an unprivileged broker's as the broker's user.
         let outside_id = (nix::unistd::geteuid().is_root() && spec.namespaces.user)
-            .then(|| own_id(std::process::id(), self.next_id));
-        let child = match self.spawn_from_zygote(&spec, &theirs, outside_id)? {
-            Some(child) => child,
-            None => exec_renderer(&spec, &theirs, outside_id)?,
+            .then(|| own_id(std::process::id(), id));
+        let launching = Launching {
+            id,
+            spec,
+            channel,
+            files,
+            restarts,
+            asked_listener,
+            started: Instant::now(),
+            ending: None,
         };
+        // From the zygote: asked for, and done when it answers (`on_zygote`); the loop
+        // goes on serving meanwhile.
+        let launching = match self.ask_zygote(launching, &theirs, outside_id)? {
+            None => return Ok(RendererId(id)),
+            Some(launching) => launching,
+        };
+        let child = exec_renderer(&launching.spec, &theirs, outside_id)?;
         drop(theirs);
+        self.register(launching, child)?;
+        Ok(RendererId(id))
+    }
+
+    /// Take a started renderer in charge: its pidfd and channel watched, its entry made.
+    pub(super) fn register(
+        &mut self,
+        l: Launching<S::Proto>,
+        child: Spawned,
+    ) -> Result<(), SpawnError> {
         let pidfd = child.open_pidfd()?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = l.id;
         self.epoll
-            .add(channel.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, id))
+            .add(l.channel.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, id))
             .map_err(std::io::Error::from)?;
         self.epoll
             .add(
@@ -60,25 +84,29 @@ impl<S: Service> Broker<S> {
                 EpollEvent::new(EpollFlags::EPOLLIN, id | PIDFD_BIT),
             )
             .map_err(std::io::Error::from)?;
-        self.renderers.insert(
-            id,
-            Renderer {
-                spec,
-                child,
-                pidfd,
-                channel,
-                outbox: Outbox::default(),
-                files,
-                started: Instant::now(),
-                life: Life::Starting,
-                said: Said::default(),
-                budget: Budget::full(&self.config),
-                restarts,
-                listener: None,
-                asked_listener,
-            },
-        );
-        Ok(RendererId(id))
+        let ending = l.ending;
+        let mut r = Renderer {
+            spec: l.spec,
+            child,
+            pidfd,
+            channel: l.channel,
+            outbox: Outbox::default(),
+            files: l.files,
+            started: l.started,
+            life: Life::Starting,
+            said: Said::default(),
+            budget: Budget::full(&self.config),
+            restarts: l.restarts,
+            listener: None,
+            asked_listener: l.asked_listener,
+        };
+        if let Some(reason) = ending {
+            end(&mut r, reason);
+        } else if self.shutting_down {
+            end(&mut r, EndReason::BrokerShutdown);
+        }
+        self.renderers.insert(id, r);
+        Ok(())
     }
 
     /// The broker's end of a new channel, with the renderer's [`Setup`] already sent
