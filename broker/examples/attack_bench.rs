@@ -265,13 +265,14 @@ fn kib(field: &str, file: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// What one phase gives: each good renderer's (p50, p99, bad answers), how often the
+/// attacker was ended, its first reason, and one good renderer's PSS in KiB.
+type Phase = (Vec<(u64, u64, u64)>, usize, Option<EndReason>, u64);
+
 /// `goods` good renderers (and `attacker`, respawned whenever it ends, if any) until
 /// every good one has reported. Returns the reports and how often the attacker was
 /// ended, with its first reason.
-fn run(
-    goods: usize,
-    attacker: Option<&str>,
-) -> (Vec<(u64, u64, u64)>, usize, Option<EndReason>, u64) {
+fn run(goods: usize, attacker: Option<&str>) -> Phase {
     let mut b = broker();
     // Renderers come from a zygote: a respawned attacker does not stall the loop.
     b.start_zygote(&spec("good")).expect("zygote");
