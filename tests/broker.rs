@@ -657,14 +657,19 @@ fn run_special(name: &str) -> Result<String, String> {
 }
 
 fn run(name: &str, nobody: bool) -> String {
-    // As uid 65534, a copy it can run (the broker re-executes it as its renderers).
+    this_binary(&["--case", name], nobody)
+}
+
+/// This binary with `args`, as root or as uid 65534 (then a copy it can run: the broker
+/// re-executes it as its renderers); what it printed.
+fn this_binary(args: &[&str], nobody: bool) -> String {
     let exe = if nobody {
         reachable::current_exe()
     } else {
         std::env::current_exe().expect("own path")
     };
     let mut cmd = Command::new(exe);
-    cmd.args(["--case", name]);
+    cmd.args(args);
     if nobody {
         use std::os::unix::process::CommandExt;
         cmd.uid(65534).gid(65534);
@@ -1023,25 +1028,7 @@ fn special(name: &str) -> String {
 }
 
 fn special_as(name: &str, nobody: bool) -> String {
-    let exe = if nobody {
-        reachable::current_exe()
-    } else {
-        std::env::current_exe().expect("own path")
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args(["--special", name]);
-    if nobody {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
-    }
-    match cmd.output() {
-        Ok(o) => format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => format!("could not run case: {e}"),
-    }
+    this_binary(&["--special", name], nobody)
 }
 
 /// A renderer that does not use `renderer::run`: it locks down without seccomp and

@@ -20,21 +20,9 @@ fn per_call(sandbox: &std::path::Path, flags: u32, calls: u32) -> f64 {
          print((time.perf_counter_ns() - t) / {calls})"
     );
     let o = Command::new(sandbox)
-        .args([
-            "run",
-            "--ro",
-            "/usr",
-            "--ro",
-            "/lib",
-            "--ro",
-            "/lib64",
-            "--ro",
-            "/bin",
-            "--",
-            "/usr/bin/python3",
-            "-c",
-            &script,
-        ])
+        .arg("run")
+        .args(common::SYSTEM_BINDS)
+        .args(["--", "/usr/bin/python3", "-c", &script])
         .output()
         .expect("runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -54,18 +54,10 @@ fn main() {
     let other = other.map(|o| (o.display().to_string(), copy(&o, "other")));
     let run_with = |exe: &std::path::Path, net: &[&str]| {
         let mut c = Command::new(exe);
-        c.arg("run").args(net).args([
-            "--ro",
-            "/usr",
-            "--ro",
-            "/lib",
-            "--ro",
-            "/lib64",
-            "--ro",
-            "/bin",
-            "--",
-            "/bin/true",
-        ]);
+        c.arg("run")
+            .args(net)
+            .args(common::SYSTEM_BINDS)
+            .args(["--", "/bin/true"]);
         c
     };
     let bwrap = || {

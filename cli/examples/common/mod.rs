@@ -15,3 +15,8 @@ pub fn sandbox_binary() -> std::path::PathBuf {
     );
     sandbox
 }
+
+/// The binds a dynamically linked Debian program needs.
+pub const SYSTEM_BINDS: [&str; 8] = [
+    "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin",
+];
