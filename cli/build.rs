@@ -1,5 +1,5 @@
-//! Compiles the `exec` preset — `sandbox run`'s default policy, with its default action
-//! replaced by `user-notify` as `sandbox run` does — at build time, for the target's
+//! Compiles the `exec` preset — `sandbox run`'s default policy, with the set-ID guard in
+//! front and its default action replaced by `user-notify`, as `sandbox run` does — at build time, for the target's
 //! architecture, so that a run with the default policy does not parse and compile it
 //! again (~0.5 ms). `sandbox run` uses these bytes only when `--policy exec` names the
 //! preset; a test checks they equal what the run-time compiler makes.
@@ -22,6 +22,8 @@ fn main() {
             let mut policy = Preset::Exec
                 .policy(&Options::new(arch))
                 .expect("the exec preset parses");
+            sandbox::policy::guards::refuse_setid_modes(&mut policy)
+                .expect("the set-ID guard applies");
             policy
                 .set_default(Action::UserNotify)
                 .expect("user-notify is a valid default");

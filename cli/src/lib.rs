@@ -6,6 +6,7 @@ pub mod notify;
 pub mod policy;
 pub mod run;
 mod sys;
+mod words;
 
 use clap::{Parser, Subcommand};
 

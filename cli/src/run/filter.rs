@@ -1,4 +1,5 @@
-//! The filter the program gets: the policy with its default replaced by `user-notify`.
+//! The filter the program gets: the policy behind the set-ID guard
+//! (`sandbox::policy::guards`), with its default replaced by `user-notify`.
 
 use super::RunError;
 use crate::policy::{load, PolicyArg, Source};
@@ -59,6 +60,8 @@ fn compile_filter_now(policy: &str, tty: bool) -> Result<Vec<u8>, String> {
             .and_then(|()| policy.set_otherwise("ioctl", Action::Errno(libc::EPERM as u16)))
             .map_err(|e| e.to_string())?;
     }
+    // Whatever the policy says: no set-ID files (see `guards`).
+    sandbox::policy::guards::refuse_setid_modes(&mut policy).map_err(|e| e.to_string())?;
     policy
         .set_default(Action::UserNotify)
         .map_err(|e| e.to_string())?;

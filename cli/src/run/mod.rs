@@ -28,6 +28,7 @@
 
 mod cgroups;
 mod filter;
+mod grants;
 pub mod options;
 mod protocol;
 mod report;

@@ -54,8 +54,8 @@ pub struct RunArgs {
     /// than 0 needs a root caller.
     #[arg(long)]
     pub uid: Option<u32>,
-    /// Do not bind the program, its loader and its libraries when no --ro/--rw holds
-    /// the program (then that is an error).
+    /// Do not bind the program, its loader and its libraries where no --ro/--rw holds
+    /// them (then a program no grant holds is an error).
     #[arg(long = "no-auto-ro")]
     pub no_auto_ro: bool,
     /// Let the program change the terminal it inherits (its modes and size: an editor,
@@ -92,6 +92,7 @@ pub(super) fn parse_bind(spec: &str, writable: bool) -> Result<Bind, RunError> {
         writable,
         dest,
         identity: Some(identity),
+        tree: None,
     })
 }
 

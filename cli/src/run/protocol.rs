@@ -21,6 +21,9 @@ pub(super) enum ToStage {
         /// starts anything.
         join_cgroups: usize,
     },
+    /// Before the plan, in as many messages as needed: detached, idmapped mount trees
+    /// (one descriptor each) for the binds at these indices of the plan's `binds`.
+    Trees(Vec<usize>),
     Go,
 }
 
@@ -28,11 +31,15 @@ impl Message for ToStage {
     fn fd_count(&self) -> usize {
         match self {
             ToStage::Plan { join_cgroups, .. } => *join_cgroups,
-            _ => 0,
+            ToStage::Trees(at) => at.len(),
+            ToStage::Go => 0,
         }
     }
-    const MAX_FDS: usize = 2;
+    const MAX_FDS: usize = TREES_PER_MESSAGE;
 }
+
+/// How many trees one [`ToStage::Trees`] carries at most (the channel's ceiling).
+pub(super) const TREES_PER_MESSAGE: usize = sandbox::ipc::MAX_FDS_CEILING;
 
 /// Stage → supervisor.
 #[derive(Serialize, Deserialize)]

@@ -18,6 +18,8 @@ pub(super) struct RunReport<'a> {
     /// The files bound read-only because no grant held the program (its own, its
     /// loader's, its libraries').
     pub(super) auto_ro: &'a [PathBuf],
+    /// How each `--ro`/`--rw` grant is bound (idmapped or as it is, and why).
+    pub(super) grants: &'a [super::grants::GrantView],
 }
 
 #[derive(Serialize)]

@@ -10,7 +10,7 @@ use sandbox::ipc::Channel;
 use sandbox::lockdown::{build_root, lock_down, Config, SeccompChoice, SingleThreaded};
 use sandbox::policy::arch::Arch;
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The channel to the supervisor.
 type Ctl = Channel<FromStage, ToStage>;
@@ -39,7 +39,7 @@ fn stage_inner() -> Result<i32, RunError> {
     let fd =
         sandbox::renderer::take_channel().map_err(|e| setup(format!("no control channel: {e}")))?;
     let mut ctl: Ctl = Channel::from_fd(fd, limits()).map_err(|e| setup(e.to_string()))?;
-    let (mut config, program) = receive_plan(&mut ctl)?;
+    let (mut config, program, trees) = receive_plan(&mut ctl)?;
     let report = |ctl: &Ctl, why: String| {
         let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);
         setup(why)
@@ -47,6 +47,7 @@ fn stage_inner() -> Result<i32, RunError> {
     let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
     let in_user_ns = sandbox::lockdown::inside_user_namespace();
     let method = build_root(&config).map_err(|e| report(&ctl, e.to_string()))?;
+    drop(trees);
     config.root_built = Some((method, in_user_ns));
     let child = one_thread.fork().map_err(|e| report(&ctl, e.to_string()))?;
     if child == 0 {
@@ -59,13 +60,22 @@ fn stage_inner() -> Result<i32, RunError> {
     Ok(0)
 }
 
-/// The plan: the lockdown configuration and the program. The stage joins the
-/// cgroups first — everything it forks from then on is born in them.
-fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program), RunError> {
+/// The idmapped trees and the plan: the lockdown configuration, the program, and the
+/// trees' descriptors (each bind with a tree names it; kept open until the root is
+/// built). The stage joins the cgroups first — everything it forks from then on is
+/// born in them.
+fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program, Vec<OwnedFd>), RunError> {
     let setup = |e: String| RunError::Setup(e);
-    let (plan, mut plan_fds) = ctl
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|e| setup(e.to_string()))?;
+    let mut trees: Vec<(usize, OwnedFd)> = Vec::new();
+    let (plan, mut plan_fds) = loop {
+        let (message, fds) = ctl
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| setup(e.to_string()))?;
+        match message {
+            ToStage::Trees(at) => trees.extend(at.into_iter().zip(fds)),
+            other => break (other, fds),
+        }
+    };
     let ToStage::Plan {
         program,
         argv,
@@ -80,6 +90,14 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program), RunError> {
     else {
         return Err(setup("expected a plan".into()));
     };
+    let mut binds = binds;
+    for (at, tree) in &trees {
+        let bind = binds
+            .get_mut(*at)
+            .filter(|b| b.tree.is_none())
+            .ok_or(setup("a mount tree for no bind".into()))?;
+        bind.tree = Some(tree.as_raw_fd());
+    }
     // (Single-threaded: with v1's `tasks`, only the writing thread moves.)
     if join_cgroups != plan_fds.len() {
         return Err(setup("the plan's cgroup descriptors are missing".into()));
@@ -116,6 +134,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program), RunError> {
             argv,
             env,
         },
+        trees.into_iter().map(|(_, fd)| fd).collect(),
     ))
 }
 
@@ -214,7 +233,27 @@ fn payload(mut ctl: Ctl, config: &Config, program: &Program) -> i32 {
     ) else {
         return EXIT_SETUP;
     };
-    let e = nix::unistd::execve(&path, &argv, &env);
-    eprintln!("sandbox: cannot execute {}: {e:?}", program.path);
+    let Err(e) = nix::unistd::execve(&path, &argv, &env);
+    eprintln!(
+        "sandbox: cannot execute {}: {}{}",
+        program.path,
+        crate::words::errno(e as i32),
+        exec_hint(e)
+    );
     127
+}
+
+/// What to do about an execve error.
+fn exec_hint(e: nix::Error) -> &'static str {
+    match e {
+        nix::Error::EACCES => {
+            " — the program, or a folder on its path, is not executable by the sandbox's \
+             user; grant its folder with --ro, or run it as you with --uid 0"
+        }
+        nix::Error::ENOENT => {
+            " — it, or the interpreter its #! line names, is not inside the sandbox; \
+             grant its folder with --ro"
+        }
+        _ => "",
+    }
 }

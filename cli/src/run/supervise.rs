@@ -9,8 +9,9 @@
 
 use super::cgroups::{BombWatch, Cgroups};
 use super::filter::compile_filter;
+use super::grants::{idmapped_trees, GrantView, Trees};
 use super::options::{parse_bind, resolve_program, RunArgs};
-use super::protocol::{limits, FromStage, ToStage};
+use super::protocol::{limits, FromStage, ToStage, TREES_PER_MESSAGE};
 use super::report::{count_below, payload_pid, program_status, RunReport};
 use super::*;
 use crate::notify::Outcome;
@@ -27,7 +28,9 @@ type Ctl = Channel<ToStage, FromStage>;
 
 /// What the caller asked, made concrete.
 struct Plan {
+    /// The caller's `--ro`/`--rw` grants first (`grants` of them), then the rest.
     binds: Vec<Bind>,
+    grants: usize,
     /// The program, resolved.
     exe: PathBuf,
     argv: Vec<String>,
@@ -36,7 +39,7 @@ struct Plan {
     /// That id's mapping: (inside, outside uid, outside gid).
     extra_id: Option<(u32, u32, u32)>,
     namespaces: Namespaces,
-    /// No grant holds the program: its own files are bound for it.
+    /// The program's own files are bound for it where no grant holds them.
     find_files: bool,
 }
 
@@ -46,6 +49,16 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
     let (stage, mut ctl) = start_stage(&plan)?;
     // Found, made and compiled while the stage starts.
     let auto_ro = bind_program_files(&mut plan)?;
+    let caller = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let trees = idmapped_trees(
+        &plan.binds,
+        plan.grants,
+        caller,
+        plan.extra_id.map(|(_, outside, _)| outside),
+    )?;
     // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
     // subtree) holding the stage and everything below it — the stage counts, so the
     // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
@@ -58,10 +71,16 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
     // ~0.5 ms (the default preset comes precompiled); a policy error ends here
     // (dropping `stage` kills and reaps it).
     let filter = compile_filter(&args.policy, args.tty)?;
-    send_plan(&ctl, plan_message(&args, &plan, &groups, filter), &groups)?;
+    send_plan(
+        &ctl,
+        plan_message(&args, &plan, &groups, filter),
+        &groups,
+        &trees,
+    )?;
     let start = Instant::now();
     let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups)?;
-    write_status(&args, &status, &groups, &auto_ro)?;
+    write_status(&args, &status, &groups, &auto_ro, &trees.views)?;
+    drop(trees);
     ctl.send(&ToStage::Go, &[])
         .map_err(|e| RunError::Io(e.to_string()))?;
     groups.start_janitor();
@@ -92,6 +111,7 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
     for r in &args.rw {
         binds.push(parse_bind(r, true)?);
     }
+    let grants = binds.len();
     if args.dev {
         for (dev, writable) in [
             ("/dev/null", true),
@@ -103,15 +123,16 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
                 writable,
                 dest: None,
                 identity: None,
+                tree: None,
             });
         }
     }
     let exe = resolve_program(&args.command[0])?;
-    // The program runs at the same path inside only if a grant holds it. If none
-    // does, it is bound read-only with its loader and libraries (see `deps`), each
-    // file at its own path, unless --no-auto-ro: then that is an error.
-    let find_files = !covered(&binds, &exe);
-    if find_files && args.no_auto_ro {
+    // The program, its loader and its libraries (see `deps`) are bound read-only, each
+    // file at its own path, where no grant holds them — unless --no-auto-ro: then the
+    // grants must hold the program.
+    let find_files = !args.no_auto_ro;
+    if args.no_auto_ro && !covered(&binds, &exe) {
         return Err(RunError::ProgramFiles(format!(
             "{} is not reachable inside: bind it (e.g. --ro {}) and its libraries (e.g. --ro /usr --ro /lib --ro /lib64), or leave out --no-auto-ro",
             exe.display(),
@@ -151,6 +172,7 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
     };
     Ok(Plan {
         binds,
+        grants,
         exe,
         argv,
         inside,
@@ -196,8 +218,8 @@ fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
     Ok((stage, ctl))
 }
 
-/// Step 3: when no grant holds the program, its own files, each bound read-only at
-/// the path the loader opens (~0.3 ms for /bin/true). Returns those paths.
+/// Step 3: the program's own files that no grant holds, each bound read-only at the
+/// path the loader opens (~0.3 ms for /bin/true). Returns those paths.
 fn bind_program_files(plan: &mut Plan) -> Result<Vec<PathBuf>, RunError> {
     let mut auto_ro = Vec::new();
     if !plan.find_files {
@@ -221,6 +243,7 @@ fn bind_program_files(plan: &mut Plan) -> Result<Vec<PathBuf>, RunError> {
                 path: file.real,
                 writable: false,
                 identity: Some(file.id),
+                tree: None,
             });
             auto_ro.push(file.path);
         }
@@ -251,8 +274,15 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
     }
 }
 
-/// Step 4: the plan, with the descriptors the stage joins the cgroups through.
-fn send_plan(ctl: &Ctl, message: ToStage, groups: &Cgroups) -> Result<(), RunError> {
+/// Step 4: the idmapped trees, then the plan with the descriptors the stage joins the
+/// cgroups through.
+fn send_plan(ctl: &Ctl, message: ToStage, groups: &Cgroups, trees: &Trees) -> Result<(), RunError> {
+    for chunk in trees.trees.chunks(TREES_PER_MESSAGE) {
+        let at = chunk.iter().map(|(i, _)| *i).collect();
+        let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_fd()).collect();
+        ctl.send(&ToStage::Trees(at), &fds)
+            .map_err(|e| RunError::Io(e.to_string()))?;
+    }
     let joins = groups.open_self_joins()?;
     ctl.send(
         &message,
@@ -305,6 +335,7 @@ fn write_status(
     status: &Status,
     groups: &Cgroups,
     auto_ro: &[PathBuf],
+    grants: &[GrantView],
 ) -> Result<(), RunError> {
     let Some(file) = &args.status_json else {
         return Ok(());
@@ -315,6 +346,7 @@ fn write_status(
         pids,
         memory,
         auto_ro,
+        grants,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| RunError::Io(e.to_string()))?;
     std::fs::write(file, json).map_err(|e| RunError::Io(format!("{}: {e}", file.display())))

@@ -1,7 +1,7 @@
 //! Launching a sandboxed process — the trusted side's half of the sandbox, as
 //! [`crate::lockdown`] is the renderer's: the spawn spec and the clone into new
 //! namespaces ([`spawn`]), network modes ([`NetMode`], [`EmptyNetwork`]), user and
-//! group id maps ([`own_id`]), the check from outside that a renderer is locked down
+//! group id maps ([`own_id`]), idmapped bind mounts ([`Idmap`]), the check from outside that a renderer is locked down
 //! as asked ([`verify_from_outside`]), the kernel feature report ([`check`]) and the
 //! cgroups that hold a sandbox ([`cgroup`]).
 //!
@@ -14,12 +14,14 @@
 
 pub mod cgroup;
 pub mod check;
+mod idmap;
 mod ids;
 mod namespaces;
 mod network;
 mod spawn;
 mod verify;
 
+pub use idmap::Idmap;
 pub use ids::{map_ids, own_id, OWN_ID_BASE, OWN_ID_RANGE};
 pub use namespaces::{Namespaces, NetMode};
 pub use network::EmptyNetwork;

@@ -90,6 +90,11 @@ pub struct Bind {
     /// the bind is an error instead of binding something else.
     #[serde(default)]
     pub identity: Option<(u64, u64)>,
+    /// A detached mount tree of `path` to attach instead of binding `path` (e.g. an
+    /// idmapped one a privileged spawner made: `launch::Idmap::tree`). The descriptor
+    /// must stay open until the root is built; it does not travel with the value.
+    #[serde(skip)]
+    pub tree: Option<std::os::fd::RawFd>,
 }
 
 impl Bind {
@@ -100,6 +105,7 @@ impl Bind {
             writable: false,
             dest: None,
             identity: None,
+            tree: None,
         }
     }
 
@@ -110,6 +116,7 @@ impl Bind {
             writable: true,
             dest: None,
             identity: None,
+            tree: None,
         }
     }
 

@@ -117,7 +117,7 @@ fn bind_from_old_root(grants: &[&Bind], mount_proc: bool) -> Result<(), Lockdown
     nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
     for g in grants {
         let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
-        bind(&source, g.inside(), Path::new("/"), g.writable)?;
+        bind(&source, g.inside(), Path::new("/"), g)?;
         check_identity(g, g.inside())?;
     }
     if mount_proc {
@@ -154,7 +154,7 @@ fn bind_and_chroot(grants: &[&Bind], base: &str) -> Result<(), LockdownError> {
             ));
         }
         let target = Path::new(base).join(relative(g.inside()));
-        bind(&g.path, &target, Path::new(base), g.writable)?;
+        bind(&g.path, &target, Path::new(base), g)?;
         check_identity(g, &target)?;
     }
     nix::unistd::chroot(".").map_err(err("chroot"))?;
@@ -282,18 +282,24 @@ fn on_root_tmpfs(path: &Path, root: &Path) -> bool {
 
 /// Bind `source` at `target` (see [`make_target`]; `root` is the new root's tmpfs),
 /// read-only unless `writable`.
-fn bind(source: &Path, target: &Path, root: &Path, writable: bool) -> Result<(), LockdownError> {
+fn bind(source: &Path, target: &Path, root: &Path, g: &Bind) -> Result<(), LockdownError> {
+    let writable = g.writable;
     make_target(source, target, root)?;
-    mount(
-        Some(source),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(err("mount(MS_BIND)"))?;
+    match g.tree {
+        // A tree made for it (idmapped): attached as it is.
+        Some(tree) => crate::sys::mount::move_mount_to(tree, target)
+            .map_err(|e| LockdownError::new(Layer::EmptyRoot, "move_mount", e))?,
+        None => mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(err("mount(MS_BIND)"))?,
+    }
     // A bind remount must keep the flags the kernel locked on the source mount.
-    let flags_now = statvfs(source).map_err(err("statvfs"))?.flags();
+    let flags_now = statvfs(target).map_err(err("statvfs"))?.flags();
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID;
     // Device nodes are granted one by one (a minimal /dev): only those keep working.
     let is_device = std::fs::metadata(source)

@@ -30,6 +30,7 @@
 
 pub mod arch;
 pub mod consts;
+pub mod guards;
 pub mod params;
 pub mod presets;
 pub mod text;

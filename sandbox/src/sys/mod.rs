@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod memfd;
+pub mod mount;
 pub mod notify;
 #[cfg(feature = "test-support")]
 pub mod probe;

@@ -1,0 +1,103 @@
+//! Grants as the caller sees them. A root caller's program runs as an outside user id
+//! of its own (see `SANDBOX_ID_BASE`); bound plainly, a `--ro`/`--rw` folder only root
+//! may enter (every `mktemp -d`) would stay closed to it, and what it writes would
+//! belong to that id. So each of the caller's grants is bound as an idmapped mount
+//! (`sandbox::launch::Idmap`): the caller's files appear as the program's own, and
+//! what the program creates belongs to the caller on disk — a second run overwrites
+//! the first run's outputs. Files of other users keep their owners' view ("others"
+//! permissions; the owner shows as the overflow id, 65534).
+//!
+//! On a file system without idmapped mounts (the kernel answers EINVAL: NFS, 9p, FUSE
+//! without support, some older ones), the grant is bound as it is: the program sees
+//! the real owners and permissions and writes as its own id. That is said on stderr
+//! and in the status report (`grants`), and `--uid 0` runs the program as the caller
+//! (without a user id of its own) where that is wanted.
+//!
+//! An unprivileged caller's program runs as the caller (inside uid 0 is the caller):
+//! its grants are bound plainly, as its own files already are its own.
+
+use super::RunError;
+use sandbox::launch::Idmap;
+use sandbox::lockdown::Bind;
+use serde::Serialize;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// How one `--ro`/`--rw` grant is bound, for the status report.
+#[derive(Debug, Serialize)]
+pub(super) struct GrantView {
+    pub(super) path: PathBuf,
+    pub(super) writable: bool,
+    /// "idmapped" (owned by the caller outside = owned by the program inside) or
+    /// "plain" (owners as they are).
+    pub(super) mapping: &'static str,
+    /// Why a root caller's grant is plain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) why_plain: Option<String>,
+}
+
+/// The idmapped trees for the grants, to send to the stage.
+#[derive(Default)]
+pub(super) struct Trees {
+    /// Index in the plan's binds, and the tree's descriptor.
+    pub(super) trees: Vec<(usize, OwnedFd)>,
+    pub(super) views: Vec<GrantView>,
+}
+
+/// For the first `grants` binds (the caller's `--ro`/`--rw`): an idmapped tree each,
+/// mapping the caller's `caller` (uid, gid) to the program's outside id, when there is
+/// one (`program`: a root caller); plain otherwise, or where the file system cannot.
+pub(super) fn idmapped_trees(
+    binds: &[Bind],
+    grants: usize,
+    caller: (u32, u32),
+    program: Option<u32>,
+) -> Result<Trees, RunError> {
+    let mut out = Trees::default();
+    let mine = binds.iter().take(grants);
+    let Some(program) = program else {
+        out.views = mine.map(|g| view(g, "plain", None)).collect();
+        return Ok(out);
+    };
+    if grants == 0 {
+        return Ok(out);
+    }
+    let idmap = Idmap::new(caller, program).map_err(|e| {
+        RunError::Setup(format!(
+            "cannot make the user namespace for idmapped grants: {e}"
+        ))
+    })?;
+    for (i, g) in mine.enumerate() {
+        match idmap.tree(&g.path) {
+            Ok(tree) => {
+                out.trees.push((i, tree));
+                out.views.push(view(g, "idmapped", None));
+            }
+            Err(e) => {
+                let why = match e.raw_os_error() {
+                    Some(libc::EINVAL) => {
+                        "its file system does not support idmapped mounts".to_string()
+                    }
+                    _ => format!("an idmapped mount failed: {}", crate::words::io(&e)),
+                };
+                eprintln!(
+                    "sandbox: note: {} is bound as it is ({why}): the program sees its \
+                     owners and permissions as they are and what it writes belongs to its \
+                     own user id (--uid 0 runs it as you)",
+                    g.path.display()
+                );
+                out.views.push(view(g, "plain", Some(why)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn view(g: &Bind, mapping: &'static str, why_plain: Option<String>) -> GrantView {
+    GrantView {
+        path: g.path.clone(),
+        writable: g.writable,
+        mapping,
+        why_plain,
+    }
+}
