@@ -76,14 +76,14 @@ fn writes_outside_rw_fail_and_inside_land() {
         let _ = std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777));
     }
     let (ros, rws) = (ro.to_str().expect("utf-8"), rw.to_str().expect("utf-8"));
-    let script = format!("echo x > {rws}/out && echo ok; echo y > {ros}/no; echo ro=$?; echo z > /tmp/no; echo tmp=$?");
+    let script = format!("echo x > {rws}/out && echo ok; echo y > {ros}/no; echo ro=$?; echo z > /no; echo root=$?; echo t > /tmp/no; echo tmp=$?");
     let o = run(
         &["--ro", ros, "--rw", rws, "--", "/bin/sh", "-c", &script],
         false,
     );
     let out = text(&o.stdout);
     assert!(
-        out.contains("ok\n") && out.contains("ro=2") && out.contains("tmp=2"),
+        out.contains("ok\n") && out.contains("ro=2") && out.contains("root=2"),
         "{out}{}",
         text(&o.stderr)
     );
@@ -92,6 +92,9 @@ fn writes_outside_rw_fail_and_inside_land() {
         "x\n"
     );
     assert!(!ro.join("no").exists());
+    // /tmp is the sandbox's own scratch tmpfs: writable, and nothing reaches the host.
+    assert!(out.contains("tmp=0"), "{out}");
+    assert!(!std::path::Path::new("/tmp/no").exists());
 }
 
 #[test]
@@ -697,10 +700,38 @@ fn minimal_pdf() -> Vec<u8> {
 
 #[test]
 fn env_dev_proc_and_network_options() {
-    // The environment is empty unless set.
-    let o = run(&["--env", "GREETING=hi", "--", "/usr/bin/env"], false);
+    // The default environment (nothing of the caller's), --env over it; --clearenv
+    // starts empty.
+    let o = run(
+        &[
+            "--env",
+            "GREETING=hi",
+            "--env",
+            "LANG=C",
+            "--",
+            "/usr/bin/env",
+        ],
+        false,
+    );
     let env = text(&o.stdout);
-    assert_eq!(env, "GREETING=hi\n", "{}", text(&o.stderr));
+    assert_eq!(
+        env,
+        "PATH=/usr/local/bin:/usr/bin:/bin\nHOME=/tmp\nGREETING=hi\nLANG=C\n",
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(
+        &["--clearenv", "--env", "GREETING=hi", "--", "/usr/bin/env"],
+        false,
+    );
+    assert_eq!(text(&o.stdout), "GREETING=hi\n", "{}", text(&o.stderr));
+    let o = run(&["--env", "GREETING", "--", "/usr/bin/env"], false);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        text(&o.stderr).contains("expected NAME=VALUE"),
+        "{}",
+        text(&o.stderr)
+    );
     // No /dev or /proc unless asked.
     let o = run(
         &["--", "/bin/sh", "-c", "ls /dev /proc 2>&1; echo rc=$?"],

@@ -194,3 +194,40 @@ fn a_program_cannot_make_set_id_files_in_a_grant() {
         let _ = std::fs::remove_dir_all(&out);
     });
 }
+
+/// The program gets a writable, empty /tmp of --tmp-size bytes (its own tmpfs: nothing
+/// of the host's /tmp), with grants beneath /tmp mounted on it; --tmp-size 0 gives none.
+#[test]
+fn the_program_gets_a_scratch_tmp_of_its_own() {
+    both(|nobody| {
+        let out = private_dir(&format!("scratch-{nobody}"), nobody);
+        let o = s(&out);
+        let script = format!(
+            "echo x > /tmp/a && cat /tmp/a && ls -a /tmp | grep -c . && \
+             stat -f -c '%t %b %S' /tmp && echo y > {o}/b && cat {o}/b"
+        );
+        let r = run(
+            &[
+                "--tmp-size",
+                "1048576",
+                "--rw",
+                &o,
+                "--",
+                "/bin/sh",
+                "-c",
+                &script,
+            ],
+            nobody,
+        );
+        let got = text(&r.stdout);
+        // tmpfs (0x1021994), 256 blocks of 4 KiB; ".", "..", "a" and the grant's folder.
+        assert_eq!(got, "x\n4\n1021994 256 4096\ny\n", "{}", text(&r.stderr));
+        assert!(!Path::new("/tmp/a").exists() || nobody);
+        let r = run(
+            &["--tmp-size", "0", "--", "/bin/sh", "-c", "echo x > /tmp/a"],
+            nobody,
+        );
+        assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+        let _ = std::fs::remove_dir_all(&out);
+    });
+}

@@ -224,6 +224,7 @@ fn run_with_channel<P: Protocol>(
         binds: Vec::new(),
         landlock_min_abi: setup.landlock_min_abi,
         mount_proc: false,
+        scratch_tmp: None,
         root_built: None,
         seccomp_listener: setup.listener,
         switch_to: None,

@@ -46,9 +46,18 @@ pub struct RunArgs {
     /// namespace).
     #[arg(long, default_value_t = 64)]
     pub pids: u64,
-    /// Set an environment variable (the environment is otherwise empty). Repeatable.
+    /// Set an environment variable, over the default one of that name. Repeatable.
+    /// The default environment: PATH=/usr/local/bin:/usr/bin:/bin, HOME=/tmp,
+    /// LANG=C.UTF-8 (nothing of the caller's).
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// Start from an empty environment instead of the default one (`--env` still adds).
+    #[arg(long)]
+    pub clearenv: bool,
+    /// Size in bytes of the writable, empty /tmp the program gets (a tmpfs, counted in
+    /// the sandbox's memory; 0: no /tmp; a --rw grant at /tmp replaces it).
+    #[arg(long = "tmp-size", value_name = "BYTES", default_value_t = DEFAULT_TMP_SIZE)]
+    pub tmp_size: u64,
     /// The program's uid and gid inside (default: 1000 when the caller is root, with a
     /// user id of its own outside; 0 — mapped to the caller — otherwise). Another id
     /// than 0 needs a root caller.
@@ -70,6 +79,36 @@ pub struct RunArgs {
     /// The program and its arguments (after `--`).
     #[arg(trailing_var_arg = true, required = true, value_name = "PROGRAM")]
     pub command: Vec<String>,
+}
+
+/// The default size of the program's /tmp: 64 MiB.
+pub const DEFAULT_TMP_SIZE: u64 = 64 << 20;
+
+/// The environment the program starts with unless `--clearenv`.
+pub const DEFAULT_ENV: &[&str] = &[
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "HOME=/tmp",
+    "LANG=C.UTF-8",
+];
+
+/// The program's environment: the default one (unless `clear`), each `--env K=V` set
+/// over it in order. A `--env` without `=` is an error.
+pub(super) fn environment(sets: &[String], clear: bool) -> Result<Vec<String>, RunError> {
+    let mut env: Vec<String> = if clear {
+        Vec::new()
+    } else {
+        DEFAULT_ENV.iter().map(|s| s.to_string()).collect()
+    };
+    for kv in sets {
+        let Some((key, _)) = kv.split_once('=') else {
+            return Err(RunError::Options(format!(
+                "--env {kv}: expected NAME=VALUE"
+            )));
+        };
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(kv.clone());
+    }
+    Ok(env)
 }
 
 /// A `--ro`/`--rw` argument: the path as written (made absolute), where it appears

@@ -13,6 +13,8 @@ pub(super) enum ToStage {
         env: Vec<String>,
         binds: Vec<Bind>,
         mount_proc: bool,
+        /// A writable tmpfs of this many bytes at /tmp.
+        scratch_tmp: Option<u64>,
         rlimits: Rlimits,
         filter: Vec<u8>,
         switch_to: Option<(u32, u32)>,

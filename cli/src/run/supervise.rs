@@ -10,7 +10,7 @@
 use super::cgroups::{BombWatch, Cgroups};
 use super::filter::compile_filter;
 use super::grants::{idmapped_trees, GrantView, Trees};
-use super::options::{parse_bind, resolve_program, RunArgs};
+use super::options::{environment, parse_bind, resolve_program, RunArgs};
 use super::protocol::{limits, FromStage, ToStage, TREES_PER_MESSAGE};
 use super::report::{count_below, payload_pid, program_status, RunReport};
 use super::*;
@@ -34,6 +34,9 @@ struct Plan {
     /// The program, resolved.
     exe: PathBuf,
     argv: Vec<String>,
+    env: Vec<String>,
+    /// The size of the program's /tmp, if it gets one.
+    scratch_tmp: Option<u64>,
     /// The program's id inside when it is not 0 (a root caller's program).
     inside: Option<u32>,
     /// That id's mapping: (inside, outside uid, outside gid).
@@ -170,11 +173,15 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         },
         ..Namespaces::default()
     };
+    let at_tmp = binds.iter().any(|g| g.inside() == Path::new("/tmp"));
+    let scratch_tmp = (args.tmp_size > 0 && !at_tmp).then_some(args.tmp_size);
     Ok(Plan {
         binds,
         grants,
         exe,
         argv,
+        env: environment(&args.env, args.clearenv)?,
+        scratch_tmp,
         inside,
         extra_id,
         namespaces,
@@ -256,9 +263,10 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
     ToStage::Plan {
         program: plan.exe.display().to_string(),
         argv: plan.argv.clone(),
-        env: args.env.clone(),
+        env: plan.env.clone(),
         binds: plan.binds.clone(),
         mount_proc: args.proc,
+        scratch_tmp: plan.scratch_tmp,
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),
             open_files: args.nofile,

@@ -123,12 +123,15 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
     if config.mount_proc {
         ro.push(std::path::PathBuf::from("/proc"));
     }
-    let rw: Vec<_> = config
+    let mut rw: Vec<_> = config
         .binds
         .iter()
         .filter(|g| g.writable)
         .map(|g| g.inside().to_path_buf())
         .collect();
+    if config.scratch_tmp.is_some() {
+        rw.push(std::path::PathBuf::from(super::root::SCRATCH_TMP));
+    }
     let status = ruleset
         .create()
         .map_err(err("landlock_create_ruleset"))?

@@ -153,6 +153,11 @@ pub struct Config {
     /// Mount a /proc of the process's pid namespace in the new root (read-only for
     /// Landlock). Off by default: a renderer sees no /proc.
     pub mount_proc: bool,
+    /// A writable, empty tmpfs of this many bytes at `/tmp` in the new root (mode 1777,
+    /// `nosuid,nodev,noexec`; Landlock grants it like a writable bind). Grants beneath
+    /// `/tmp` are mounted on it. None by default; a grant at `/tmp` itself is an error
+    /// with it.
+    pub scratch_tmp: Option<u64>,
     /// The root was already built by [`build_root`] (in a parent of this process):
     /// lockdown only verifies it. The parent also says whether it was in a user
     /// namespace of its own (read from /proc before the root was replaced).
@@ -177,6 +182,7 @@ impl Default for Config {
             binds: Vec::new(),
             landlock_min_abi: 1,
             mount_proc: false,
+            scratch_tmp: None,
             root_built: None,
             seccomp_listener: false,
             switch_to: None,
@@ -258,7 +264,7 @@ pub fn close_descriptors_except(keep: &[RawFd]) -> io::Result<()> {
 /// other layers — for a parent that then forks the process to lock down (and that
 /// passes the result as [`Config::root_built`]).
 pub fn build_root(config: &Config) -> Result<RootMethod, LockdownError> {
-    root::enter_empty_root(&config.binds, config.mount_proc)
+    root::enter_empty_root(config)
 }
 
 /// Proof that the process was single-threaded when checked; consumed by the fork.
@@ -358,9 +364,9 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     } else {
         let method = match config.root_built {
             Some((m, _)) => m,
-            None => root::enter_empty_root(&config.binds, config.mount_proc)?,
+            None => root::enter_empty_root(config)?,
         };
-        let listing = root::verify_empty(&config.binds, config.mount_proc)?;
+        let listing = root::verify_empty(config)?;
         status.record(Layer::EmptyRoot, true, listing, format!("{method:?}"));
         status.root_method = Some(method);
     }

@@ -9,7 +9,7 @@
 //! above it: nothing is created, truncated or followed through a symlink in a granted
 //! (host) folder.
 
-use super::{Bind, Layer, LockdownError};
+use super::{Bind, Config, Layer, LockdownError};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use serde::{Deserialize, Serialize};
@@ -33,11 +33,19 @@ fn err(call: &'static str) -> impl Fn(nix::Error) -> LockdownError {
 /// private mount namespace (bubblewrap uses /tmp the same way).
 const STAGING: [&str; 3] = ["/tmp", "/run", "/mnt"];
 
-pub(super) fn enter_empty_root(
-    grants: &[Bind],
-    mount_proc: bool,
-) -> Result<RootMethod, LockdownError> {
+/// Where [`Config::scratch_tmp`] is mounted.
+pub(super) const SCRATCH_TMP: &str = "/tmp";
+
+pub(super) fn enter_empty_root(config: &Config) -> Result<RootMethod, LockdownError> {
+    let (grants, mount_proc) = (&config.binds[..], config.mount_proc);
     check_paths(grants)?;
+    if config.scratch_tmp.is_some() && grants.iter().any(|g| g.inside() == Path::new(SCRATCH_TMP)) {
+        return Err(LockdownError::msg(
+            Layer::EmptyRoot,
+            "grant",
+            format!("a grant at {SCRATCH_TMP} and a scratch {SCRATCH_TMP}: ask for one"),
+        ));
+    }
     mount(
         None::<&str>,
         "/",
@@ -69,11 +77,15 @@ pub(super) fn enter_empty_root(
     let grants = parents_first(grants);
     let method = match nix::unistd::pivot_root(".", OLD_ROOT) {
         Ok(()) => {
-            bind_from_old_root(&grants, mount_proc)?;
+            nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
+            scratch_tmp(Path::new("/"), config.scratch_tmp)?;
+            bind_from_old_root(&grants, mount_proc, config.scratch_tmp.is_some())?;
             RootMethod::PivotRoot
         }
         Err(nix::Error::EINVAL) => {
-            bind_and_chroot(&grants, base)?;
+            std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
+            scratch_tmp(Path::new(base), config.scratch_tmp)?;
+            bind_and_chroot(&grants, base, config.scratch_tmp.is_some())?;
             RootMethod::Chroot
         }
         Err(e) => return Err(err("pivot_root")(e)),
@@ -113,11 +125,14 @@ fn check_paths(grants: &[Bind]) -> Result<(), LockdownError> {
 /// After pivot_root: bind the grants from the old root (now at /.old-root, so a grant
 /// under the staging directory is not hidden by the tmpfs mounted there), mount /proc
 /// if asked, and detach the old root.
-fn bind_from_old_root(grants: &[&Bind], mount_proc: bool) -> Result<(), LockdownError> {
-    nix::unistd::chdir("/").map_err(err("chdir(/)"))?;
+fn bind_from_old_root(
+    grants: &[&Bind],
+    mount_proc: bool,
+    scratch: bool,
+) -> Result<(), LockdownError> {
     for g in grants {
         let source = Path::new("/").join(OLD_ROOT).join(relative(&g.path));
-        bind(&source, g.inside(), Path::new("/"), g)?;
+        bind(&source, g.inside(), NewRoot::at("/", scratch), g)?;
         check_identity(g, g.inside())?;
     }
     if mount_proc {
@@ -140,8 +155,7 @@ fn bind_from_old_root(grants: &[&Bind], mount_proc: bool) -> Result<(), Lockdown
 /// Where pivot_root cannot work (e.g. the root is an initramfs): bind the grants from
 /// their real paths, which must then not be under the staging directory `base` (the
 /// tmpfs hides it), and chroot.
-fn bind_and_chroot(grants: &[&Bind], base: &str) -> Result<(), LockdownError> {
-    std::fs::remove_dir(OLD_ROOT).map_err(io("rmdir(old root)"))?;
+fn bind_and_chroot(grants: &[&Bind], base: &str, scratch: bool) -> Result<(), LockdownError> {
     for g in grants {
         if g.path.starts_with(base) {
             return Err(LockdownError::msg(
@@ -154,11 +168,29 @@ fn bind_and_chroot(grants: &[&Bind], base: &str) -> Result<(), LockdownError> {
             ));
         }
         let target = Path::new(base).join(relative(g.inside()));
-        bind(&g.path, &target, Path::new(base), g)?;
+        bind(&g.path, &target, NewRoot::at(base, scratch), g)?;
         check_identity(g, &target)?;
     }
     nix::unistd::chroot(".").map_err(err("chroot"))?;
     nix::unistd::chdir("/").map_err(err("chdir(/)"))
+}
+
+/// The scratch tmpfs of `size` bytes at `root`/tmp, if asked, before the grants (those
+/// beneath /tmp are mounted on it).
+fn scratch_tmp(root: &Path, size: Option<u64>) -> Result<(), LockdownError> {
+    let Some(size) = size else {
+        return Ok(());
+    };
+    let at = root.join(relative(Path::new(SCRATCH_TMP)));
+    std::fs::create_dir(&at).map_err(io("mkdir(scratch /tmp)"))?;
+    mount(
+        Some("tmpfs"),
+        &at,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={size}").as_str()),
+    )
+    .map_err(err("mount(scratch /tmp tmpfs)"))
 }
 
 /// Where the old root sits between pivot_root and its detach (relative to the new root).
@@ -205,7 +237,7 @@ fn relative(path: &Path) -> PathBuf {
 /// before) is used as it is, if it has the source's type; it is never created,
 /// truncated or followed through a symlink there — that would change the host's
 /// folder, or bind somewhere else than asked.
-fn make_target(source: &Path, target: &Path, root: &Path) -> Result<(), LockdownError> {
+fn make_target(source: &Path, target: &Path, root: NewRoot<'_>) -> Result<(), LockdownError> {
     let is_dir = source.is_dir();
     let mut at = PathBuf::from("/");
     for c in relative(target).components() {
@@ -267,22 +299,42 @@ fn make_target(source: &Path, target: &Path, root: &Path) -> Result<(), Lockdown
     Ok(())
 }
 
-/// Whether the parent of `path` is on the new root's own tmpfs (`root`), not inside a
-/// grant.
-fn on_root_tmpfs(path: &Path, root: &Path) -> bool {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    match (std::fs::metadata(parent), std::fs::metadata(root)) {
-        (Ok(p), Ok(root)) => {
-            use std::os::unix::fs::MetadataExt;
-            p.dev() == root.dev()
+/// The new root being built: where its tmpfs is, and whether it has a scratch /tmp.
+#[derive(Clone, Copy)]
+struct NewRoot<'a> {
+    at: &'a Path,
+    scratch: bool,
+}
+
+impl NewRoot<'_> {
+    fn at(at: &str, scratch: bool) -> NewRoot<'_> {
+        NewRoot {
+            at: Path::new(at),
+            scratch,
         }
-        _ => false,
     }
+}
+
+/// Whether the parent of `path` is on the new root's own tmpfs or its scratch /tmp,
+/// not inside a grant.
+fn on_root_tmpfs(path: &Path, root: NewRoot<'_>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let Ok(p) = std::fs::metadata(parent) else {
+        return false;
+    };
+    let mut ours = vec![root.at.to_path_buf()];
+    if root.scratch {
+        ours.push(root.at.join(relative(Path::new(SCRATCH_TMP))));
+    }
+    ours.iter()
+        .filter_map(|r| std::fs::metadata(r).ok())
+        .any(|r| r.dev() == p.dev())
 }
 
 /// Bind `source` at `target` (see [`make_target`]; `root` is the new root's tmpfs),
 /// read-only unless `writable`.
-fn bind(source: &Path, target: &Path, root: &Path, g: &Bind) -> Result<(), LockdownError> {
+fn bind(source: &Path, target: &Path, root: NewRoot<'_>, g: &Bind) -> Result<(), LockdownError> {
     let writable = g.writable;
     make_target(source, target, root)?;
     match g.tree {
@@ -323,7 +375,8 @@ fn bind(source: &Path, target: &Path, root: &Path, g: &Bind) -> Result<(), Lockd
 }
 
 /// The root must list nothing but the first components of the grants.
-pub(super) fn verify_empty(grants: &[Bind], mount_proc: bool) -> Result<bool, LockdownError> {
+pub(super) fn verify_empty(config: &Config) -> Result<bool, LockdownError> {
+    let (grants, mount_proc) = (&config.binds[..], config.mount_proc);
     let mut allowed: Vec<std::ffi::OsString> = grants
         .iter()
         .filter_map(|g| {
@@ -335,6 +388,9 @@ pub(super) fn verify_empty(grants: &[Bind], mount_proc: bool) -> Result<bool, Lo
         .collect();
     if mount_proc {
         allowed.push("proc".into());
+    }
+    if config.scratch_tmp.is_some() {
+        allowed.push("tmp".into());
     }
     let entries = std::fs::read_dir("/")
         .map_err(|e| LockdownError::new(Layer::EmptyRoot, "readdir(/)", e))?;
