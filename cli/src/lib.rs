@@ -4,6 +4,7 @@
 pub mod deps;
 pub mod notify;
 pub mod policy;
+pub mod profile;
 pub mod run;
 mod sys;
 mod words;
@@ -26,7 +27,7 @@ pub enum Command {
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Run a program under the sandbox layers (like bwrap or minijail0).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show which sandbox layers this kernel and user offer; exit 0 when the default
     /// renderer configuration can be applied in full, 1 when it cannot.
     Check {
@@ -40,7 +41,7 @@ pub enum Command {
 pub fn main_with(cli: Cli) -> i32 {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Check { verbose } => {
             let report = sandbox::launch::check::kernel_report();
             if verbose {

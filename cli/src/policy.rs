@@ -170,6 +170,10 @@ pub fn load(source: &Source, arch: Arch) -> Result<Policy, String> {
     let mut options = Options::new(arch);
     options.defines = source.defines.clone();
     match PolicyArg::parse(&source.file)? {
+        // A profile's policy, its `sandbox run` lines set aside.
+        PolicyArg::File(path) if path.extension().is_some_and(|e| e == "profile") => {
+            crate::profile::load(&source.file, arch).map(|p| p.policy)
+        }
         PolicyArg::File(path) => {
             text::parse_file(&path, &options, &source.include_dirs).map_err(|e| e.to_string())
         }

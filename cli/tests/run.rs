@@ -3,7 +3,7 @@
 //! root and as uid 65534.
 
 mod common;
-use common::{both, compile, run, run_bare, text, tmp, SYSTEM};
+use common::{both, compile, minimal_pdf, run, run_bare, text, tmp, SYSTEM};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -667,35 +667,6 @@ fn real_programs_work_with_the_usual_binds() {
     assert!(std::fs::read(page.path())
         .unwrap_or_default()
         .starts_with(b"\x89PNG"));
-}
-
-/// A valid one-page PDF with a filled rectangle, with a correct xref table.
-fn minimal_pdf() -> Vec<u8> {
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 72 72] /Contents 4 0 R >>".to_string(),
-        "<< /Length 26 >>\nstream\n0 0 1 rg 10 10 50 50 re f\nendstream".to_string(),
-    ];
-    let mut pdf = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (n, body) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend(format!("{} 0 obj\n{body}\nendobj\n", n + 1).bytes());
-    }
-    let xref = pdf.len();
-    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
-    for o in offsets {
-        pdf.extend(format!("{o:010} 00000 n \n").bytes());
-    }
-    pdf.extend(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .bytes(),
-    );
-    pdf
 }
 
 #[test]

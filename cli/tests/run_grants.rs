@@ -4,30 +4,9 @@
 //! 65534 (the program runs as the caller).
 
 mod common;
-use common::{both, run, run_bare, text};
+use common::{both, caller_file, private_dir, run, run_bare, text};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
-/// A 0700 folder owned by the caller (uid 65534 when `nobody`), as `mktemp -d` makes.
-fn private_dir(name: &str, nobody: bool) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sandbox-grants-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir(&d).expect("mkdir");
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    if nobody {
-        std::os::unix::fs::chown(&d, Some(65534), Some(65534)).expect("chown");
-    }
-    d
-}
-
-/// `path` written by the caller (owned as `private_dir`).
-fn caller_file(path: &Path, content: &str, mode: u32, nobody: bool) {
-    std::fs::write(path, content).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    if nobody {
-        std::os::unix::fs::chown(path, Some(65534), Some(65534)).expect("chown");
-    }
-}
+use std::path::Path;
 
 fn s(p: &Path) -> String {
     p.display().to_string()

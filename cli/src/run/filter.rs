@@ -1,12 +1,13 @@
 //! The filter the program gets: the policy behind the set-ID guard
 //! (`sandbox::policy::guards`), with its default replaced by `user-notify`.
 
+use super::options::RunArgs;
 use super::RunError;
 use crate::policy::{load, PolicyArg, Source};
 use sandbox::bpf;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::presets::Preset;
-use sandbox::policy::Action;
+use sandbox::policy::{Action, Policy};
 
 /// The `exec` preset as [`compile_filter`] makes it, compiled by `build.rs` for the
 /// target's architecture (empty for an architecture the compiler does not support).
@@ -17,7 +18,19 @@ const PRECOMPILED_EXEC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_n
 /// change its terminal (but never inject input or reach the console). The `exec`
 /// preset (the default) comes precompiled. A preset name is never looked up in the file
 /// system (see [`PolicyArg`]).
-pub(super) fn compile_filter(policy: &str, tty: bool) -> Result<Vec<u8>, RunError> {
+pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
+    let tty = args.tty;
+    if let Some(profile) = &args.loaded_profile {
+        if tty {
+            return Err(RunError::Options(
+                "--tty changes the exec preset's terminal rule; with --profile, write the \
+                 ioctl rule you want in the profile"
+                    .into(),
+            ));
+        }
+        return notifying(profile.clone(), false).map_err(RunError::Policy);
+    }
+    let policy = args.policy.as_deref().unwrap_or("exec");
     let exec =
         PolicyArg::parse(policy).map_err(RunError::Options)? == PolicyArg::Preset(Preset::Exec);
     if tty && !exec {
@@ -35,16 +48,22 @@ pub(super) fn compile_filter(policy: &str, tty: bool) -> Result<Vec<u8>, RunErro
 
 /// [`compile_filter`] without the precompiled preset.
 fn compile_filter_now(policy: &str, tty: bool) -> Result<Vec<u8>, String> {
-    let arch = Arch::native();
-    let mut policy = load(
+    let policy = load(
         &Source {
             file: policy.to_string(),
             arch: None,
             include_dirs: Vec::new(),
             defines: Vec::new(),
         },
-        arch,
+        Arch::native(),
     )?;
+    notifying(policy, tty)
+}
+
+/// `policy` (with `tty`, the terminal rule widened) behind the set-ID guard, with its
+/// default replaced by `user-notify`, compiled.
+fn notifying(mut policy: Policy, tty: bool) -> Result<Vec<u8>, String> {
+    let arch = Arch::native();
     if tty {
         use sandbox::policy::arg;
         let cmd = |name: &str| {
@@ -73,6 +92,19 @@ fn compile_filter_now(policy: &str, tty: bool) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    /// `sandbox run ARGS -- /bin/true`'s options, the profile loaded.
+    fn args(extra: &[&str]) -> RunArgs {
+        let mut line = vec!["sandbox", "run"];
+        line.extend(extra);
+        line.extend(["--", "/bin/true"]);
+        match clap::Parser::try_parse_from(line).expect("parses") {
+            crate::Cli {
+                command: crate::Command::Run(a),
+            } => a.with_profile().expect("profile"),
+            _ => panic!("not run"),
+        }
+    }
+
     /// The bytes `build.rs` embedded are what the run-time compiler makes of the
     /// preset now: a change to the preset or the compiler cannot leave a stale copy.
     #[test]
@@ -83,23 +115,23 @@ mod tests {
         );
         let now = compile_filter_now("exec", false).expect("the exec preset compiles");
         assert_eq!(PRECOMPILED_EXEC, now.as_slice());
-        assert_eq!(compile_filter("exec", false).expect("precompiled"), now);
+        assert_eq!(compile_filter(&args(&[])).expect("precompiled"), now);
     }
 
-    /// Any other policy is compiled at run time (a preset that is not `exec`, here
-    /// a file).
+    /// Any other policy is compiled at run time (here a file, and a profile that
+    /// includes the exec preset: the same filter).
     #[test]
     fn other_policies_are_compiled_at_run_time() {
         let dir = std::env::temp_dir().join(format!("run-filter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("p.policy");
         std::fs::write(&file, "read: allow\nwrite: allow\nexit_group: allow\n").expect("write");
-        let got = compile_filter(file.to_str().expect("utf-8"), false).expect("compiles");
+        let f = file.to_str().expect("utf-8");
+        let got = compile_filter(&args(&["--policy", f])).expect("compiles");
         assert_ne!(got.as_slice(), PRECOMPILED_EXEC);
-        assert_eq!(
-            got,
-            compile_filter_now(file.to_str().expect("utf-8"), false).expect("compiles")
-        );
+        assert_eq!(got, compile_filter_now(f, false).expect("compiles"));
+        let profile = compile_filter(&args(&["--profile", "jq"])).expect("compiles");
+        assert_eq!(profile.as_slice(), PRECOMPILED_EXEC);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

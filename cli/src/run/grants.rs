@@ -44,22 +44,22 @@ pub(super) struct Trees {
     pub(super) views: Vec<GrantView>,
 }
 
-/// For the first `grants` binds (the caller's `--ro`/`--rw`): an idmapped tree each,
+/// For the binds at `grants` (the caller's `--ro`/`--rw`): an idmapped tree each,
 /// mapping the caller's `caller` (uid, gid) to the program's outside id, when there is
 /// one (`program`: a root caller); plain otherwise, or where the file system cannot.
 pub(super) fn idmapped_trees(
     binds: &[Bind],
-    grants: usize,
+    grants: std::ops::Range<usize>,
     caller: (u32, u32),
     program: Option<u32>,
 ) -> Result<Trees, RunError> {
     let mut out = Trees::default();
-    let mine = binds.iter().take(grants);
+    let mine = binds.get(grants.clone()).unwrap_or_default().iter();
     let Some(program) = program else {
         out.views = mine.map(|g| view(g, "plain", None)).collect();
         return Ok(out);
     };
-    if grants == 0 {
+    if grants.is_empty() {
         return Ok(out);
     }
     let idmap = Idmap::new(caller, program).map_err(|e| {
@@ -67,7 +67,7 @@ pub(super) fn idmapped_trees(
             "cannot make the user namespace for idmapped grants: {e}"
         ))
     })?;
-    for (i, g) in mine.enumerate() {
+    for (i, g) in grants.zip(mine) {
         match idmap.tree(&g.path) {
             Ok(tree) => {
                 out.trees.push((i, tree));

@@ -9,9 +9,24 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Seccomp policy: a preset name, or a policy file named with a `/` (e.g.
-    /// `./my.policy`; default: the `exec` preset).
-    #[arg(long, default_value = "exec")]
-    pub policy: String,
+    /// `./my.policy`; default: the `exec` preset, or the profile's).
+    #[arg(long, conflicts_with = "profile")]
+    pub policy: Option<String>,
+    /// A profile: a built-in name (shell, python3, imagemagick, poppler, sqlite3, jq) or
+    /// a file named with a `/` — the policy, binds, environment and limits in one file
+    /// (docs/profiles.md). Options given here add to it (binds, --env) or replace its
+    /// values (limits).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// The profile, loaded (filled in by `with_profile`).
+    #[arg(skip)]
+    pub loaded_profile: Option<sandbox::policy::Policy>,
+    /// The profile's read-only binds (those that exist, for `@ro-if-exists`).
+    #[arg(skip)]
+    pub profile_ro: Vec<String>,
+    /// The profile's writable binds.
+    #[arg(skip)]
+    pub profile_rw: Vec<String>,
     /// Bind PATH read-only at DEST (default: the same path). Repeatable.
     #[arg(long = "ro", value_name = "PATH[:DEST]")]
     pub ro: Vec<String>,
@@ -27,25 +42,24 @@ pub struct RunArgs {
     /// Keep the host's network namespace (default: a new, empty one).
     #[arg(long = "share-net")]
     pub share_net: bool,
-    /// Address-space limit in bytes.
-    #[arg(long, default_value_t = 1 << 30)]
-    pub mem: u64,
-    /// CPU time limit in seconds (SIGXCPU, then SIGKILL one second later).
-    #[arg(long, default_value_t = 60)]
-    pub cpu: u64,
-    /// Wall-clock limit in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub wall: u64,
-    /// Open files limit.
-    #[arg(long, default_value_t = 256)]
-    pub nofile: u64,
-    /// Largest file the program may write, in bytes.
-    #[arg(long, default_value_t = 1 << 30)]
-    pub fsize: u64,
-    /// Processes plus threads (RLIMIT_NPROC, counted in the sandbox's own user
-    /// namespace).
-    #[arg(long, default_value_t = 64)]
-    pub pids: u64,
+    /// Memory limit in bytes (K, M, G accepted; default 1G).
+    #[arg(long, value_parser = size)]
+    pub mem: Option<u64>,
+    /// CPU time limit in seconds (SIGXCPU, then SIGKILL one second later; default 60).
+    #[arg(long)]
+    pub cpu: Option<u64>,
+    /// Wall-clock limit in seconds (default 300).
+    #[arg(long)]
+    pub wall: Option<u64>,
+    /// Open files limit (default 256).
+    #[arg(long)]
+    pub nofile: Option<u64>,
+    /// Largest file the program may write, in bytes (K, M, G accepted; default 1G).
+    #[arg(long, value_parser = size)]
+    pub fsize: Option<u64>,
+    /// Processes plus threads (default 64; see docs/sandbox-run.md).
+    #[arg(long)]
+    pub pids: Option<u64>,
     /// Set an environment variable, over the default one of that name. Repeatable.
     /// The default environment: PATH=/usr/local/bin:/usr/bin:/bin, HOME=/tmp,
     /// LANG=C.UTF-8 (nothing of the caller's).
@@ -55,9 +69,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub clearenv: bool,
     /// Size in bytes of the writable, empty /tmp the program gets (a tmpfs, counted in
-    /// the sandbox's memory; 0: no /tmp; a --rw grant at /tmp replaces it).
-    #[arg(long = "tmp-size", value_name = "BYTES", default_value_t = DEFAULT_TMP_SIZE)]
-    pub tmp_size: u64,
+    /// the sandbox's memory; K, M, G accepted; default 64M; 0: no /tmp; a --rw grant at
+    /// /tmp replaces it).
+    #[arg(long = "tmp-size", value_name = "BYTES", value_parser = size)]
+    pub tmp_size: Option<u64>,
     /// The program's uid and gid inside (default: 1000 when the caller is root, with a
     /// user id of its own outside; 0 — mapped to the caller — otherwise). Another id
     /// than 0 needs a root caller.
@@ -81,8 +96,93 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-/// The default size of the program's /tmp: 64 MiB.
-pub const DEFAULT_TMP_SIZE: u64 = 64 << 20;
+/// A size: bytes, or K, M, G (powers of 1024) after the number.
+fn size(text: &str) -> Result<u64, String> {
+    crate::profile::number(text, true)
+}
+
+/// The limits when neither the command line nor the profile sets them.
+pub mod defaults {
+    /// `--mem`: 1 GiB.
+    pub const MEM: u64 = 1 << 30;
+    /// `--cpu`: 60 s.
+    pub const CPU: u64 = 60;
+    /// `--wall`: 300 s.
+    pub const WALL: u64 = 300;
+    /// `--nofile`: 256.
+    pub const NOFILE: u64 = 256;
+    /// `--fsize`: 1 GiB.
+    pub const FSIZE: u64 = 1 << 30;
+    /// `--pids`: 64.
+    pub const PIDS: u64 = 64;
+    /// `--tmp-size`: 64 MiB.
+    pub const TMP: u64 = 64 << 20;
+}
+
+impl RunArgs {
+    /// With `--profile`: the profile loaded, its binds (`profile_ro`, `profile_rw`) and
+    /// environment before the command line's, its limits where the command line sets
+    /// none (a limit neither sets takes its default: [`defaults`]).
+    pub fn with_profile(mut self) -> Result<RunArgs, RunError> {
+        if let Some(name) = &self.profile {
+            let p = crate::profile::load(name, sandbox::policy::arch::Arch::native())
+                .map_err(RunError::Policy)?;
+            let s = p.settings;
+            let exists = |spec: &String| {
+                Path::new(spec.split_once(':').map_or(spec.as_str(), |(p, _)| p)).exists()
+            };
+            self.profile_ro = s.ro;
+            self.profile_ro
+                .extend(s.ro_if_exists.into_iter().filter(exists));
+            self.profile_rw = s.rw;
+            let mut env = s.env;
+            env.append(&mut self.env);
+            self.env = env;
+            self.dev |= s.dev;
+            self.proc |= s.proc;
+            self.share_net |= s.share_net;
+            let l = s.limits;
+            self.mem = self.mem.or(l.mem);
+            self.cpu = self.cpu.or(l.cpu);
+            self.wall = self.wall.or(l.wall);
+            self.nofile = self.nofile.or(l.nofile);
+            self.fsize = self.fsize.or(l.fsize);
+            self.pids = self.pids.or(l.pids);
+            self.tmp_size = self.tmp_size.or(l.tmp);
+            self.loaded_profile = Some(p.policy);
+        }
+        Ok(self)
+    }
+
+    /// `--mem`, the profile's, or the default.
+    pub fn mem(&self) -> u64 {
+        self.mem.unwrap_or(defaults::MEM)
+    }
+    /// `--cpu`, the profile's, or the default.
+    pub fn cpu(&self) -> u64 {
+        self.cpu.unwrap_or(defaults::CPU)
+    }
+    /// `--wall`, the profile's, or the default.
+    pub fn wall(&self) -> u64 {
+        self.wall.unwrap_or(defaults::WALL)
+    }
+    /// `--nofile`, the profile's, or the default.
+    pub fn nofile(&self) -> u64 {
+        self.nofile.unwrap_or(defaults::NOFILE)
+    }
+    /// `--fsize`, the profile's, or the default.
+    pub fn fsize(&self) -> u64 {
+        self.fsize.unwrap_or(defaults::FSIZE)
+    }
+    /// `--pids`, the profile's, or the default.
+    pub fn pids(&self) -> u64 {
+        self.pids.unwrap_or(defaults::PIDS)
+    }
+    /// `--tmp-size`, the profile's, or the default.
+    pub fn tmp_size(&self) -> u64 {
+        self.tmp_size.unwrap_or(defaults::TMP)
+    }
+}
 
 /// The environment the program starts with unless `--clearenv`.
 pub const DEFAULT_ENV: &[&str] = &[
@@ -135,17 +235,23 @@ pub(super) fn parse_bind(spec: &str, writable: bool) -> Result<Bind, RunError> {
     })
 }
 
-/// The program: a path, or a name looked up in the absolute entries of `PATH`.
-pub(super) fn resolve_program(name: &str) -> Result<PathBuf, RunError> {
+/// The program: a path, or a name looked up in the absolute entries of `path` (the
+/// PATH the program gets; without one, the default's).
+pub(super) fn resolve_program(name: &str, path: Option<&str>) -> Result<PathBuf, RunError> {
     if name.contains('/') {
-        return std::fs::canonicalize(name).map_err(|e| RunError::Options(format!("{name}: {e}")));
+        return std::fs::canonicalize(name)
+            .map_err(|e| RunError::Options(format!("{name}: {}", crate::words::io(&e))));
     }
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let path = path.unwrap_or("/usr/local/bin:/usr/bin:/bin");
     // Only absolute entries: an empty or relative one would look the name up in the
     // working directory, where an untrusted project can put a program of that name.
     path.split(':')
         .filter(|d| d.starts_with('/'))
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
-        .ok_or_else(|| RunError::Options(format!("{name}: not found in PATH")))
+        .ok_or_else(|| {
+            RunError::Options(format!(
+                "{name}: not found in the sandbox's PATH ({path}); name the program by its path"
+            ))
+        })
 }

@@ -28,9 +28,9 @@ type Ctl = Channel<ToStage, FromStage>;
 
 /// What the caller asked, made concrete.
 struct Plan {
-    /// The caller's `--ro`/`--rw` grants first (`grants` of them), then the rest.
+    /// The profile's binds, the caller's `--ro`/`--rw` grants (at `grants`), the rest.
     binds: Vec<Bind>,
-    grants: usize,
+    grants: std::ops::Range<usize>,
     /// The program, resolved.
     exe: PathBuf,
     argv: Vec<String>,
@@ -48,6 +48,7 @@ struct Plan {
 
 /// `sandbox run`, to the program's exit status.
 pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
+    let args = args.with_profile()?;
     let mut plan = plan(&args)?;
     let (stage, mut ctl) = start_stage(&plan)?;
     // Found, made and compiled while the stage starts.
@@ -58,7 +59,7 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
     );
     let trees = idmapped_trees(
         &plan.binds,
-        plan.grants,
+        plan.grants.clone(),
         caller,
         plan.extra_id.map(|(_, outside, _)| outside),
     )?;
@@ -70,10 +71,10 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
     // (an unprivileged caller's, or --uid 0), which counts the stage too.
     // --mem: a memory cgroup where one can be made, counting memory used (and then
     // no RLIMIT_AS); otherwise RLIMIT_AS.
-    let mut groups = Cgroups::new(args.pids, args.mem, plan.inside.is_none())?;
+    let mut groups = Cgroups::new(args.pids(), args.mem(), plan.inside.is_none())?;
     // ~0.5 ms (the default preset comes precompiled); a policy error ends here
     // (dropping `stage` kills and reaps it).
-    let filter = compile_filter(&args.policy, args.tty)?;
+    let filter = compile_filter(&args)?;
     send_plan(
         &ctl,
         plan_message(&args, &plan, &groups, filter),
@@ -100,7 +101,7 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
         listener: Some(listener),
         groups: &groups,
         bombs: BombWatch::default(),
-        deadline: start + Duration::from_secs(args.wall),
+        deadline: start + Duration::from_secs(args.wall()),
     }
     .run()
 }
@@ -108,13 +109,19 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
 /// Step 1: the binds as asked, the program, its ids, the namespaces.
 fn plan(args: &RunArgs) -> Result<Plan, RunError> {
     let mut binds = Vec::new();
-    for r in &args.ro {
-        binds.push(parse_bind(r, false)?);
+    // The profile's binds, then the caller's grants.
+    for (list, writable) in [(&args.profile_ro, false), (&args.profile_rw, true)] {
+        for r in list {
+            binds.push(parse_bind(r, writable)?);
+        }
     }
-    for r in &args.rw {
-        binds.push(parse_bind(r, true)?);
+    let first_grant = binds.len();
+    for (list, writable) in [(&args.ro, false), (&args.rw, true)] {
+        for r in list {
+            binds.push(parse_bind(r, writable)?);
+        }
     }
-    let grants = binds.len();
+    let grants = first_grant..binds.len();
     if args.dev {
         for (dev, writable) in [
             ("/dev/null", true),
@@ -130,7 +137,11 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
             });
         }
     }
-    let exe = resolve_program(&args.command[0])?;
+    let env = environment(&args.env, args.clearenv)?;
+    // A name is looked up in the PATH the program gets (not the caller's: a shim of
+    // the caller's, e.g. in a home directory, would not be inside).
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH="));
+    let exe = resolve_program(&args.command[0], path)?;
     // The program, its loader and its libraries (see `deps`) are bound read-only, each
     // file at its own path, where no grant holds them — unless --no-auto-ro: then the
     // grants must hold the program.
@@ -174,13 +185,13 @@ fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         ..Namespaces::default()
     };
     let at_tmp = binds.iter().any(|g| g.inside() == Path::new("/tmp"));
-    let scratch_tmp = (args.tmp_size > 0 && !at_tmp).then_some(args.tmp_size);
+    let scratch_tmp = (args.tmp_size() > 0 && !at_tmp).then_some(args.tmp_size());
     Ok(Plan {
         binds,
         grants,
         exe,
         argv,
-        env: environment(&args.env, args.clearenv)?,
+        env,
         scratch_tmp,
         inside,
         extra_id,
@@ -269,10 +280,10 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
         scratch_tmp: plan.scratch_tmp,
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),
-            open_files: args.nofile,
-            file_size: args.fsize,
+            open_files: args.nofile(),
+            file_size: args.fsize(),
             core: 0,
-            cpu_seconds: args.cpu,
+            cpu_seconds: args.cpu(),
             memlock: 0,
             processes: groups.rlimit_nproc(),
         },
@@ -462,7 +473,9 @@ impl Watch<'_> {
         eprintln!(
             "sandbox: killed {}: wall-clock limit of {} s ({processes} processes, \
              {threads} threads running; --pids {})",
-            self.name, self.args.wall, self.args.pids
+            self.name,
+            self.args.wall(),
+            self.args.pids()
         );
         EXIT_WALL
     }
@@ -475,7 +488,7 @@ impl Watch<'_> {
              --pids {} was reached ({processes} processes, {threads} threads running)",
             self.name,
             BOMB_GRACE.as_secs(),
-            self.args.pids
+            self.args.pids()
         );
         EXIT_PIDS
     }

@@ -79,3 +79,53 @@ pub fn both(f: impl Fn(bool)) {
     f(false);
     f(true);
 }
+
+/// A valid one-page PDF with a filled rectangle, with a correct xref table.
+pub fn minimal_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 72 72] /Contents 4 0 R >>".to_string(),
+        "<< /Length 26 >>\nstream\n0 0 1 rg 10 10 50 50 re f\nendstream".to_string(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (n, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{body}\nendobj\n", n + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for o in offsets {
+        pdf.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    pdf
+}
+
+/// A 0700 folder owned by the caller (uid 65534 when `nobody`), as `mktemp -d` makes.
+pub fn private_dir(name: &str, nobody: bool) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sandbox-grants-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir(&d).expect("mkdir");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    if nobody {
+        std::os::unix::fs::chown(&d, Some(65534), Some(65534)).expect("chown");
+    }
+    d
+}
+
+/// `path` written by the caller (owned as `private_dir`).
+pub fn caller_file(path: &Path, content: &str, mode: u32, nobody: bool) {
+    std::fs::write(path, content).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    if nobody {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).expect("chown");
+    }
+}

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// The lines a `sandbox run` profile adds to the language (read by the CLI before the
+/// policy parser sees the text).
+const PROFILE_LINES: &[&str] = &[
+    "@ro",
+    "@ro-if-exists",
+    "@rw",
+    "@env",
+    "@limit",
+    "@dev",
+    "@proc",
+    "@net",
+];
+
 pub(super) struct Parser<'s> {
     pub(super) options: &'s Options,
     pub(super) sources: &'s dyn Sources,
@@ -179,10 +192,20 @@ impl<'s> Parser<'s> {
                 self.file(inc_key, inc_display, &text, depth + 1);
                 Ok(())
             }
-            other => Err((
-                at,
-                format!("unknown directive `{other}` (expected @default, @include or @frequency)"),
-            )),
+            other => {
+                Err((
+                    at,
+                    if PROFILE_LINES.contains(&other) {
+                        format!(
+                            "`{other}` is a profile line, not a policy directive: it belongs in a \
+                         profile (`sandbox run --profile FILE`, docs/profiles.md), in the \
+                         profile file itself (not an included one)"
+                        )
+                    } else {
+                        format!("unknown directive `{other}` (expected @default, @include or @frequency)")
+                    },
+                ))
+            }
         }
     }
 
@@ -243,7 +266,13 @@ impl<'s> Parser<'s> {
         }
 
         for (name, at) in names {
+            // `sys_read` is `read` (the kernel's function names, as the 2011
+            // seccomp-filter proposal wrote them), when `sys_read` is not a name itself.
             let syscall = crate::policy::Syscall::new(&name)
+                .or_else(|e| match name.strip_prefix("sys_") {
+                    Some(plain) => crate::policy::Syscall::new(plain),
+                    None => Err(e),
+                })
                 .map_err(|_| (at, format!("unknown syscall `{name}`")))?;
             let when = match &cond {
                 None => Expr::True,

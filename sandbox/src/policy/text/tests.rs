@@ -278,3 +278,17 @@ fn rejects_garbage_without_panicking() {
         let _ = parse(text);
     }
 }
+
+/// The 2011 proposal's example: `sys_` names the syscall without the prefix, and a
+/// parenthesised condition reads.
+#[test]
+fn the_2011_proposals_example_reads_unchanged() {
+    let p = parse("sys_read: (fd == 0)\n").expect("parses");
+    let rules = p.rules_for("read").expect("read named");
+    assert_eq!(rules.rules().len(), 1);
+    assert!(
+        matches!(err("sys_frobnicate: allow\n").message.as_str(), m if m.contains("unknown syscall `sys_frobnicate`"))
+    );
+    let e = err("@dev\n");
+    assert!(e.message.contains("is a profile line"), "{}", e.message);
+}
