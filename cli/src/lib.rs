@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod deps;
+pub mod explain;
 pub mod notify;
 pub mod policy;
 pub mod profile;

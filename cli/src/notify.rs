@@ -44,6 +44,8 @@ pub enum Outcome {
         pid: u32,
         /// `name(arg, ...)`.
         call: String,
+        /// The call as the filter saw it.
+        data: sandbox::policy::arch::SeccompData,
     },
     /// Nothing to do (the call went away, or the read was interrupted): poll again.
     Retry,
@@ -68,6 +70,12 @@ pub fn handle(listener: BorrowedFd<'_>, arch: Arch) -> Outcome {
     Outcome::Violation {
         pid: n.pid,
         call: describe_call(arch, n.nr, &n.args),
+        data: sandbox::policy::arch::SeccompData {
+            nr: n.nr as u32,
+            arch: n.arch,
+            instruction_pointer: 0,
+            args: n.args,
+        },
     }
 }
 

@@ -31,7 +31,8 @@ pub enum PolicyCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Run the compiled program on one syscall and print `<action> instructions=<n>`.
+    /// Run the compiled program on one syscall and print `<action> instructions=<n>
+    /// (decided by <the rule and its file:line:column, a fallback, or the default>)`.
     Eval {
         /// The policy and how to read it.
         #[command(flatten)]
@@ -267,7 +268,7 @@ pub fn execute(cmd: PolicyCommand, out: &mut dyn Write) -> Result<(), String> {
             arg5,
         } => {
             let (arch, audit) = arches(source.arch.as_deref())?;
-            let (_, program) = compile(&source, arch)?;
+            let (policy, program) = compile(&source, arch)?;
             let data = SeccompData {
                 nr: resolve_syscall(arch, &syscall)?,
                 arch: audit,
@@ -275,7 +276,15 @@ pub fn execute(cmd: PolicyCommand, out: &mut dyn Write) -> Result<(), String> {
                 args: [arg0, arg1, arg2, arg3, arg4, arg5],
             };
             let outcome = bpf::run(&program.instructions, &data).map_err(|e| e.to_string())?;
-            writeln!(out, "{} instructions={}", outcome.action, outcome.executed).map_err(io)?;
+            // What decided, from the policy itself (the property tests hold the
+            // compiled program to it).
+            let (_, by) = policy.explain(arch, &data);
+            writeln!(
+                out,
+                "{} instructions={} (decided by {by})",
+                outcome.action, outcome.executed
+            )
+            .map_err(io)?;
         }
         PolicyCommand::Show { preset } => {
             let p: Preset = preset.parse()?;

@@ -685,3 +685,31 @@ fn a_file_in_the_working_directory_never_replaces_a_preset() {
     assert!(text(&o.stderr).contains("./mine"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `policy eval` names what decided: the rule and where it was written, a fallback,
+/// or the default.
+#[test]
+fn eval_names_the_deciding_line() {
+    let p = tmp(
+        "decide.policy",
+        "@default errno EPERM\nread: allow\nioctl: cmd == 1; errno ENOTTY\n",
+    );
+    let f = p.to_str().expect("utf-8");
+    let out = eval(f, &["--syscall", "read"]);
+    assert!(
+        out.ends_with(&format!("(decided by the rule for `read` at {f}:2:1)")),
+        "{out}"
+    );
+    let out = eval(f, &["--syscall", "ioctl", "--arg1", "2"]);
+    assert!(
+        out.contains(&format!("the fallback of `ioctl` at {f}:3:1")),
+        "{out}"
+    );
+    let out = eval(f, &["--syscall", "ptrace"]);
+    assert!(
+        out.contains(&format!(
+            "the default (@default at {f}:1:1): no rule names `ptrace`"
+        )),
+        "{out}"
+    );
+}

@@ -213,3 +213,37 @@ fn a_profile_files_settings_reach_the_run_and_the_command_line_wins() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A violation report names the rule that decided (here the exec preset's default,
+/// with its line) and the line that would allow the call.
+#[test]
+fn a_violation_report_names_the_deciding_rule_and_the_allowing_line() {
+    both(|nobody| {
+        let r = run_bare(
+            &[
+                "--profile",
+                "python3",
+                "--",
+                "python3",
+                "-c",
+                "import ctypes; ctypes.CDLL(None).ptrace(16, 1, 0, 0)",
+            ],
+            nobody,
+        );
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(159), "{err}");
+        assert!(
+            err.contains("seccomp violation: ptrace(16, 1, 0, 0)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("decided by the default (@default at exec.policy:")
+                && err.contains("): no rule names `ptrace`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a policy or profile line: `ptrace: allow`"),
+            "{err}"
+        );
+    });
+}

@@ -19,73 +19,104 @@ const PRECOMPILED_EXEC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_n
 /// preset (the default) comes precompiled. A preset name is never looked up in the file
 /// system (see [`PolicyArg`]).
 pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
+    let plain_exec = args.loaded_profile.is_none()
+        && !args.tty
+        && PolicyArg::parse(args.policy.as_deref().unwrap_or("exec")).map_err(RunError::Options)?
+            == PolicyArg::Preset(Preset::Exec);
+    if plain_exec && !PRECOMPILED_EXEC.is_empty() {
+        return Ok(PRECOMPILED_EXEC.to_vec());
+    }
+    let policy = effective_policy(args)?;
+    notifying(policy).map_err(RunError::Policy)
+}
+
+/// The policy the program runs under, as written (its own default; its rules know
+/// where they were written): the profile's, `--policy`'s or the `exec` preset, with
+/// `--tty`'s terminal rule and the set-ID guard in front. Reports explain a violation
+/// with it.
+pub(crate) fn effective_policy(args: &RunArgs) -> Result<Policy, RunError> {
     let tty = args.tty;
-    if let Some(profile) = &args.loaded_profile {
-        if tty {
+    let mut policy = match &args.loaded_profile {
+        Some(_) if tty => {
             return Err(RunError::Options(
                 "--tty changes the exec preset's terminal rule; with --profile, write the \
                  ioctl rule you want in the profile"
                     .into(),
-            ));
+            ))
         }
-        return notifying(profile.clone(), false).map_err(RunError::Policy);
+        Some(profile) => profile.clone(),
+        None => {
+            let name = args.policy.as_deref().unwrap_or("exec");
+            let exec = PolicyArg::parse(name).map_err(RunError::Options)?
+                == PolicyArg::Preset(Preset::Exec);
+            if tty && !exec {
+                return Err(RunError::Options(
+                    "--tty changes the exec preset's terminal rule; with --policy, write the \
+                     ioctl rule you want in the policy"
+                        .into(),
+                ));
+            }
+            load_policy(name).map_err(RunError::Policy)?
+        }
+    };
+    if tty {
+        widen_terminal_rule(&mut policy).map_err(RunError::Policy)?;
     }
-    let policy = args.policy.as_deref().unwrap_or("exec");
-    let exec =
-        PolicyArg::parse(policy).map_err(RunError::Options)? == PolicyArg::Preset(Preset::Exec);
-    if tty && !exec {
-        return Err(RunError::Options(
-            "--tty changes the exec preset's terminal rule; with --policy, write the ioctl \
-             rule you want in the policy"
-                .into(),
-        ));
-    }
-    if exec && !tty && !PRECOMPILED_EXEC.is_empty() {
-        return Ok(PRECOMPILED_EXEC.to_vec());
-    }
-    compile_filter_now(policy, tty).map_err(RunError::Policy)
+    // Whatever the policy says: no set-ID files (see `guards`).
+    sandbox::policy::guards::refuse_setid_modes(&mut policy)
+        .map_err(|e| RunError::Policy(e.to_string()))?;
+    Ok(policy)
 }
 
-/// [`compile_filter`] without the precompiled preset.
-fn compile_filter_now(policy: &str, tty: bool) -> Result<Vec<u8>, String> {
-    let policy = load(
+/// A preset or policy file, for this machine.
+fn load_policy(name: &str) -> Result<Policy, String> {
+    load(
         &Source {
-            file: policy.to_string(),
+            file: name.to_string(),
             arch: None,
             include_dirs: Vec::new(),
             defines: Vec::new(),
         },
         Arch::native(),
-    )?;
-    notifying(policy, tty)
+    )
 }
 
-/// `policy` (with `tty`, the terminal rule widened) behind the set-ID guard, with its
-/// default replaced by `user-notify`, compiled.
-fn notifying(mut policy: Policy, tty: bool) -> Result<Vec<u8>, String> {
+/// `--tty`: the terminal may be changed, but not injected into or the console reached.
+fn widen_terminal_rule(policy: &mut Policy) -> Result<(), String> {
+    use sandbox::policy::arg;
     let arch = Arch::native();
-    if tty {
-        use sandbox::policy::arg;
-        let cmd = |name: &str| {
-            sandbox::policy::consts::lookup(arch, name).ok_or_else(|| format!("no constant {name}"))
-        };
-        policy.remove("ioctl");
-        policy
-            .add_rule(
-                "ioctl",
-                arg(1).ne(cmd("TIOCSTI")?).and(arg(1).ne(cmd("TIOCLINUX")?)),
-                Action::Allow,
-            )
-            .and_then(|()| policy.set_otherwise("ioctl", Action::Errno(libc::EPERM as u16)))
-            .map_err(|e| e.to_string())?;
-    }
-    // Whatever the policy says: no set-ID files (see `guards`).
-    sandbox::policy::guards::refuse_setid_modes(&mut policy).map_err(|e| e.to_string())?;
+    let cmd = |name: &str| {
+        sandbox::policy::consts::lookup(arch, name).ok_or_else(|| format!("no constant {name}"))
+    };
+    policy.remove("ioctl");
+    policy
+        .add_rule(
+            "ioctl",
+            arg(1).ne(cmd("TIOCSTI")?).and(arg(1).ne(cmd("TIOCLINUX")?)),
+            Action::Allow,
+        )
+        .and_then(|()| policy.set_otherwise("ioctl", Action::Errno(libc::EPERM as u16)))
+        .map_err(|e| e.to_string())
+}
+
+/// `policy` with its default replaced by `user-notify`, compiled.
+fn notifying(mut policy: Policy) -> Result<Vec<u8>, String> {
     policy
         .set_default(Action::UserNotify)
         .map_err(|e| e.to_string())?;
-    let program = bpf::compile(&policy, arch).map_err(|e| e.to_string())?;
+    let program = bpf::compile(&policy, Arch::native()).map_err(|e| e.to_string())?;
     Ok(bpf::to_bytes(&program.instructions))
+}
+
+/// [`compile_filter`] for a preset or file, without the precompiled preset.
+#[cfg(test)]
+fn compile_filter_now(name: &str, tty: bool) -> Result<Vec<u8>, String> {
+    let mut policy = load_policy(name)?;
+    if tty {
+        widen_terminal_rule(&mut policy)?;
+    }
+    sandbox::policy::guards::refuse_setid_modes(&mut policy).map_err(|e| e.to_string())?;
+    notifying(policy)
 }
 
 #[cfg(test)]

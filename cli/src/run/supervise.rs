@@ -507,12 +507,13 @@ impl Watch<'_> {
         let outcome = crate::notify::handle(self.listener.as_ref()?.as_fd(), Arch::native());
         match outcome {
             Outcome::Answered | Outcome::Retry => None,
-            Outcome::Violation { pid, call } => {
+            Outcome::Violation { pid, call, data } => {
                 self.end_sandbox();
                 eprintln!(
                     "sandbox: killed {} (pid {pid}): seccomp violation: {call}",
                     self.name
                 );
+                eprint!("{}", explain_violation(self.args, &data));
                 Some(EXIT_VIOLATION)
             }
             Outcome::Lost(e) => {
@@ -560,4 +561,22 @@ impl Watch<'_> {
         }
         fail("the sandbox ended without the program's status")
     }
+}
+
+/// What decided a violation, and the line that would allow the call (two lines, each
+/// `sandbox:   ...`), from the policy the program runs under.
+fn explain_violation(args: &RunArgs, data: &sandbox::policy::arch::SeccompData) -> String {
+    let arch = Arch::native();
+    let Ok(policy) = super::filter::effective_policy(args) else {
+        return String::new();
+    };
+    let (_, by) = policy.explain(arch, data);
+    let mut out = format!("sandbox:   decided by {by}\n");
+    if let Some(name) = arch.syscall_name(data.nr) {
+        out.push_str(&format!(
+            "sandbox:   to allow it, a policy or profile line: `{}`\n",
+            crate::explain::allowing_line(arch, name, &data.args)
+        ));
+    }
+    out
 }

@@ -7,6 +7,9 @@
 
 use super::{arg, Action, Expr, Policy, PolicyError};
 
+/// Where reports say a guard rule was written.
+pub const GUARD_ORIGIN: &str = "sandbox run's set-ID guard";
+
 /// The set-ID mode bits (S_ISUID | S_ISGID).
 pub const SETID_BITS: u64 = 0o6000;
 
@@ -39,7 +42,15 @@ pub fn refuse_setid_modes(policy: &mut Policy) -> Result<(), PolicyError> {
         )?;
     }
     policy.remove("openat2");
-    policy.add_action("openat2", Action::Errno(libc::ENOSYS as u16))
+    policy.add_action("openat2", Action::Errno(libc::ENOSYS as u16))?;
+    if let Some(rule) = policy
+        .syscalls
+        .get_mut(&super::Syscall::new("openat2")?)
+        .and_then(|r| r.rules.first_mut())
+    {
+        rule.origin = super::Origin::at(GUARD_ORIGIN.into());
+    }
+    Ok(())
 }
 
 /// `when` → `action` as `syscall`'s first rule.
@@ -51,12 +62,24 @@ fn prepend(
 ) -> Result<(), PolicyError> {
     let old = policy.remove(syscall);
     policy.add_rule(syscall, when, action)?;
-    if let Some(old) = old {
+    if let Some(old) = &old {
         for r in old.rules() {
             policy.add_rule(syscall, r.when.clone(), r.action)?;
         }
         if let Some(otherwise) = old.otherwise() {
             policy.set_otherwise(syscall, otherwise)?;
+        }
+    }
+    // Where each rule was written, for reports: the guard's, then the old ones'.
+    let s = super::Syscall::new(syscall)?;
+    if let Some(now) = policy.syscalls.get_mut(&s) {
+        let mut origins = vec![super::Origin::at(GUARD_ORIGIN.into())];
+        if let Some(old) = old {
+            origins.extend(old.rules.into_iter().map(|r| r.origin));
+            now.otherwise_origin = old.otherwise_origin;
+        }
+        for (rule, origin) in now.rules.iter_mut().zip(origins) {
+            rule.origin = origin;
         }
     }
     Ok(())

@@ -37,6 +37,7 @@ pub mod text;
 
 mod action;
 mod error;
+mod explain;
 mod expr;
 mod syscall;
 #[cfg(test)]
@@ -44,10 +45,11 @@ mod tests;
 
 pub use action::*;
 pub use error::PolicyError;
+pub use explain::{DecidedBy, Origin};
 pub use expr::*;
 pub use syscall::{Rule, Syscall, SyscallRules};
 
-use arch::{Arch, SeccompData, X32_SYSCALL_BIT};
+use arch::{Arch, SeccompData};
 use params::Width;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,6 +67,9 @@ pub const MAX_CONDITIONS_PER_SYSCALL: usize = 512;
 pub struct Policy {
     default: Action,
     syscalls: BTreeMap<Syscall, SyscallRules>,
+    /// Where `@default` was written.
+    #[serde(skip)]
+    default_origin: Origin,
 }
 
 impl Policy {
@@ -73,6 +78,7 @@ impl Policy {
         Ok(Policy {
             default: default.validate()?,
             syscalls: BTreeMap::new(),
+            default_origin: Origin::default(),
         })
     }
 
@@ -191,7 +197,11 @@ impl Policy {
         if existing + count > MAX_CONDITIONS_PER_SYSCALL {
             return Err(PolicyError::TooManyConditions(s.name()));
         }
-        entry.rules.push(Rule { when, action });
+        entry.rules.push(Rule {
+            when,
+            action,
+            origin: Origin::default(),
+        });
         Ok(())
     }
 
@@ -288,34 +298,7 @@ impl Policy {
 
     /// What a filter compiled from this policy for `arch` must answer for `data`.
     pub fn evaluate(&self, arch: Arch, data: &SeccompData) -> Action {
-        if data.arch != arch.audit_arch() {
-            return Action::KillProcess;
-        }
-        if arch.has_x32() && data.nr & X32_SYSCALL_BIT != 0 {
-            return Action::KillProcess;
-        }
-        let Some(name) = arch.syscall_name(data.nr) else {
-            return self.default;
-        };
-        let Ok(syscall) = Syscall::new(name) else {
-            return self.default;
-        };
-        let Some(rules) = self.syscalls.get(&syscall) else {
-            return self.default;
-        };
-        for i in rules.checked_32bit_args(syscall) {
-            if !fits_32(data.args[usize::from(i)]) {
-                return self.junk_action();
-            }
-        }
-        let width = |i: u8| params::width(name, i);
-        rules
-            .rules
-            .iter()
-            .find(|r| r.when.holds(&data.args, &width))
-            .map(|r| r.action)
-            .or(rules.otherwise)
-            .unwrap_or(self.default)
+        self.explain(arch, data).0
     }
 }
 

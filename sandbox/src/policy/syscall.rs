@@ -38,6 +38,9 @@ pub struct Rule {
     pub when: Expr,
     /// The action when it holds.
     pub action: Action,
+    /// Where it was written (not part of its meaning).
+    #[serde(skip)]
+    pub origin: super::Origin,
 }
 
 /// The rules of one syscall.
@@ -45,6 +48,8 @@ pub struct Rule {
 pub struct SyscallRules {
     pub(crate) rules: Vec<Rule>,
     pub(crate) otherwise: Option<Action>,
+    #[serde(skip)]
+    pub(crate) otherwise_origin: super::Origin,
 }
 
 impl SyscallRules {

@@ -1,3 +1,4 @@
+use super::arch::X32_SYSCALL_BIT;
 use super::*;
 
 #[test]

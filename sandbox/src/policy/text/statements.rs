@@ -36,6 +36,7 @@ impl<'s> Parser<'s> {
             policy: Policy {
                 default: Action::KillProcess,
                 syscalls: Default::default(),
+                default_origin: Default::default(),
             },
             default: None,
             stack: Vec::new(),
@@ -156,8 +157,9 @@ impl<'s> Parser<'s> {
                 if let Some((_, first)) = &self.default {
                     return Err((at, format!("a second @default (the first is at {first})")));
                 }
-                self.default = Some((action, here));
+                self.default = Some((action, here.clone()));
                 self.policy.default = action;
+                self.policy.default_origin = crate::policy::Origin::at(here);
                 Ok(())
             }
             "@include" | "@frequency" => {
@@ -292,6 +294,15 @@ impl<'s> Parser<'s> {
             self.policy
                 .add_rule(syscall.name(), when.clone(), action)
                 .map_err(|e| (at, policy_message(e)))?;
+            let here = crate::policy::Origin::at(location(display, line, at));
+            if let Some(rule) = self
+                .policy
+                .syscalls
+                .get_mut(&syscall)
+                .and_then(|r| r.rules.last_mut())
+            {
+                rule.origin = here.clone();
+            }
             if when == Expr::True {
                 self.unconditional
                     .insert(syscall.name(), location(display, line, at));
@@ -300,6 +311,9 @@ impl<'s> Parser<'s> {
                 self.policy
                     .set_otherwise(syscall.name(), o)
                     .map_err(|e| (body_at, policy_message(e)))?;
+                if let Some(rules) = self.policy.syscalls.get_mut(&syscall) {
+                    rules.otherwise_origin = here;
+                }
             }
         }
         Ok(())

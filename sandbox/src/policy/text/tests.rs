@@ -292,3 +292,37 @@ fn the_2011_proposals_example_reads_unchanged() {
     let e = err("@dev\n");
     assert!(e.message.contains("is a profile line"), "{}", e.message);
 }
+
+/// Each decision names what made it: a rule, a fallback or the default, with the
+/// place it was written.
+#[test]
+fn a_decision_names_the_rule_and_its_line() {
+    use crate::policy::DecidedBy;
+    let p = parse("@default errno EPERM\nread: allow\nioctl: cmd == 1; errno ENOTTY\n")
+        .expect("parses");
+    let call = |name: &str, a1: u64| SeccompData {
+        nr: Arch::X86_64.syscall_number(name).expect("nr"),
+        arch: Arch::X86_64.audit_arch(),
+        instruction_pointer: 0,
+        args: [0, a1, 0, 0, 0, 0],
+    };
+    let (a, by) = p.explain(Arch::X86_64, &call("read", 0));
+    assert_eq!(a, Action::Allow);
+    assert_eq!(by.to_string(), "the rule for `read` at t.policy:2:1");
+    let (_, by) = p.explain(Arch::X86_64, &call("ioctl", 1));
+    assert!(
+        matches!(by, DecidedBy::Rule { origin: Some(ref o), .. } if o == "t.policy:3:1"),
+        "{by}"
+    );
+    let (a, by) = p.explain(Arch::X86_64, &call("ioctl", 2));
+    assert_eq!(a, Action::Errno(libc::ENOTTY as u16));
+    assert_eq!(
+        by.to_string(),
+        "the fallback of `ioctl` at t.policy:3:1 (no rule of it held)"
+    );
+    let (_, by) = p.explain(Arch::X86_64, &call("ptrace", 0));
+    assert_eq!(
+        by.to_string(),
+        "the default (@default at t.policy:1:1): no rule names `ptrace`"
+    );
+}
