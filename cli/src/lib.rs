@@ -3,6 +3,7 @@
 
 pub mod deps;
 pub mod explain;
+pub mod learn;
 pub mod notify;
 pub mod policy;
 pub mod profile;
@@ -29,6 +30,9 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Run a program under the sandbox layers (like bwrap or minijail0).
     Run(Box<run::RunArgs>),
+    /// Run a program as `sandbox run` would, recording every syscall and path instead
+    /// of refusing, and write a profile that `sandbox run --profile` enforces.
+    Learn(Box<learn::LearnArgs>),
     /// Show which sandbox layers this kernel and user offer; exit 0 when the default
     /// renderer configuration can be applied in full, 1 when it cannot.
     Check {
@@ -43,6 +47,7 @@ pub fn main_with(cli: Cli) -> i32 {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Run(args) => run::run(*args),
+        Command::Learn(args) => learn::learn(*args),
         Command::Check { verbose } => {
             let report = sandbox::launch::check::kernel_report();
             if verbose {

@@ -111,26 +111,41 @@ fn answer_memfd(listener: BorrowedFd<'_>, n: &Notification) {
 
 /// The memfd's name from the caller's memory, as a name only ("memfd" if unreadable).
 fn read_name(pid: u32, at: u64) -> CString {
+    read_c_string(pid, at, NAME_MAX)
+        .and_then(|b| CString::new(b).ok())
+        .unwrap_or_else(|| CString::from(c"memfd"))
+}
+
+/// A NUL-terminated string of at most `max` bytes at `at` in process `pid`'s memory,
+/// read page by page (a string that ends just before an unmapped page is still read);
+/// `None` if unreadable or longer. Only ever data: it may change once read.
+pub(crate) fn read_c_string(pid: u32, at: u64, max: usize) -> Option<Vec<u8>> {
     use nix::sys::uio::{process_vm_readv, RemoteIoVec};
-    let fallback = || CString::from(c"memfd");
-    let (Ok(pid), Ok(base)) = (i32::try_from(pid), usize::try_from(at)) else {
-        return fallback();
-    };
-    let mut buf = [0u8; NAME_MAX + 1];
-    let got = process_vm_readv(
-        nix::unistd::Pid::from_raw(pid),
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        &[RemoteIoVec {
-            base,
-            len: NAME_MAX + 1,
-        }],
-    )
-    .unwrap_or(0);
-    let bytes = buf.get(..got).unwrap_or(&[]);
-    match bytes.iter().position(|&b| b == 0) {
-        Some(end) => CString::new(bytes.get(..end).unwrap_or(&[])).unwrap_or_else(|_| fallback()),
-        None => fallback(),
+    const PAGE: u64 = 4096;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
+    let mut out = Vec::new();
+    let mut addr = at;
+    while out.len() <= max {
+        let chunk = usize::try_from(PAGE - addr % PAGE).ok()?;
+        let mut buf = vec![0u8; chunk];
+        let got = process_vm_readv(
+            pid,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &[RemoteIoVec {
+                base: usize::try_from(addr).ok()?,
+                len: chunk,
+            }],
+        )
+        .ok()?;
+        let bytes = buf.get(..got)?;
+        if let Some(end) = bytes.iter().position(|&b| b == 0) {
+            out.extend_from_slice(bytes.get(..end)?);
+            return (out.len() <= max).then_some(out);
+        }
+        out.extend_from_slice(bytes);
+        addr = addr.checked_add(chunk as u64)?;
     }
+    None
 }
 
 /// `name(arg, ...)` with as many arguments as the syscall has (six if unknown).

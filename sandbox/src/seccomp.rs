@@ -140,6 +140,14 @@ pub fn answer_error(listener: std::os::fd::BorrowedFd<'_>, id: u64, errno: i32) 
     sys::notify::send_error(listener, id, errno)
 }
 
+/// Answer a notification: the kernel runs the call (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
+/// Never a security decision: the kernel reads the call's memory again after this
+/// answer, so whatever the supervisor read there (a path) may have been replaced
+/// meanwhile — for recording what a program does (`sandbox learn`), not for allowing.
+pub fn answer_continue(listener: std::os::fd::BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    sys::notify::send_continue(listener, id)
+}
+
 /// Answer a notification with a copy of `fd` installed in the waiting process
 /// (close-on-exec if asked), atomically: the call returns the new descriptor's number.
 pub fn answer_with_fd(

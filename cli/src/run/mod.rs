@@ -102,7 +102,19 @@ pub(crate) fn fail(msg: impl std::fmt::Display) -> i32 {
 
 /// `sandbox run`; returns the exit status.
 pub fn run(args: RunArgs) -> i32 {
-    match supervise::supervise(args) {
+    match args
+        .with_profile()
+        .and_then(|args| supervise::supervise(args, None))
+    {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+/// `sandbox run` with a filter that records every call into `recorder` and lets it run
+/// (`sandbox learn`; `args` already through [`RunArgs::with_profile`]).
+pub fn run_recording(args: RunArgs, recorder: &mut crate::learn::record::Recorder) -> i32 {
+    match supervise::supervise(args, Some(recorder)) {
         Ok(code) => code,
         Err(e) => fail(e),
     }

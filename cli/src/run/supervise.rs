@@ -14,6 +14,7 @@ use super::options::{environment, parse_bind, resolve_program, RunArgs};
 use super::protocol::{limits, FromStage, ToStage, TREES_PER_MESSAGE};
 use super::report::{count_below, payload_pid, program_status, RunReport};
 use super::*;
+use crate::learn::record::Recorder;
 use crate::notify::Outcome;
 use sandbox::ipc::Channel;
 use sandbox::launch::{spawn, verify_from_outside, Asked, Namespaces, NetMode, SpawnSpec, Spawned};
@@ -47,8 +48,7 @@ struct Plan {
 }
 
 /// `sandbox run`, to the program's exit status.
-pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
-    let args = args.with_profile()?;
+pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Result<i32, RunError> {
     let mut plan = plan(&args)?;
     let (stage, mut ctl) = start_stage(&plan)?;
     // Found, made and compiled while the stage starts.
@@ -74,7 +74,16 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
     let mut groups = Cgroups::new(args.pids(), args.mem(), plan.inside.is_none())?;
     // ~0.5 ms (the default preset comes precompiled); a policy error ends here
     // (dropping `stage` kills and reaps it).
-    let filter = compile_filter(&args)?;
+    let filter = match recorder {
+        Some(_) => crate::learn::learning_policy()
+            .and_then(|p| {
+                sandbox::bpf::compile(&p, Arch::native())
+                    .map(|prog| sandbox::bpf::to_bytes(&prog.instructions))
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(RunError::Policy)?,
+        None => compile_filter(&args)?,
+    };
     send_plan(
         &ctl,
         plan_message(&args, &plan, &groups, filter),
@@ -102,6 +111,7 @@ pub(super) fn supervise(args: RunArgs) -> Result<i32, RunError> {
         groups: &groups,
         bombs: BombWatch::default(),
         deadline: start + Duration::from_secs(args.wall()),
+        recorder,
     }
     .run()
 }
@@ -389,6 +399,8 @@ struct Watch<'a> {
     groups: &'a Cgroups,
     bombs: BombWatch,
     deadline: Instant,
+    /// `sandbox learn`: every call is recorded here and runs.
+    recorder: Option<&'a mut Recorder>,
 }
 
 /// What one poll found ready.
@@ -504,7 +516,11 @@ impl Watch<'_> {
         if revents.is_empty() {
             return None;
         }
-        let outcome = crate::notify::handle(self.listener.as_ref()?.as_fd(), Arch::native());
+        let listener = self.listener.as_ref()?.as_fd();
+        let outcome = match self.recorder.as_deref_mut() {
+            Some(r) => r.handle(listener, Arch::native()),
+            None => crate::notify::handle(listener, Arch::native()),
+        };
         match outcome {
             Outcome::Answered | Outcome::Retry => None,
             Outcome::Violation { pid, call, data } => {

@@ -109,6 +109,22 @@ pub fn send_error(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<(
     ioctl(listener, IOCTL_SEND, &mut resp).map(|_| ())
 }
 
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`.
+const FLAG_CONTINUE: u32 = 1;
+
+/// Answer notification `id`: the kernel runs the call as if no filter had stopped it
+/// (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Only for observing: the call's pointer
+/// arguments may have changed since the supervisor read them.
+pub fn send_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let mut resp = SeccompNotifResp {
+        id,
+        val: 0,
+        error: 0,
+        flags: FLAG_CONTINUE,
+    };
+    ioctl(listener, IOCTL_SEND, &mut resp).map(|_| ())
+}
+
 /// Answer notification `id` with a copy of `fd` installed in the waiting process (with
 /// `O_CLOEXEC` if `cloexec`): the call returns the new descriptor's number, which is
 /// also returned here.
