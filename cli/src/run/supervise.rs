@@ -50,7 +50,7 @@ struct Plan {
 /// `sandbox run`, to the program's exit status.
 pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Result<i32, RunError> {
     let mut plan = plan(&args)?;
-    let (stage, mut ctl) = start_stage(&plan)?;
+    let (stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
     // Found, made and compiled while the stage starts.
     let auto_ro = bind_program_files(&mut plan)?;
     let caller = (
@@ -217,6 +217,18 @@ fn covered(binds: &[Bind], file: &Path) -> bool {
         .any(|g| g.dest.is_none() && file.starts_with(&g.path))
 }
 
+/// A failure to make or map the sandbox's user namespace, with its cause and remedies.
+fn explain_userns(e: RunError) -> RunError {
+    match e {
+        RunError::Launch(e) if e.call == "clone" || e.call.starts_with("write /proc/PID/") => {
+            let facts = sandbox::launch::userns::UsernsFacts::read();
+            let diagnosis = sandbox::launch::userns::diagnose(e.errno(), &facts);
+            RunError::Setup(format!("{e}\n{diagnosis}"))
+        }
+        other => other,
+    }
+}
+
 /// Step 2: the stage — this binary, exec'd through a descriptor opened here (the
 /// sandbox's user may not be able to walk the path to it) — in its namespaces.
 fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
@@ -330,7 +342,16 @@ fn await_lockdown(
 ) -> Result<(Box<Status>, OwnedFd), RunError> {
     let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
         Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
-        Ok((FromStage::Failed(why), _)) => return Err(RunError::Setup(why)),
+        Ok((FromStage::Failed(why), _)) => {
+            // Under AppArmor's restriction the namespace is made but powerless: the
+            // first mount or map fails inside.
+            let facts = sandbox::launch::userns::UsernsFacts::read();
+            if facts.apparmor_restricts() {
+                let diagnosis = sandbox::launch::userns::diagnose(None, &facts);
+                return Err(RunError::Setup(format!("{why}\n{diagnosis}")));
+            }
+            return Err(RunError::Setup(why));
+        }
         Ok(_) => {
             return Err(RunError::Setup(
                 "unexpected message from the sandbox".into(),

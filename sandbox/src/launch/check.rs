@@ -60,10 +60,20 @@ fn clone_with(flags: libc::c_int) -> Result<String, String> {
 /// Probe the running kernel.
 pub fn kernel_report() -> KernelReport {
     let mut f = Vec::new();
+    // A made namespace can still be powerless: AppArmor's restriction lets the clone
+    // succeed and denies capabilities inside; the facts say so before any probe.
+    let facts = super::userns::UsernsFacts::read();
     f.push(feature(
         "user namespaces",
         true,
-        clone_with(libc::CLONE_NEWUSER),
+        match clone_in_namespaces(libc::CLONE_NEWUSER) {
+            Err(e) => Err(format!(
+                "{e}: {}",
+                super::userns::diagnose(e.raw_os_error(), &facts)
+            )),
+            Ok(()) if facts.apparmor_restricts() => Err(super::userns::diagnose(None, &facts)),
+            Ok(()) => Ok(String::new()),
+        },
     ));
     for (name, flag) in [
         ("pid namespace", libc::CLONE_NEWPID),

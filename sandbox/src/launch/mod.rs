@@ -19,6 +19,7 @@ mod ids;
 mod namespaces;
 mod network;
 mod spawn;
+pub mod userns;
 mod verify;
 
 pub use idmap::Idmap;
