@@ -51,6 +51,15 @@ fn main() {
         to
     };
     let sandbox = copy(&sandbox, "sandbox");
+    // Two private folders, as `mktemp -d` makes them.
+    let private = |name: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let d = copies.join(name);
+        std::fs::create_dir_all(&d).expect("folder");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        d.display().to_string()
+    };
+    let (input, output) = (private("in"), private("out"));
     let other = other.map(|o| (o.display().to_string(), copy(&o, "other")));
     let run_with = |exe: &std::path::Path, net: &[&str]| {
         let mut c = Command::new(exe);
@@ -109,6 +118,10 @@ fn main() {
         (
             "`sandbox run --share-net ...` (no new network namespace)".into(),
             Box::new(|| run_with(&sandbox, &["--share-net"])),
+        ),
+        (
+            "`sandbox run ... --ro IN --rw OUT ...` (two 0700 folders of the caller's: idmapped as root)".into(),
+            Box::new(|| run_with(&sandbox, &["--ro", &input, "--rw", &output])),
         ),
     ];
     if let Some(other) = other {
