@@ -30,10 +30,12 @@ mod cgroups;
 mod filter;
 mod grants;
 pub mod options;
+mod plan;
 mod protocol;
 mod report;
 mod stage;
 mod supervise;
+mod watch;
 
 pub use options::RunArgs;
 pub use stage::stage;
