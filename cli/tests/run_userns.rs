@@ -77,3 +77,79 @@ fn a_containers_filter_is_named_with_its_remedy() {
         assert!(err.contains("--security-opt seccomp="), "{err}");
     });
 }
+
+/// The degraded mode, where a container's filter refuses user namespaces: as root,
+/// `--no-userns` runs the program in the other namespaces, as a user id of its own,
+/// under the filter (a violation still ends it), says so on stderr and in the status
+/// report (the namespaces layer opted out), binds grants as they are; as uid 65534 it
+/// is refused with the reason.
+#[test]
+fn the_degraded_mode_is_explicit_and_keeps_the_other_layers() {
+    let d = tmp("degraded");
+    let policy = d.join("container.policy");
+    std::fs::write(
+        &policy,
+        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\n\
+         unshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS\n",
+    )
+    .expect("policy");
+    let bpf = d.join("container.bpf");
+    let r = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args([
+            "policy",
+            "compile",
+            policy.to_str().expect("utf-8"),
+            "--output",
+        ])
+        .arg(&bpf)
+        .output()
+        .expect("compile");
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let status = d.join("status.json");
+    let in_bwrap = |args: &str| {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(format!(
+            "bwrap --dev-bind / / --seccomp 3 -- {} run --no-userns --profile shell {args} 3<{}",
+            env!("CARGO_BIN_EXE_sandbox"),
+            bpf.display()
+        ));
+        as_user(c, false)
+    };
+    let r = in_bwrap(&format!(
+        "--status-json {} -- /bin/sh -c 'id -u; echo x > /tmp/x && cat /tmp/x'",
+        status.display()
+    ));
+    let (out, err) = (text(&r.stdout), text(&r.stderr));
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    let uid: u64 = out
+        .lines()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .expect("a uid");
+    assert!(
+        uid >= 0x7ff0_0000,
+        "the program has a user id of its own: {out}"
+    );
+    assert!(out.ends_with("x\n"), "{out}");
+    assert!(
+        err.contains("sandbox: degraded mode: --no-userns: no user namespace"),
+        "{err}"
+    );
+    let json = std::fs::read_to_string(&status).expect("status");
+    assert!(json.contains("\"NoUserNamespace\""), "{json}");
+    assert!(json.contains("\"degraded\""), "{json}");
+    // The filter still holds.
+    let r =
+        in_bwrap("-- /usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(16, 1, 0, 0)'");
+    assert_eq!(r.status.code(), Some(159), "{}", text(&r.stderr));
+    // Unprivileged: refused, with the reason.
+    let mut c = Command::new(sandbox_exe(true));
+    c.args(["run", "--no-userns", "--", "/bin/true"]);
+    let r = as_user(c, true);
+    assert_eq!(r.status.code(), Some(125));
+    assert!(
+        text(&r.stderr).contains("--no-userns needs a root caller"),
+        "{}",
+        text(&r.stderr)
+    );
+}

@@ -62,11 +62,21 @@ pub(super) fn idmapped_trees(
     if grants.is_empty() {
         return Ok(out);
     }
-    let idmap = Idmap::new(caller, program).map_err(|e| {
-        RunError::Setup(format!(
-            "cannot make the user namespace for idmapped grants: {e}"
-        ))
-    })?;
+    let idmap = match Idmap::new(caller, program) {
+        Ok(idmap) => idmap,
+        Err(e) => {
+            // No user namespace for the mapping (a host without them, with
+            // --no-userns): every grant is bound as it is.
+            let why = format!("no user namespace for the mapping: {e}");
+            eprintln!(
+                "sandbox: note: the grants are bound as they are ({why}): the program sees \
+                 their owners and permissions as they are and what it writes belongs to its \
+                 own user id"
+            );
+            out.views = mine.map(|g| view(g, "plain", Some(why.clone()))).collect();
+            return Ok(out);
+        }
+    };
     for (i, g) in grants.zip(mine) {
         match idmap.tree(&g.path) {
             Ok(tree) => {

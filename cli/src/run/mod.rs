@@ -1,9 +1,11 @@
 //! `sandbox run`: any program under the sandbox layers.
 //!
-//! One file per concern: [`options`] (the command line), `supervise` (the run, step by
-//! step, and the loop that watches it), `cgroups`, `report` (the status JSON and the
-//! exit status), `protocol` (supervisor ↔ stage), `filter` (the policy compiled),
-//! `stage` (the stage and the payload, inside).
+//! One file per concern: [`options`] (the command line and a profile merged into it),
+//! `plan` (binds, program, ids, namespaces), `grants` (idmapped grants), `supervise`
+//! (the run, step by step), `watch` (the loop that watches it), `cgroups`, `report`
+//! (the status JSON and the exit status), `protocol` (supervisor ↔ stage), `filter`
+//! (the policy compiled, the set-ID guard), `stage` (the stage and the payload,
+//! inside).
 //!
 //! ```text
 //! sandbox run (this process, the supervisor; outside). While the stage starts: makes

@@ -78,6 +78,12 @@ pub struct RunArgs {
     /// than 0 needs a root caller.
     #[arg(long)]
     pub uid: Option<u32>,
+    /// Degraded mode, for hosts without user namespaces; root only: the sandbox's
+    /// other namespaces are made without a user namespace (its pid 1 is real root
+    /// while it builds the root; the program runs as a user id of its own, as without
+    /// this flag). Said on stderr and in the status report.
+    #[arg(long = "no-userns")]
+    pub no_userns: bool,
     /// Do not bind the program, its loader and its libraries where no --ro/--rw holds
     /// them (then a program no grant holds is an error).
     #[arg(long = "no-auto-ro")]

@@ -18,10 +18,12 @@ pub(super) struct Plan {
     pub(super) env: Vec<String>,
     /// The size of the program's /tmp, if it gets one.
     pub(super) scratch_tmp: Option<u64>,
-    /// The program's id inside when it is not 0 (a root caller's program).
-    pub(super) inside: Option<u32>,
     /// That id's mapping: (inside, outside uid, outside gid).
     pub(super) extra_id: Option<(u32, u32, u32)>,
+    /// The (uid, gid) the program takes in the payload's lockdown, if not the stage's.
+    pub(super) switch_to: Option<(u32, u32)>,
+    /// The program's own outside id, if it has one (a root caller's program).
+    pub(super) outside: Option<u32>,
     pub(super) namespaces: Namespaces,
     /// The program's own files are bound for it where no grant holds them.
     pub(super) find_files: bool,
@@ -93,11 +95,31 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         (None, true) => Some(SANDBOX_UID),
         (None, false) => None,
     };
-    let extra_id = inside.map(|u| {
-        let id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
-        (u, id, id)
-    });
+    let own_id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
+    let (extra_id, switch_to, outside) = if args.no_userns {
+        // Degraded: no user namespace, so no mapping; the program takes its own id
+        // as it is.
+        if !root {
+            return Err(RunError::Options(
+                "--no-userns needs a root caller: without a user namespace an \
+                 unprivileged caller can make no other namespace (the unprivileged \
+                 degraded mode — no_new_privs, Landlock and seccomp without namespaces — \
+                 is not built)"
+                    .into(),
+            ));
+        }
+        if inside.is_none() {
+            return Err(RunError::Options(
+                "--no-userns with --uid 0 would run the program as real root".into(),
+            ));
+        }
+        (None, Some((own_id, own_id)), Some(own_id))
+    } else {
+        let extra = inside.map(|u| (u, own_id, own_id));
+        (extra, inside.map(|u| (u, u)), inside.map(|_| own_id))
+    };
     let namespaces = Namespaces {
+        user: !args.no_userns,
         net: if args.share_net {
             NetMode::Shared
         } else {
@@ -114,8 +136,9 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         argv,
         env,
         scratch_tmp,
-        inside,
         extra_id,
+        switch_to,
+        outside,
         namespaces,
         find_files,
     })

@@ -5,6 +5,8 @@ use sandbox::lockdown::{Bind, Rlimits, Status};
 use serde::{Deserialize, Serialize};
 
 /// Supervisor → stage.
+// The plan is built and sent once per run: its size next to `Go` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize)]
 pub(super) enum ToStage {
     Plan {
@@ -15,6 +17,8 @@ pub(super) enum ToStage {
         mount_proc: bool,
         /// A writable tmpfs of this many bytes at /tmp.
         scratch_tmp: Option<u64>,
+        /// The opt-outs asked (`--no-userns`: [`OptOut::NoUserNamespace`]).
+        opt_outs: Vec<sandbox::lockdown::OptOut>,
         rlimits: Rlimits,
         filter: Vec<u8>,
         switch_to: Option<(u32, u32)>,

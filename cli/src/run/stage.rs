@@ -83,6 +83,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program, Vec<OwnedFd>), RunErr
         binds,
         mount_proc,
         scratch_tmp,
+        opt_outs,
         rlimits,
         filter,
         switch_to,
@@ -127,7 +128,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program, Vec<OwnedFd>), RunErr
             arch: Arch::native(),
             left_out: Vec::new(),
         }),
-        opt_outs: Vec::new(),
+        opt_outs,
     };
     Ok((
         config,

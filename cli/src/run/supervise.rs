@@ -31,6 +31,9 @@ type Ctl = Channel<ToStage, FromStage>;
 /// `sandbox run`, to the program's exit status.
 pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Result<i32, RunError> {
     let mut plan = plan(&args)?;
+    if args.no_userns {
+        eprintln!("sandbox: degraded mode: {DEGRADED_NO_USERNS}");
+    }
     let (stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
     // Found, made and compiled while the stage starts.
     let auto_ro = bind_program_files(&mut plan)?;
@@ -38,12 +41,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
-    let trees = idmapped_trees(
-        &plan.binds,
-        plan.grants.clone(),
-        caller,
-        plan.extra_id.map(|(_, outside, _)| outside),
-    )?;
+    let trees = idmapped_trees(&plan.binds, plan.grants.clone(), caller, plan.outside)?;
     // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
     // subtree) holding the stage and everything below it — the stage counts, so the
     // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
@@ -52,7 +50,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
     // (an unprivileged caller's, or --uid 0), which counts the stage too.
     // --mem: a memory cgroup where one can be made, counting memory used (and then
     // no RLIMIT_AS); otherwise RLIMIT_AS.
-    let mut groups = Cgroups::new(args.pids(), args.mem(), plan.inside.is_none())?;
+    let mut groups = Cgroups::new(args.pids(), args.mem(), plan.switch_to.is_none())?;
     // ~0.5 ms (the default preset comes precompiled); a policy error ends here
     // (dropping `stage` kills and reaps it).
     let filter = match recorder {
@@ -109,6 +107,22 @@ fn explain_userns(e: RunError) -> RunError {
     }
 }
 
+/// The lockdown opt-outs a run asks for.
+fn opt_outs(no_userns: bool) -> Vec<sandbox::lockdown::OptOut> {
+    if no_userns {
+        vec![sandbox::lockdown::OptOut::NoUserNamespace]
+    } else {
+        Vec::new()
+    }
+}
+
+/// What `--no-userns` gives up, for stderr and the report.
+const DEGRADED_NO_USERNS: &str = "--no-userns: no user namespace. The sandbox's pid 1 \
+     is root outside while it builds the root (it runs only this binary, then forks the \
+     program, which drops every capability and takes a user id of its own before it \
+     starts); a kernel bug reachable from the program meets the host's user namespace, \
+     not an empty one";
+
 /// Step 2: the stage — this binary, exec'd through a descriptor opened here (the
 /// sandbox's user may not be able to walk the path to it) — in its namespaces.
 fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
@@ -146,6 +160,7 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
         env: plan.env.clone(),
         binds: plan.binds.clone(),
         mount_proc: args.proc,
+        opt_outs: opt_outs(args.no_userns),
         scratch_tmp: plan.scratch_tmp,
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),
@@ -157,7 +172,7 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
             processes: groups.rlimit_nproc(),
         },
         filter,
-        switch_to: plan.extra_id.map(|(u, _, _)| (u, u)),
+        switch_to: plan.switch_to,
         join_cgroups: groups.count(),
     }
 }
@@ -212,8 +227,9 @@ fn await_lockdown(
     let _ = sandbox::seccomp::wake_synchronously(listener.as_fd());
     let payload = payload_pid(stage.pid())
         .ok_or(RunError::Setup("cannot find the program's process".into()))?;
+    let opt_outs = opt_outs(!plan.namespaces.user);
     let asked = Asked {
-        opt_outs: &[],
+        opt_outs: &opt_outs,
         new_namespaces: &plan.namespaces.expected_new(),
     };
     if let Err(problems) = verify_from_outside(payload, &status, &asked) {
@@ -244,6 +260,7 @@ fn write_status(
         memory,
         auto_ro,
         grants,
+        degraded: args.no_userns.then_some(DEGRADED_NO_USERNS),
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| RunError::Io(e.to_string()))?;
     std::fs::write(file, json).map_err(|e| RunError::Io(format!("{}: {e}", file.display())))

@@ -102,7 +102,16 @@ pub fn diagnose(errno: Option<i32>, facts: &UsernsFacts) -> String {
             _ => "user namespaces are unavailable for a reason the system does not say".to_string(),
         }
     };
-    format!("user namespaces are not available: {cause}. `sandbox check` shows what this kernel offers.")
+    let degraded = if facts.root {
+        " As root, `sandbox run --no-userns` runs the sandbox's other namespaces without a \
+         user namespace (a degraded mode, named in the status report)."
+    } else {
+        ""
+    };
+    format!(
+        "user namespaces are not available: {cause}.{degraded} `sandbox check` shows what \
+         this kernel offers."
+    )
 }
 
 #[cfg(test)]

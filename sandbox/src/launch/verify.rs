@@ -47,6 +47,9 @@ fn skipped_by(opt_outs: &[OptOut]) -> Vec<Layer> {
     if opt_outs.contains(&OptOut::NoSeccomp) {
         skipped.push(Layer::Seccomp);
     }
+    if opt_outs.contains(&OptOut::NoUserNamespace) {
+        skipped.push(Layer::Namespaces);
+    }
     skipped
 }
 

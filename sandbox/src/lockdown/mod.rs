@@ -73,6 +73,11 @@ pub enum OptOut {
     LandlockCallingThreadOnly,
     /// Install no seccomp filter.
     NoSeccomp,
+    /// Run in the initial user namespace (a host where user namespaces are
+    /// unavailable; the spawner is root and made the other namespaces): the
+    /// namespaces layer, which checks for a user namespace of the process's own, is
+    /// skipped. The other new namespaces are still checked from outside.
+    NoUserNamespace,
 }
 
 /// A bind mount: a host path made visible inside the empty root (and granted in
@@ -348,6 +353,9 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
         Some((_, in_user_ns)) => in_user_ns,
         None => inside_user_namespace(),
     });
+    if config.opted_out(OptOut::NoUserNamespace) {
+        status.skip(Layer::Namespaces);
+    }
 
     // The filter is compiled first: a bad policy fails before anything changes.
     let t = Instant::now();
