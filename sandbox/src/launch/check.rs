@@ -92,7 +92,16 @@ pub fn kernel_report() -> KernelReport {
         if abi > 0 {
             Ok(format!("ABI {abi}"))
         } else {
-            Err(format!("unavailable (errno {errno:?})"))
+            Err(match errno {
+                Some(libc::ENOSYS) => "unavailable: this kernel has no Landlock (ENOSYS)".into(),
+                Some(libc::EOPNOTSUPP) => {
+                    "unavailable: Landlock is built in but not enabled (EOPNOTSUPP: add \
+                     landlock to the lsm= boot parameter)"
+                        .into()
+                }
+                Some(e) => format!("unavailable: {}", std::io::Error::from_raw_os_error(e)),
+                None => "unavailable".into(),
+            })
         },
     ));
     for (name, action, required) in [
