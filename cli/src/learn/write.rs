@@ -51,7 +51,7 @@ pub fn profile_text(rec: &Recorder, arch: Arch, command: &[String], granted: &[P
     );
     let _ = writeln!(
         out,
-        "# {} calls of {} syscalls recorded. Use it with\n#   sandbox run --profile THIS_FILE [the same --ro/--rw] -- {}\n# A call this run did not make is refused and reported.",
+        "# {} calls of {} syscalls recorded. Use it with\n#   sandbox run --profile THIS_FILE [the same --ro/--rw] -- {}\n# A call this run did not make is refused and reported. Review the binds below:\n# they are the folders of the paths the program asked for, and a hostile program\n# can ask for any path (e.g. a folder of yours) to have it bound next time.",
         rec.count,
         rec.calls.len(),
         command.join(" ")
