@@ -101,3 +101,24 @@ fn the_2011_proposals_syntax_reads() {
     let p = parse("t.profile", "sys_read: (fd == 0)\n", native(), false).expect("parses");
     assert!(p.policy.rules_for("read").is_some());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, .. proptest::prelude::ProptestConfig::default() })]
+
+    /// Any text: a profile or errors, never a panic (profile lines mixed with policy
+    /// lines, continuations, junk).
+    #[test]
+    fn any_text_parses_or_errors_without_panicking(
+        lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                "@(ro|rw|ro-if-exists|env|limit|dev|proc|net)[ a-zA-Z0-9/=:._#\\\\-]{0,30}",
+                "[a-z_]{1,12}: [a-z0-9 =|&!()]{0,30}",
+                "\\PC{0,40}",
+            ],
+            0..12,
+        )
+    ) {
+        let text = lines.join("\n");
+        let _ = parse("p.profile", &text, Arch::X86_64, false);
+    }
+}
