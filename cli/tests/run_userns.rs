@@ -17,6 +17,32 @@ fn as_user(mut c: Command, nobody: bool) -> Output {
     c.output().expect("run")
 }
 
+/// A container's seccomp filter refusing user namespaces (as Docker's default profile
+/// does), compiled into `dir` for `bwrap --seccomp`.
+fn container_filter(dir: &std::path::Path) -> std::path::PathBuf {
+    let policy = dir.join("container.policy");
+    std::fs::write(
+        &policy,
+        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\n\
+         unshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS\n",
+    )
+    .expect("policy");
+    let bpf = dir.join("container.bpf");
+    let r = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args([
+            "policy",
+            "compile",
+            policy.to_str().expect("utf-8"),
+            "--output",
+        ])
+        .arg(&bpf)
+        .output()
+        .expect("compile");
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    common::open_to_all(&bpf);
+    bpf
+}
+
 #[test]
 fn max_user_namespaces_zero_is_named_with_its_remedy() {
     both(|nobody| {
@@ -41,26 +67,7 @@ fn max_user_namespaces_zero_is_named_with_its_remedy() {
 #[test]
 fn a_containers_filter_is_named_with_its_remedy() {
     let d = tmp("userns");
-    let policy = d.join("container.policy");
-    std::fs::write(
-        &policy,
-        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\n\
-         unshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS\n",
-    )
-    .expect("policy");
-    let bpf = d.join("container.bpf");
-    let r = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args([
-            "policy",
-            "compile",
-            policy.to_str().expect("utf-8"),
-            "--output",
-        ])
-        .arg(&bpf)
-        .output()
-        .expect("compile");
-    assert!(r.status.success(), "{}", text(&r.stderr));
-    common::open_to_all(&bpf);
+    let bpf = container_filter(&d);
     both(|nobody| {
         let exe = sandbox_exe(nobody);
         let mut c = Command::new("/bin/sh");
@@ -86,25 +93,7 @@ fn a_containers_filter_is_named_with_its_remedy() {
 #[test]
 fn the_degraded_mode_is_explicit_and_keeps_the_other_layers() {
     let d = tmp("degraded");
-    let policy = d.join("container.policy");
-    std::fs::write(
-        &policy,
-        "@default allow\nclone: flags & CLONE_NEWUSER => errno EPERM\n\
-         unshare: flags & CLONE_NEWUSER => errno EPERM\nclone3: errno ENOSYS\n",
-    )
-    .expect("policy");
-    let bpf = d.join("container.bpf");
-    let r = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args([
-            "policy",
-            "compile",
-            policy.to_str().expect("utf-8"),
-            "--output",
-        ])
-        .arg(&bpf)
-        .output()
-        .expect("compile");
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    let bpf = container_filter(&d);
     let status = d.join("status.json");
     let in_bwrap = |args: &str| {
         let mut c = Command::new("/bin/sh");

@@ -21,7 +21,7 @@ use crate::run::RunArgs;
 use clap::Args;
 use record::Recorder;
 use sandbox::policy::arch::Arch;
-use sandbox::policy::{Action, Policy};
+use sandbox::policy::Policy;
 use std::path::PathBuf;
 
 /// Folders the program sees while learning when no profile gives binds.
@@ -43,20 +43,18 @@ pub struct LearnArgs {
 /// The recording filter's policy: everything to the supervisor, but for the calls
 /// decided as `sandbox run` decides them (see the module docs).
 pub fn learning_policy() -> Result<Policy, String> {
-    let e = |e: sandbox::policy::PolicyError| e.to_string();
-    let mut p = Policy::new(Action::UserNotify).map_err(e)?;
-    let oob = sandbox::policy::consts::lookup(Arch::native(), "MSG_OOB").ok_or("no MSG_OOB")?;
-    p.add_rule(
-        "sendmsg",
-        sandbox::policy::arg(2).any_bits(oob).not(),
-        Action::Allow,
+    // The same lines the learned profile gets (one source: what is learned is what
+    // will be enforced), with every other call handed to the supervisor.
+    let text = format!("@default user-notify\n{}\n", write::ALWAYS.join("\n"));
+    let sources = sandbox::policy::text::EmbeddedSources(&[]);
+    let mut p = sandbox::policy::text::parse_str(
+        "sandbox learn",
+        &text,
+        &sandbox::policy::text::Options::new(Arch::native()),
+        &sources,
     )
-    .map_err(e)?;
-    p.set_otherwise("sendmsg", Action::Errno(libc::EOPNOTSUPP as u16))
-        .map_err(e)?;
-    p.add_action("clone3", Action::Errno(libc::ENOSYS as u16))
-        .map_err(e)?;
-    sandbox::policy::guards::refuse_setid_modes(&mut p).map_err(e)?;
+    .map_err(|e| e.to_string())?;
+    sandbox::policy::guards::refuse_setid_modes(&mut p).map_err(|e| e.to_string())?;
     Ok(p)
 }
 

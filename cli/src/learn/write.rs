@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 /// Top-level folders bound whole when anything in them was used.
 const SYSTEM_TOPS: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
-/// Lines written whatever was recorded: what the payload itself needs under the
-/// filter (it hands over its listener with `sendmsg` before the supervisor can record
+/// Lines written whatever was recorded, and decided so in the learning filter too
+/// (`learning_policy`): what the payload itself needs under the filter (it hands over its listener with `sendmsg` before the supervisor can record
 /// anything), and what makes libc use calls a filter can read (clone3 → clone).
-const ALWAYS: &[&str] = &[
+pub(super) const ALWAYS: &[&str] = &[
     "sendmsg: !(flags & MSG_OOB); errno EOPNOTSUPP",
     "clone3: errno ENOSYS",
 ];

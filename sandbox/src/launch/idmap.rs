@@ -14,11 +14,10 @@
 //! Linux 6.3, overlayfs...); elsewhere `tree` fails (EINVAL) and the caller binds the
 //! folder plainly.
 
-use super::spawn::{ns_err, Spawned};
+use super::holder::Holder;
+use super::spawn::ns_err;
 use super::LaunchError;
-use crate::sys::spawn::hold_namespaces;
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// A user namespace that maps one owner (uid, gid) to one program id.
@@ -30,42 +29,15 @@ pub struct Idmap {
 impl Idmap {
     /// Files owned by `owner` (uid, gid) shown as owned by `program` (uid and gid).
     pub fn new(owner: (u32, u32), program: u32) -> Result<Idmap, LaunchError> {
-        let pipe = || {
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))
-        };
-        let (hold_r, hold_w) = pipe()?;
-        let (ready_r, ready_w) = pipe()?;
-        let raw = hold_namespaces(
-            libc::CLONE_NEWUSER,
-            hold_r.as_raw_fd(),
-            hold_w.as_raw_fd(),
-            ready_w.as_raw_fd(),
-        )
-        .map_err(ns_err("clone(CLONE_NEWUSER)"))?;
-        drop(hold_r);
-        drop(ready_w);
-        let mut holder = Spawned::adopt(raw);
-        let mut byte = [0u8; 1];
-        if std::fs::File::from(ready_r)
-            .read(&mut byte)
-            .map_err(ns_err("read holder"))?
-            != 1
-        {
-            return Err(LaunchError::new(
-                "idmap holder",
-                std::io::Error::from_raw_os_error(libc::ECHILD),
-            ));
-        }
+        let holder = Holder::start(libc::CLONE_NEWUSER, "clone(CLONE_NEWUSER)")?;
+        let raw = holder.pid;
         let write = |file: &str, text: String| std::fs::write(format!("/proc/{raw}/{file}"), text);
         write("uid_map", format!("{} {program} 1\n", owner.0))
             .map_err(ns_err("write /proc/PID/uid_map"))?;
         write("gid_map", format!("{} {program} 1\n", owner.1))
             .map_err(ns_err("write /proc/PID/gid_map"))?;
-        let userns = std::fs::File::open(format!("/proc/{raw}/ns/user"))
-            .map(OwnedFd::from)
-            .map_err(ns_err("open /proc/PID/ns/user"))?;
-        drop(hold_w);
-        let _ = holder.wait();
+        let userns = holder.open("user")?;
+        holder.release();
         Ok(Idmap { userns })
     }
 

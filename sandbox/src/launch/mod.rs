@@ -14,6 +14,7 @@
 
 pub mod cgroup;
 pub mod check;
+mod holder;
 mod idmap;
 mod ids;
 mod namespaces;

@@ -72,10 +72,10 @@ pub struct Notif {
 
 /// `ioctl(listener, request, arg)` returning the kernel's non-negative result.
 fn ioctl<T>(listener: BorrowedFd<'_>, request: libc::c_ulong, arg: &mut T) -> io::Result<i32> {
-    // SAFETY: every caller passes a request whose encoded size is `size_of::<T>()` (the
-    // structs above match the kernel's, checked by the tests) and `arg` is a live,
-    // initialised local the kernel reads and/or writes within that size; the listener
-    // is borrowed, so it stays open across the call.
+    // The request's encoded size is `size_of::<T>()` for every caller (the structs
+    // above match the kernel's, checked by the tests).
+    // SAFETY: `arg` is a live, initialised `T` of the size the request encodes, which
+    // the kernel reads/writes within; the borrowed listener stays open across the call.
     let r = unsafe { libc::ioctl(listener.as_raw_fd(), request as _, arg as *mut T) };
     if r < 0 {
         Err(io::Error::last_os_error())
