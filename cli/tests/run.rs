@@ -1013,7 +1013,8 @@ fn a_killed_supervisor_leaves_nothing_behind() {
     let procs = Path::new(&dirs[0]).join("cgroup.procs");
     let running = std::fs::read_to_string(&procs).expect("cgroup.procs");
     assert!(!running.trim().is_empty(), "the sandbox runs in the cgroup");
-    // The supervisor's children: the stage (`__run-stage`) and the cleanup child,
+    // The supervisor's children: the stage (a copy of it, pid 1 of a pid namespace of
+    // its own) and the cleanup child (a copy in the supervisor's pid namespace),
     // which holds none of the caller's pipes (its stdio is /dev/null).
     let sup = child.id();
     let janitor = (0..300)
@@ -1023,7 +1024,10 @@ fn a_killed_supervisor_leaves_nothing_behind() {
             kids.split_whitespace().find_map(|k| {
                 let cmd = std::fs::read(format!("/proc/{k}/cmdline")).ok()?;
                 let arg1 = cmd.split(|&b| b == 0).nth(1)?;
-                (arg1 == b"run").then(|| k.to_string())
+                let status = std::fs::read_to_string(format!("/proc/{k}/status")).ok()?;
+                let nspid = status.lines().find(|l| l.starts_with("NSpid:"))?;
+                let own_pid_ns = nspid.split_whitespace().count() > 2;
+                (arg1 == b"run" && !own_pid_ns).then(|| k.to_string())
             })
         })
         .expect("the cleanup child");

@@ -5,12 +5,12 @@
 use sandbox_tests::{run_cases, Case};
 
 use sandbox::ipc::{Channel, Limits, Message};
-use sandbox::launch::{spawn, SpawnSpec};
+use sandbox::launch::{spawn, spawn_in_place, Deferred, SpawnSpec};
 use sandbox::lockdown::SingleThreaded;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::{Action, Policy};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
 use std::time::Duration;
 
@@ -133,16 +133,90 @@ fn the_child_does_not_hold_its_own_go_pipe() -> Result<(), String> {
     }
 }
 
-const CASES: &[Case] = &[(
-    "the_child_does_not_hold_its_own_go_pipe",
-    the_child_does_not_hold_its_own_go_pipe,
-)];
+const CASES: &[Case] = &[
+    (
+        "the_child_does_not_hold_its_own_go_pipe",
+        the_child_does_not_hold_its_own_go_pipe,
+    ),
+    (
+        "an_in_place_child_holds_only_its_fds_and_makes_its_network",
+        an_in_place_child_holds_only_its_fds_and_makes_its_network,
+    ),
+];
+
+/// The parent's network namespace, for the in-place child (a copy of this memory).
+static PARENT_NET: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// The in-place child: makes its deferred network, then writes what it holds to fd 3.
+fn in_place_entry(network: Deferred) -> ! {
+    let made = network.unshare();
+    let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let net = std::fs::read_link("/proc/self/ns/net").ok();
+    let line = format!(
+        "made {:?} fds {} new-net {}\n",
+        made.map_err(|e| e.raw_os_error()),
+        fds.len(),
+        net.as_ref() != PARENT_NET.get()
+    );
+    // Fd 3 is the pipe's write end the parent placed there.
+    let Ok(mut out) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/fd/3")
+    else {
+        std::process::exit(3)
+    };
+    let _ = out.write_all(line.as_bytes());
+    std::process::exit(0)
+}
+
+/// Spawn in place with stdio and one pipe, a close-on-exec and an inheritable
+/// descriptor besides; print what the child reports.
+fn in_place_helper() -> ! {
+    let _ = PARENT_NET.set(std::fs::read_link("/proc/self/ns/net").expect("ns"));
+    let _cloexec = std::fs::File::open("/proc/self/status").expect("open");
+    let inheritable = nix::unistd::dup(std::io::stdin()).expect("dup");
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    let one = SingleThreaded::check().expect("one thread");
+    let mut spec = SpawnSpec::new("", &[]);
+    spec.fds = vec![(0, 0), (1, 1), (2, 2), (w.as_raw_fd(), 3)];
+    let mut child = spawn_in_place(&spec, one, in_place_entry).expect("spawn in place");
+    drop(w);
+    drop(inheritable);
+    let mut report = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut report);
+    let _ = child.wait();
+    print!("{report}");
+    // The proof is refused with a second thread.
+    let _t = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(5)));
+    println!("two threads: {}", SingleThreaded::check().is_err());
+    std::process::exit(0)
+}
+
+/// A child spawned in place holds stdio and the descriptor it was given (the read
+/// end of the listing, 4 with /proc's own), none of the parent's others — not even
+/// close-on-exec ones, which nothing execs to close; it makes its deferred network
+/// namespace itself; and the single-thread proof is refused with two threads.
+fn an_in_place_child_holds_only_its_fds_and_makes_its_network() -> Result<(), String> {
+    let out = run_helper("in_place");
+    if out.contains("made Ok(()) fds 5 new-net true") && out.contains("two threads: true") {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--helper") {
         match args.get(i + 1).map_or("", String::as_str) {
             "go_pipe" => go_pipe_helper(),
+            "in_place" => in_place_helper(),
             other => {
                 eprintln!("unknown helper {other}");
                 std::process::exit(2)

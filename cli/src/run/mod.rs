@@ -11,9 +11,11 @@
 //! sandbox run (this process, the supervisor; outside). While the stage starts: makes
 //! │ the pids and memory cgroups (`Cgroups`), finds the program's files when no grant
 //! │ holds it (`super::deps`), sends the plan with the cgroups' join descriptors.
-//! ├─ stage: this binary, `__run-stage`, pid 1 of new user/pid/net/mount/ipc/uts/
-//! │  cgroup namespaces. Joins the cgroups, builds the root (empty read-only tmpfs, the
-//! │  --ro/--rw/--dev binds, --proc), then forks:
+//! ├─ stage: a copy of the supervisor cloned in place (with CAP_SYS_PTRACE; else this
+//! │  binary exec'd, `__run-stage`), pid 1 of new user/pid/net/mount/ipc/uts/cgroup
+//! │  namespaces (the network one made by the stage itself when in place). Joins the
+//! │  cgroups, builds the root (empty read-only tmpfs, the --ro/--rw/--dev binds,
+//! │  --proc), then forks:
 //! │    └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock)
 //! │       and installs the filter with a user-notification listener *last*, sends
 //! │       its status and the listener to the supervisor, waits for "go", execve()s.
@@ -40,13 +42,21 @@ mod supervise;
 mod watch;
 
 pub use options::RunArgs;
-pub use stage::stage;
+use stage::stage;
+
+/// The stage, exec'd as `sandbox __run-stage` (its clone made every namespace).
+pub fn exec_stage() -> ! {
+    stage(sandbox::launch::Deferred::none())
+}
 
 use sandbox::launch::LaunchError;
 use std::time::Duration;
 
-/// The argument that makes this binary the in-sandbox stage.
+/// The argument that makes this binary the in-sandbox stage (where the stage is
+/// exec'd rather than cloned in place: see `supervise::start_stage`).
 pub const STAGE_ARG: &str = "__run-stage";
+/// Where an exec'd stage finds its own executable (exec'd as /proc/self/fd/N).
+const STAGE_EXE_FD: i32 = 4;
 /// Exit status after a seccomp violation (128 + SIGSYS, as a shell reports it).
 pub const EXIT_VIOLATION: i32 = 159;
 /// Exit status when the wall-clock limit ended the program (as timeout(1)).
@@ -68,8 +78,6 @@ pub const EXIT_SETUP: i32 = 125;
 pub const SANDBOX_ID_BASE: u32 = 0x7ff0_0000;
 /// The program's uid and gid inside when the caller is root (else 0).
 pub const SANDBOX_UID: u32 = 1000;
-/// Where the stage finds its own executable (exec'd as /proc/self/fd/N).
-const STAGE_EXE_FD: i32 = 4;
 
 /// Why `sandbox run` could not run the program (printed as `sandbox: …`, exit 125).
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ use super::protocol::{limits, FromStage, ToStage};
 use super::*;
 use sandbox::bpf;
 use sandbox::ipc::Channel;
+use sandbox::launch::Deferred;
 use sandbox::lockdown::{build_root, lock_down, Config, SeccompChoice, SingleThreaded};
 use sandbox::policy::arch::Arch;
 use std::ffi::CString;
@@ -16,8 +17,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 type Ctl = Channel<FromStage, ToStage>;
 
 /// The in-sandbox stage (pid 1). Never returns.
-pub fn stage() -> ! {
-    let code = match stage_inner() {
+pub(super) fn stage(network: Deferred) -> ! {
+    let code = match stage_inner(network) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sandbox: {e}");
@@ -34,11 +35,21 @@ struct Program {
     env: Vec<String>,
 }
 
-fn stage_inner() -> Result<i32, RunError> {
+fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     let setup = |e: String| RunError::Setup(e);
     let fd =
         sandbox::renderer::take_channel().map_err(|e| setup(format!("no control channel: {e}")))?;
     let mut ctl: Ctl = Channel::from_fd(fd, limits()).map_err(|e| setup(e.to_string()))?;
+    // The empty network, made here while the supervisor prepares the plan.
+    if let Err(e) = network.unshare() {
+        let why = format!(
+            "lockdown failed at namespaces: cannot make the network namespace: {} \
+             (--share-net runs without one)",
+            crate::words::errno(e.raw_os_error().unwrap_or(0))
+        );
+        let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);
+        return Err(setup(why));
+    }
     let (mut config, program, trees) = receive_plan(&mut ctl)?;
     let report = |ctl: &Ctl, why: String| {
         let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);

@@ -18,8 +18,11 @@ use super::watch::Watch;
 use super::*;
 use crate::learn::record::Recorder;
 use sandbox::ipc::Channel;
-use sandbox::launch::{spawn, verify_from_outside, Asked, SpawnSpec, Spawned};
-use sandbox::lockdown::{Rlimits, Status};
+use sandbox::launch::{
+    can_inspect_in_place_children, spawn, spawn_in_place, verify_from_outside, Asked, SpawnSpec,
+    Spawned,
+};
+use sandbox::lockdown::{Rlimits, SingleThreaded, Status};
 use sandbox::policy::arch::Arch;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -35,7 +38,6 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         eprintln!("sandbox: degraded mode: {DEGRADED_NO_USERNS}");
     }
     let (stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
-    // Found, made and compiled while the stage starts.
     let auto_ro = bind_program_files(&mut plan)?;
     let caller = (
         nix::unistd::geteuid().as_raw(),
@@ -123,32 +125,41 @@ const DEGRADED_NO_USERNS: &str = "--no-userns: no user namespace. The sandbox's 
      starts); a kernel bug reachable from the program meets the host's user namespace, \
      not an empty one";
 
-/// Step 2: the stage — this binary, exec'd through a descriptor opened here (the
-/// sandbox's user may not be able to walk the path to it) — in its namespaces.
+/// Step 2: the stage, in its namespaces. Where this process can inspect a
+/// non-dumpable copy of itself (CAP_SYS_PTRACE: a root caller, usually), a copy of
+/// this process (single-threaded, checked) cloned in place, running
+/// [`stage`](super::stage) with the channel as fd 3 and stdio: no exec of this binary
+/// again (~0.4 ms: a static binary's start-up, most of it the C library's CPU-feature
+/// probing), and the network namespace made by the stage while the plan is prepared.
+/// Otherwise this binary exec'd as `__run-stage` through a descriptor opened here (the
+/// sandbox's user may not be able to walk the path to it): see
+/// [`can_inspect_in_place_children`].
 fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
     let (ours, theirs) =
         sandbox::ipc::socket_pair().map_err(|e| RunError::Io(format!("socketpair: {e}")))?;
     let ctl = Channel::from_fd(ours, limits()).map_err(|e| RunError::Io(e.to_string()))?;
-    let exe = std::env::current_exe().map_err(|e| RunError::Io(e.to_string()))?;
-    let self_exe = std::fs::File::open(exe)
-        .map_err(|e| RunError::Io(format!("cannot open the sandbox binary: {e}")))?;
-    let stage = spawn(&SpawnSpec {
-        exe: PathBuf::from(format!("/proc/self/fd/{STAGE_EXE_FD}")),
-        args: vec![STAGE_ARG.to_string()],
-        env: Vec::new(),
-        fds: vec![
-            (0, 0),
-            (1, 1),
-            (2, 2),
-            (theirs.as_raw_fd(), 3),
-            (self_exe.as_raw_fd(), STAGE_EXE_FD),
-        ],
+    let mut spec = SpawnSpec {
+        fds: vec![(0, 0), (1, 1), (2, 2), (theirs.as_raw_fd(), 3)],
         namespaces: plan.namespaces.clone(),
         extra_id: plan.extra_id,
         // The stage stays root outside to build the root (the program takes an id of
         // its own through `extra_id` and `switch_to`).
         outside_id: None,
-    })?;
+        ..SpawnSpec::new(format!("/proc/self/fd/{STAGE_EXE_FD}"), &[STAGE_ARG])
+    };
+    let stage = if can_inspect_in_place_children() {
+        // Nothing buffered is written twice (the copy would flush it again at exit).
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let one_thread = SingleThreaded::check()
+            .map_err(|e| RunError::Setup(format!("cannot start the stage: {e}")))?;
+        spawn_in_place(&spec, one_thread, super::stage)?
+    } else {
+        let exe = std::env::current_exe().map_err(|e| RunError::Io(e.to_string()))?;
+        let self_exe = std::fs::File::open(exe)
+            .map_err(|e| RunError::Io(format!("cannot open the sandbox binary: {e}")))?;
+        spec.fds.push((self_exe.as_raw_fd(), STAGE_EXE_FD));
+        spawn(&spec)?
+    };
     Ok((stage, ctl))
 }
 

@@ -27,7 +27,9 @@ pub use idmap::Idmap;
 pub use ids::{map_ids, own_id, OWN_ID_BASE, OWN_ID_RANGE};
 pub use namespaces::{Namespaces, NetMode};
 pub use network::EmptyNetwork;
-pub use spawn::{spawn, SpawnSpec, Spawned};
+pub use spawn::{
+    can_inspect_in_place_children, spawn, spawn_in_place, Deferred, SpawnSpec, Spawned,
+};
 pub use verify::{verify_from_outside, Asked, OutsideView};
 
 use std::io;

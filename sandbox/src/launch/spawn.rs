@@ -18,6 +18,7 @@
 use super::ids::{joined_id, write_id_maps};
 use super::namespaces::{Namespaces, NetMode};
 use super::LaunchError;
+pub use crate::sys::spawn::Deferred;
 use crate::sys::spawn::{clone_and_exec, Join, PreparedExec};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -158,6 +159,59 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
     }
     // Held until the child has exec'd (see `prepare`).
     let (prepared, _exe_fd) = prepare(spec)?;
+    start(spec, spec.namespaces.clone_flags(), &prepared)
+}
+
+/// Start a copy of this process in new namespaces, as [`spawn`] does, that calls
+/// `entry` where a spawned child would exec (`spec.exe`, `args` and `env` unused):
+/// one exec fewer for a launcher whose next stage is its own code. The child keeps
+/// only the descriptors `spec.fds` places (the caller's close-on-exec ones are closed
+/// too) and this process's memory; `proof` says there is no other thread whose locks
+/// the copy could inherit, so `entry` may run any code.
+///
+/// A fresh network namespace is not made by the clone: `entry` gets it as a
+/// [`Deferred`] and makes it with [`Deferred::unshare`] (owned by the new user
+/// namespace all the same), on its own CPU while this process goes on — the network
+/// namespace is most of a spawn's kernel work. An `entry` that does not is caught by
+/// [`verify_from_outside`](super::verify_from_outside).
+pub fn spawn_in_place(
+    spec: &SpawnSpec,
+    _proof: crate::lockdown::SingleThreaded,
+    entry: fn(Deferred) -> !,
+) -> Result<Spawned, LaunchError> {
+    if spec.outside_id.is_some() || matches!(spec.namespaces.net, NetMode::Reuse(_)) {
+        return Err(LaunchError::msg(
+            "spec",
+            "an in-place child takes neither an outside id nor a joined network".into(),
+        ));
+    }
+    let deferred = spec.namespaces.clone_flags() & libc::CLONE_NEWNET;
+    let prepared =
+        PreparedExec::in_place(&spec.fds, entry, deferred).map_err(ns_err("prepare child"))?;
+    start(spec, spec.namespaces.clone_flags() & !deferred, &prepared)
+}
+
+/// Whether this process can read the `/proc/PID/ns/*` and `fd/*` of a child of
+/// [`spawn_in_place`] (or a fork of it) that has made itself non-dumpable, as a
+/// locked-down process has — what [`verify_from_outside`](super::verify_from_outside)
+/// reads. For a non-dumpable process the kernel asks for CAP_SYS_PTRACE over the user
+/// namespace its *memory* was exec'd in: for an exec'd child its own new namespace,
+/// which the spawner owns; for an in-place child the spawner's, where an unprivileged
+/// caller (or root in a container without CAP_SYS_PTRACE) has no such capability.
+/// Such callers spawn with [`spawn`].
+pub fn can_inspect_in_place_children() -> bool {
+    const CAP_SYS_PTRACE: u32 = 19;
+    crate::sys::process::capget()
+        .is_ok_and(|(effective, _, _)| effective & (1 << CAP_SYS_PTRACE) != 0)
+}
+
+/// Clone the child `prepared` describes, map its ids, release it and wait for its
+/// exec (or, in place, for it to close its report pipe).
+fn start(
+    spec: &SpawnSpec,
+    flags: libc::c_int,
+    prepared: &PreparedExec,
+) -> Result<Spawned, LaunchError> {
     let (go_r, go_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err("pipe2")(e.into()))?;
     let (rep_r, rep_w) =
@@ -170,8 +224,8 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
         _ => None,
     };
     let first = clone_and_exec(
-        spec.namespaces.clone_flags(),
-        &prepared,
+        flags,
+        prepared,
         go_r.as_raw_fd(),
         rep_w.as_raw_fd(),
         join,

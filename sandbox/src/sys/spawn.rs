@@ -31,6 +31,72 @@ pub struct PreparedExec {
     /// rather than look `path` up: a child that took another id may not be allowed to
     /// walk the path (a binary under `/root/…` of a root spawner).
     exe_fd: Option<RawFd>,
+    /// Run this instead of exec (see [`PreparedExec::in_place`]).
+    entry: Option<fn(Deferred) -> !>,
+    /// CLONE_NEW* flags the in-place child makes itself (see [`Deferred`]).
+    deferred: libc::c_int,
+}
+
+/// Namespaces an in-place child makes for itself once its parent has gone on: the
+/// costly ones (a network namespace is ~0.6 ms of kernel work) made on the child's
+/// CPU while the parent works on its own. Dropping it unused makes nothing; a checker
+/// from outside (`launch::verify_from_outside`) then sees the namespace missing.
+#[derive(Debug)]
+#[must_use = "the deferred namespaces are made only by `unshare`"]
+pub struct Deferred(libc::c_int);
+
+impl Deferred {
+    /// Nothing deferred: for the same entry reached by exec, whose clone made all.
+    pub fn none() -> Deferred {
+        Deferred(0)
+    }
+
+    /// Make them (`unshare(2)`); nothing to do is `Ok`. Where the process may run on
+    /// more than one CPU, it moves to one other than the parent's for the call and
+    /// back to its whole set after (the scheduler would otherwise often keep the
+    /// woken child on the parent's CPU, and the two would take turns on it).
+    pub fn unshare(self) -> io::Result<()> {
+        if self.0 == 0 {
+            return Ok(());
+        }
+        let restore = away_from_parent();
+        // SAFETY: unshare takes flags only; it changes this process's namespaces.
+        let made = unsafe { libc::unshare(self.0) };
+        let made = if made != 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        };
+        if let Some(all) = restore {
+            // SAFETY: `all` is a live cpu_set_t read by sched_getaffinity.
+            if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        made
+    }
+}
+
+/// Move this process to an allowed CPU other than its parent's last one; the set it
+/// had, to restore, if it moved.
+fn away_from_parent() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data (all zero is an empty set); sched_getaffinity
+    // and sched_setaffinity read and write only the live set passed with its size;
+    // getppid, sched_getcpu take nothing.
+    unsafe {
+        let mut all: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) != 0
+            || libc::CPU_COUNT(&all) < 2
+        {
+            return None;
+        }
+        let here = libc::sched_getcpu();
+        let other = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| c as libc::c_int != here && libc::CPU_ISSET(c, &all))?;
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(other, &mut one);
+        (libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) == 0).then_some(all)
+    }
 }
 
 /// The highest destination descriptor accepted.
@@ -72,7 +138,28 @@ impl PreparedExec {
             self_map: b"0 0 1\n".to_vec(),
             own_id: None,
             exe_fd: None,
+            entry: None,
+            deferred: 0,
         })
+    }
+
+    /// A child that runs `entry` where an exec'd child would exec: the same steps up
+    /// to the descriptors' moves, then every other descriptor closed (the caller's
+    /// close-on-exec ones too: nothing is exec'd to close them — this also tells the
+    /// parent, reading `report` to its end, that the child is released) and
+    /// `entry(Deferred(deferred))` called with SIGPIPE as the caller had it. Only for
+    /// a caller proven single-threaded (`lockdown::SingleThreaded`): the child is then
+    /// a complete copy of it, no lock held by a thread that does not exist, and
+    /// `entry` may run any code.
+    pub fn in_place(
+        remaps: &[(RawFd, RawFd)],
+        entry: fn(Deferred) -> !,
+        deferred: libc::c_int,
+    ) -> io::Result<PreparedExec> {
+        let mut prepared = PreparedExec::new("", &[], &[], remaps)?;
+        prepared.entry = Some(entry);
+        prepared.deferred = deferred;
+        Ok(prepared)
     }
 }
 
@@ -314,6 +401,10 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
                 fail(errno());
             }
         }
+        if let Some(entry) = exec.entry {
+            close_all_but(&exec.remaps, exec.park_base);
+            entry(Deferred(exec.deferred));
+        }
         // A Rust parent ignores SIGPIPE, and an ignored signal stays ignored across
         // execve: give the program the default action, as std's Command does.
         if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
@@ -339,6 +430,38 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
             }
         }
         fail(errno())
+    }
+}
+
+/// Close every descriptor that is not a destination of `remaps`: everything from
+/// `park_base` (above every destination) up, and the gaps below it. Async-signal-safe.
+fn close_all_but(remaps: &[(RawFd, RawFd)], park_base: RawFd) {
+    // SAFETY: close_range and close take integers; closing descriptors this copy of
+    // the caller owns affects only this process.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            park_base as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) != 0
+        {
+            // No close_range (before Linux 5.9): one by one up to the descriptor limit.
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            let top = limit.rlim_cur.min(1 << 20) as RawFd;
+            for fd in park_base..top {
+                libc::close(fd);
+            }
+        }
+        for fd in 0..park_base {
+            if !remaps.iter().any(|(_, dst)| *dst == fd) {
+                libc::close(fd);
+            }
+        }
     }
 }
 
