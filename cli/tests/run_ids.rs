@@ -33,3 +33,39 @@ fn a_root_callers_program_has_no_supplementary_groups() {
         .expect("a Groups line");
     assert_eq!(groups.trim(), "", "{out}");
 }
+
+/// Root without CAP_SYS_PTRACE (as a container's default set leaves it): the stage
+/// cannot be a copy of the supervisor — the supervisor could not read the locked-down
+/// program's /proc/PID/ns/* — so it is exec'd, and the run is verified all the same.
+/// Seen from outside: the stage's command line is `__run-stage` then, the
+/// supervisor's (`run`) otherwise.
+#[test]
+fn a_root_caller_without_cap_sys_ptrace_gets_an_exec_d_stage() {
+    for (drop, stage_arg) in [(true, "__run-stage"), (false, "run")] {
+        let mut c = Command::new("setpriv");
+        if drop {
+            c.args(["--bounding-set", "-sys_ptrace"]);
+        }
+        let o = c
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_sandbox"))
+            .arg("run")
+            .args(SYSTEM)
+            .args([
+                "--proc",
+                "--",
+                "/bin/sh",
+                "-c",
+                "tr '\\0' ' ' < /proc/1/cmdline",
+            ])
+            .output()
+            .expect("setpriv");
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let cmdline = text(&o.stdout);
+        assert_eq!(
+            cmdline.split_whitespace().nth(1),
+            Some(stage_arg),
+            "the stage's command line: {cmdline}"
+        );
+    }
+}
