@@ -43,6 +43,31 @@ fn container_filter(dir: &std::path::Path) -> std::path::PathBuf {
     bpf
 }
 
+/// The network namespace, which the stage makes itself (while the supervisor prepares
+/// the plan), refused by its limit: the run stops, and the one message says which
+/// namespace and which limit — not the broken pipe the supervisor's next send meets.
+#[test]
+fn max_net_namespaces_zero_stops_the_run_naming_the_limit() {
+    both(|nobody| {
+        let exe = sandbox_exe(nobody);
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "/bin/sh", "-c"])
+            .arg(format!(
+                "echo 0 > /proc/sys/user/max_net_namespaces && {} run --uid 0 -- /bin/true",
+                exe.display()
+            ));
+        let r = as_user(c, nobody);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(125), "{err}");
+        assert_eq!(
+            err.trim(),
+            "sandbox: lockdown failed at namespaces: cannot make the network namespace \
+             (unshare): No space left on device (ENOSPC) — the limit \
+             user.max_net_namespaces is reached"
+        );
+    });
+}
+
 #[test]
 fn max_user_namespaces_zero_is_named_with_its_remedy() {
     both(|nobody| {

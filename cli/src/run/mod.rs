@@ -102,6 +102,9 @@ pub enum RunError {
     /// a mismatch seen from outside.
     #[error("{0}")]
     Setup(String),
+    /// The stage's failure, sent to the supervisor (which prints it).
+    #[error("{0}")]
+    Told(String),
     /// The control channel or the status file failed.
     #[error("{0}")]
     Io(String),

@@ -20,6 +20,8 @@ type Ctl = Channel<FromStage, ToStage>;
 pub(super) fn stage(network: Deferred) -> ! {
     let code = match stage_inner(network) {
         Ok(code) => code,
+        // Told to the supervisor, which says it.
+        Err(RunError::Told(_)) => EXIT_SETUP,
         Err(e) => {
             eprintln!("sandbox: {e}");
             EXIT_SETUP
@@ -43,18 +45,23 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     // The empty network, made here while the supervisor prepares the plan.
     if let Err(e) = network.unshare() {
         let why = format!(
-            "lockdown failed at namespaces: cannot make the network namespace: {} \
-             (--share-net runs without one)",
-            crate::words::errno(e.raw_os_error().unwrap_or(0))
+            "lockdown failed at namespaces: cannot make the network namespace \
+             (unshare): {}{}",
+            e.raw_os_error()
+                .map_or_else(|| e.to_string(), crate::words::errno),
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                " — the limit user.max_net_namespaces is reached"
+            } else {
+                ""
+            }
         );
-        let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);
-        return Err(setup(why));
+        return Err(report_failure(&ctl, why));
     }
+    // A copy of the supervisor holds its environment: no core file of it.
+    let no_core = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    no_core.map_err(|e| report_failure(&ctl, format!("setrlimit(RLIMIT_CORE): {e}")))?;
     let (mut config, program, trees) = receive_plan(&mut ctl)?;
-    let report = |ctl: &Ctl, why: String| {
-        let _ = ctl.send(&FromStage::Failed(why.clone()), &[]);
-        setup(why)
-    };
+    let report = report_failure;
     let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
     let in_user_ns = sandbox::lockdown::inside_user_namespace();
     let method = build_root(&config).map_err(|e| report(&ctl, e.to_string()))?;
@@ -69,6 +76,14 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     end_everything_left();
     let _ = ctl.send(&ended, &[]);
     Ok(0)
+}
+
+/// Tell the supervisor why the stage stops; the error to stop with.
+fn report_failure(ctl: &Ctl, why: String) -> RunError {
+    match ctl.send(&FromStage::Failed(why.clone()), &[]) {
+        Ok(()) => RunError::Told(why),
+        Err(_) => RunError::Setup(why),
+    }
 }
 
 /// The idmapped trees and the plan: the lockdown configuration, the program, and the

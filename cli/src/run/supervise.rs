@@ -70,7 +70,8 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         plan_message(&args, &plan, &groups, filter),
         &groups,
         &trees,
-    )?;
+    )
+    .map_err(|e| stage_said_why(&mut ctl, e))?;
     let start = Instant::now();
     let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups)?;
     write_status(&args, &status, &groups, &auto_ro, &trees.views)?;
@@ -106,6 +107,15 @@ fn explain_userns(e: RunError) -> RunError {
             RunError::Setup(format!("{e}\n{diagnosis}"))
         }
         other => other,
+    }
+}
+
+/// A plan that could not be sent: the stage may have stopped first (its network
+/// namespace could not be made) and said why; that, rather than a broken pipe.
+fn stage_said_why(ctl: &mut Ctl, e: RunError) -> RunError {
+    match ctl.recv_timeout(Duration::from_millis(500)) {
+        Ok((FromStage::Failed(why), _)) => RunError::Setup(why),
+        _ => e,
     }
 }
 
@@ -147,9 +157,9 @@ fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
         outside_id: None,
         ..SpawnSpec::new(format!("/proc/self/fd/{STAGE_EXE_FD}"), &[STAGE_ARG])
     };
-    let stage = if can_inspect_in_place_children() {
-        // Nothing buffered is written twice (the copy would flush it again at exit).
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+    // Nothing buffered may be written twice (a copy would flush it again at exit).
+    let flushed = std::io::Write::flush(&mut std::io::stdout()).is_ok();
+    let stage = if flushed && can_inspect_in_place_children() {
         let one_thread = SingleThreaded::check()
             .map_err(|e| RunError::Setup(format!("cannot start the stage: {e}")))?;
         spawn_in_place(&spec, one_thread, super::stage)?

@@ -35,6 +35,8 @@ pub struct PreparedExec {
     entry: Option<fn(Deferred) -> !>,
     /// CLONE_NEW* flags the in-place child makes itself (see [`Deferred`]).
     deferred: libc::c_int,
+    /// The CPU the parent runs on, for [`Deferred::unshare`] to avoid.
+    parent_cpu: libc::c_int,
 }
 
 /// Namespaces an in-place child makes for itself once its parent has gone on: the
@@ -43,25 +45,33 @@ pub struct PreparedExec {
 /// from outside (`launch::verify_from_outside`) then sees the namespace missing.
 #[derive(Debug)]
 #[must_use = "the deferred namespaces are made only by `unshare`"]
-pub struct Deferred(libc::c_int);
+pub struct Deferred {
+    flags: libc::c_int,
+    /// The CPU the parent ran on just before the clone (-1: unknown).
+    parent_cpu: libc::c_int,
+}
 
 impl Deferred {
     /// Nothing deferred: for the same entry reached by exec, whose clone made all.
     pub fn none() -> Deferred {
-        Deferred(0)
+        Deferred {
+            flags: 0,
+            parent_cpu: -1,
+        }
     }
 
     /// Make them (`unshare(2)`); nothing to do is `Ok`. Where the process may run on
     /// more than one CPU, it moves to one other than the parent's for the call and
     /// back to its whole set after (the scheduler would otherwise often keep the
-    /// woken child on the parent's CPU, and the two would take turns on it).
+    /// woken child on the parent's CPU, and the two would take turns on it). An
+    /// error is unshare's; failing to restore the CPU set is an error of its own.
     pub fn unshare(self) -> io::Result<()> {
-        if self.0 == 0 {
+        if self.flags == 0 {
             return Ok(());
         }
-        let restore = away_from_parent();
+        let restore = away_from(self.parent_cpu);
         // SAFETY: unshare takes flags only; it changes this process's namespaces.
-        let made = unsafe { libc::unshare(self.0) };
+        let made = unsafe { libc::unshare(self.flags) };
         let made = if made != 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -70,32 +80,87 @@ impl Deferred {
         if let Some(all) = restore {
             // SAFETY: `all` is a live cpu_set_t read by sched_getaffinity.
             if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) } != 0 {
-                return Err(io::Error::last_os_error());
+                let e = io::Error::last_os_error();
+                made?;
+                return Err(io::Error::other(format!("cannot restore the CPU set: {e}")));
             }
         }
         made
     }
 }
 
-/// Move this process to an allowed CPU other than its parent's last one; the set it
-/// had, to restore, if it moved.
-fn away_from_parent() -> Option<libc::cpu_set_t> {
+/// The CPU this thread runs on (-1 if unknown).
+pub fn current_cpu() -> libc::c_int {
+    // SAFETY: sched_getcpu takes nothing.
+    unsafe { libc::sched_getcpu() }
+}
+
+/// Move this process to an allowed CPU other than `cpu` (when it may run on two or
+/// more); the set it had, to restore, if it moved.
+fn away_from(cpu: libc::c_int) -> Option<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is plain data (all zero is an empty set); sched_getaffinity
-    // and sched_setaffinity read and write only the live set passed with its size;
-    // getppid, sched_getcpu take nothing.
+    // and sched_setaffinity read and write only the live set passed with its size.
     unsafe {
         let mut all: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) != 0
+        if cpu < 0
+            || libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) != 0
             || libc::CPU_COUNT(&all) < 2
         {
             return None;
         }
-        let here = libc::sched_getcpu();
         let other = (0..libc::CPU_SETSIZE as usize)
-            .find(|&c| c as libc::c_int != here && libc::CPU_ISSET(c, &all))?;
+            .find(|&c| c as libc::c_int != cpu && libc::CPU_ISSET(c, &all))?;
         let mut one: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(other, &mut one);
         (libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) == 0).then_some(all)
+    }
+}
+
+/// The in-place child's start, once released and left with its own descriptors: the
+/// caller's command line and environment blanked in this copy (a process that can
+/// read `/proc/PID/cmdline` — no permission check guards it — would otherwise see
+/// the caller's arguments), then `entry`; a panic in it ends the process (exit 125)
+/// rather than unwind into the caller's frames, whose descriptors are closed here.
+fn start_in_place(entry: fn(Deferred) -> !, deferred: Deferred) -> ! {
+    blank_arguments_and_environment();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(deferred)));
+    // SAFETY: _exit ends the process without running anything of the caller's.
+    unsafe { libc::_exit(125) }
+}
+
+/// Overwrite this process's argument and environment strings (the ranges
+/// /proc/self/stat gives, fields 48–51) with zeros, the first with "sandbox-stage".
+fn blank_arguments_and_environment() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return;
+    };
+    // Field 3 is the first after the name: field N is at index N - 3.
+    let fields: Vec<usize> = rest
+        .split_whitespace()
+        .skip(45)
+        .take(4)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [arg_start, arg_end, env_start, env_end] = fields[..] else {
+        return;
+    };
+    for (start, end) in [(arg_start, arg_end), (env_start, env_end)] {
+        if start == 0 || end <= start {
+            continue;
+        }
+        // SAFETY: [start, end) is where the kernel put this process's argument (or
+        // environment) strings at exec, on its initial stack: mapped read-write for
+        // the process's life. Zeros keep every string the runtime's argv/environ
+        // pointers reach NUL-terminated (they read as empty).
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    }
+    let title = b"sandbox-stage";
+    if arg_end - arg_start > title.len() {
+        // SAFETY: as above; `title` fits before the range's last (zero) byte.
+        unsafe { std::ptr::copy_nonoverlapping(title.as_ptr(), arg_start as *mut u8, title.len()) };
     }
 }
 
@@ -140,6 +205,7 @@ impl PreparedExec {
             exe_fd: None,
             entry: None,
             deferred: 0,
+            parent_cpu: -1,
         })
     }
 
@@ -147,7 +213,8 @@ impl PreparedExec {
     /// to the descriptors' moves, then every other descriptor closed (the caller's
     /// close-on-exec ones too: nothing is exec'd to close them — this also tells the
     /// parent, reading `report` to its end, that the child is released) and
-    /// `entry(Deferred(deferred))` called with SIGPIPE as the caller had it. Only for
+    /// `entry` called with SIGPIPE as the caller had it and the caller's command line
+    /// and environment blanked in the copy (see `start_in_place`). Only for
     /// a caller proven single-threaded (`lockdown::SingleThreaded`): the child is then
     /// a complete copy of it, no lock held by a thread that does not exist, and
     /// `entry` may run any code.
@@ -159,6 +226,7 @@ impl PreparedExec {
         let mut prepared = PreparedExec::new("", &[], &[], remaps)?;
         prepared.entry = Some(entry);
         prepared.deferred = deferred;
+        prepared.parent_cpu = current_cpu();
         Ok(prepared)
     }
 }
@@ -403,7 +471,13 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
         }
         if let Some(entry) = exec.entry {
             close_all_but(&exec.remaps, exec.park_base);
-            entry(Deferred(exec.deferred));
+            start_in_place(
+                entry,
+                Deferred {
+                    flags: exec.deferred,
+                    parent_cpu: exec.parent_cpu,
+                },
+            );
         }
         // A Rust parent ignores SIGPIPE, and an ignored signal stays ignored across
         // execve: give the program the default action, as std's Command does.
