@@ -5,26 +5,29 @@ mod common;
 use common::{text, SYSTEM};
 use std::process::Command;
 
+/// `setpriv SETPRIV -- sandbox run SYSTEM --proc -- /bin/sh -c SCRIPT`, from /.
+fn under_setpriv(setpriv: &[&str], script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args(setpriv)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_sandbox"))
+        .arg("run")
+        .args(SYSTEM)
+        .args(["--proc", "--", "/bin/sh", "-c", script])
+        .current_dir("/")
+        .output()
+        .expect("setpriv")
+}
+
 /// A root caller in groups 0 and 4 (as a login shell often is): the program runs as
 /// a user id of its own with no supplementary groups — before, it kept both, and
 /// group 0 appeared inside as root's group, opening every group-root file in a bind.
 #[test]
 fn a_root_callers_program_has_no_supplementary_groups() {
-    let o = Command::new("setpriv")
-        .args(["--groups", "0,4", "--"])
-        .arg(env!("CARGO_BIN_EXE_sandbox"))
-        .arg("run")
-        .args(SYSTEM)
-        .args([
-            "--proc",
-            "--",
-            "/bin/sh",
-            "-c",
-            "grep -E '^(Uid|Groups)' /proc/self/status",
-        ])
-        .current_dir("/")
-        .output()
-        .expect("setpriv");
+    let o = under_setpriv(
+        &["--groups", "0,4"],
+        "grep -E '^(Uid|Groups)' /proc/self/status",
+    );
     let out = text(&o.stdout);
     assert!(out.contains("Uid:\t1000\t"), "{out}{}", text(&o.stderr));
     let groups = out
@@ -43,24 +46,12 @@ fn a_root_callers_program_has_no_supplementary_groups() {
 #[test]
 fn a_root_caller_without_cap_sys_ptrace_gets_an_exec_d_stage() {
     for drop in [true, false] {
-        let mut c = Command::new("setpriv");
-        if drop {
-            c.args(["--bounding-set", "-sys_ptrace"]);
-        }
-        let o = c
-            .arg("--")
-            .arg(env!("CARGO_BIN_EXE_sandbox"))
-            .arg("run")
-            .args(SYSTEM)
-            .args([
-                "--proc",
-                "--",
-                "/bin/sh",
-                "-c",
-                "tr '\\0' ' ' < /proc/1/cmdline",
-            ])
-            .output()
-            .expect("setpriv");
+        let setpriv: &[&str] = if drop {
+            &["--bounding-set", "-sys_ptrace"]
+        } else {
+            &[]
+        };
+        let o = under_setpriv(setpriv, "tr '\\0' ' ' < /proc/1/cmdline");
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
         let cmdline = text(&o.stdout);
         let words: Vec<&str> = cmdline.split_whitespace().collect();

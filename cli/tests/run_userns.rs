@@ -43,20 +43,26 @@ fn container_filter(dir: &std::path::Path) -> std::path::PathBuf {
     bpf
 }
 
+/// `sandbox ARGS` in a user namespace of the test's own (mapped to the caller) whose
+/// sysctl `user.LIMIT` is set to 0 first.
+fn with_limit_zero(limit: &str, args: &str, nobody: bool) -> Output {
+    let exe = sandbox_exe(nobody);
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "/bin/sh", "-c"])
+        .arg(format!(
+            "echo 0 > /proc/sys/user/{limit} && {} {args}",
+            exe.display()
+        ));
+    as_user(c, nobody)
+}
+
 /// The network namespace, which the stage makes itself (while the supervisor prepares
 /// the plan), refused by its limit: the run stops, and the one message says which
 /// namespace and which limit — not the broken pipe the supervisor's next send meets.
 #[test]
 fn max_net_namespaces_zero_stops_the_run_naming_the_limit() {
     both(|nobody| {
-        let exe = sandbox_exe(nobody);
-        let mut c = Command::new("unshare");
-        c.args(["--user", "--map-root-user", "/bin/sh", "-c"])
-            .arg(format!(
-                "echo 0 > /proc/sys/user/max_net_namespaces && {} run --uid 0 -- /bin/true",
-                exe.display()
-            ));
-        let r = as_user(c, nobody);
+        let r = with_limit_zero("max_net_namespaces", "run --uid 0 -- /bin/true", nobody);
         let err = text(&r.stderr);
         assert_eq!(r.status.code(), Some(125), "{err}");
         assert_eq!(
@@ -71,14 +77,7 @@ fn max_net_namespaces_zero_stops_the_run_naming_the_limit() {
 #[test]
 fn max_user_namespaces_zero_is_named_with_its_remedy() {
     both(|nobody| {
-        let exe = sandbox_exe(nobody);
-        let mut c = Command::new("unshare");
-        c.args(["--user", "--map-root-user", "/bin/sh", "-c"])
-            .arg(format!(
-                "echo 0 > /proc/sys/user/max_user_namespaces && {} run -- /bin/true",
-                exe.display()
-            ));
-        let r = as_user(c, nobody);
+        let r = with_limit_zero("max_user_namespaces", "run -- /bin/true", nobody);
         let err = text(&r.stderr);
         assert_eq!(r.status.code(), Some(125), "{err}");
         assert!(err.contains("(clone): No space left on device"), "{err}");

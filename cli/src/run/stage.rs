@@ -42,8 +42,12 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     let fd =
         sandbox::renderer::take_channel().map_err(|e| setup(format!("no control channel: {e}")))?;
     let mut ctl: Ctl = Channel::from_fd(fd, limits()).map_err(|e| setup(e.to_string()))?;
-    // The empty network, made here while the supervisor prepares the plan.
-    if let Err(e) = network.unshare() {
+    // The empty network, made here while the supervisor prepares the plan; a failure
+    // is told once the plan is read (the supervisor, still sending it, would see a
+    // reset connection rather than the reason).
+    let network = network.unshare();
+    let (mut config, program, trees) = receive_plan(&mut ctl)?;
+    if let Err(e) = network {
         let why = format!(
             "lockdown failed at namespaces: cannot make the network namespace \
              (unshare): {}{}",
@@ -60,7 +64,6 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     // A copy of the supervisor holds its environment: no core file of it.
     let no_core = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     no_core.map_err(|e| report_failure(&ctl, format!("setrlimit(RLIMIT_CORE): {e}")))?;
-    let (mut config, program, trees) = receive_plan(&mut ctl)?;
     let report = report_failure;
     let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
     let in_user_ns = sandbox::lockdown::inside_user_namespace();

@@ -70,8 +70,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         plan_message(&args, &plan, &groups, filter),
         &groups,
         &trees,
-    )
-    .map_err(|e| stage_said_why(&mut ctl, e))?;
+    )?;
     let start = Instant::now();
     let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups)?;
     write_status(&args, &status, &groups, &auto_ro, &trees.views)?;
@@ -107,15 +106,6 @@ fn explain_userns(e: RunError) -> RunError {
             RunError::Setup(format!("{e}\n{diagnosis}"))
         }
         other => other,
-    }
-}
-
-/// A plan that could not be sent: the stage may have stopped first (its network
-/// namespace could not be made) and said why; that, rather than a broken pipe.
-fn stage_said_why(ctl: &mut Ctl, e: RunError) -> RunError {
-    match ctl.recv_timeout(Duration::from_millis(500)) {
-        Ok((FromStage::Failed(why), _)) => RunError::Setup(why),
-        _ => e,
     }
 }
 

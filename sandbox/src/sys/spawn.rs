@@ -151,10 +151,11 @@ fn blank_arguments_and_environment() {
         if start == 0 || end <= start {
             continue;
         }
+        // Zeros keep every string the runtime's argv/environ pointers reach
+        // NUL-terminated (they read as empty).
         // SAFETY: [start, end) is where the kernel put this process's argument (or
-        // environment) strings at exec, on its initial stack: mapped read-write for
-        // the process's life. Zeros keep every string the runtime's argv/environ
-        // pointers reach NUL-terminated (they read as empty).
+        // environment) strings at exec, on its initial stack, mapped read-write for
+        // the process's life.
         unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
     }
     let title = b"sandbox-stage";
