@@ -64,13 +64,14 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     // A copy of the supervisor holds its environment: no core file of it.
     let no_core = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     no_core.map_err(|e| report_failure(&ctl, format!("setrlimit(RLIMIT_CORE): {e}")))?;
-    let report = report_failure;
-    let one_thread = SingleThreaded::check().map_err(|e| report(&ctl, e.to_string()))?;
+    let one_thread = SingleThreaded::check().map_err(|e| report_failure(&ctl, e.to_string()))?;
     let in_user_ns = sandbox::lockdown::inside_user_namespace();
-    let method = build_root(&config).map_err(|e| report(&ctl, e.to_string()))?;
+    let method = build_root(&config).map_err(|e| report_failure(&ctl, e.to_string()))?;
     drop(trees);
     config.root_built = Some((method, in_user_ns));
-    let child = one_thread.fork().map_err(|e| report(&ctl, e.to_string()))?;
+    let child = one_thread
+        .fork()
+        .map_err(|e| report_failure(&ctl, e.to_string()))?;
     if child == 0 {
         let code = payload(ctl, &config, &program);
         std::process::exit(code);
