@@ -106,6 +106,13 @@ fn a_containers_filter_is_named_with_its_remedy() {
         assert!(err.contains("(clone): Operation not permitted"), "{err}");
         assert!(err.contains("a container's seccomp filter"), "{err}");
         assert!(err.contains("--security-opt seccomp="), "{err}");
+        // The degraded mode each caller has, named.
+        let mode = if nobody {
+            "`sandbox run --no-namespaces` runs"
+        } else {
+            "`sandbox run --no-userns` runs"
+        };
+        assert!(err.contains(mode), "{err}");
     });
 }
 
@@ -155,14 +162,27 @@ fn the_degraded_mode_is_explicit_and_keeps_the_other_layers() {
     let r =
         in_bwrap("-- /usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(16, 1, 0, 0)'");
     assert_eq!(r.status.code(), Some(159), "{}", text(&r.stderr));
-    // Unprivileged: refused, with the reason.
+    // Unprivileged: refused, with the reason and the mode there is.
     let mut c = Command::new(sandbox_exe(true));
     c.args(["run", "--no-userns", "--", "/bin/true"]);
     let r = as_user(c, true);
     assert_eq!(r.status.code(), Some(125));
     assert!(
-        text(&r.stderr).contains("--no-userns needs a root caller"),
+        text(&r.stderr).contains("--no-userns needs a root caller")
+            && text(&r.stderr).contains("its degraded mode is --no-namespaces"),
         "{}",
         text(&r.stderr)
     );
+    // Which, under the container's filter, runs (see run_no_namespaces.rs for what it
+    // holds).
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(format!(
+        "bwrap --dev-bind / / --seccomp 3 -- {} run --no-namespaces --profile shell \
+         -- /bin/sh -c 'echo in' 3<{}",
+        sandbox_exe(true).display(),
+        bpf.display()
+    ));
+    let r = as_user(c, true);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert_eq!(text(&r.stdout), "in\n");
 }

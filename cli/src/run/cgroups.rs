@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 /// The cgroups that hold the sandbox, where they could be made: `--pids` and `--mem`.
 pub(super) struct Cgroups {
     pub(super) pids_limit: u64,
-    /// Whether the program runs as the stage's user (then RLIMIT_NPROC counts the
-    /// stage too).
-    pub(super) with_stage: bool,
+    /// The tasks RLIMIT_NPROC counts besides the program's: the stage when the
+    /// program runs as the stage's user; without namespaces, every task of the
+    /// caller's user (see [`tasks_of_this_user`]).
+    pub(super) also_counted: u64,
     pub(super) mem_limit: u64,
     pub(super) pids: Option<PidsCgroup>,
     pub(super) memory: Option<MemoryCgroup>,
@@ -39,7 +40,7 @@ impl Cgroups {
     pub(super) fn new(
         pids_limit: u64,
         mem_limit: u64,
-        with_stage: bool,
+        also_counted: u64,
     ) -> Result<Cgroups, RunError> {
         let name = format!("{CGROUP_PREFIX}{}", std::process::id());
         let places = Places::read();
@@ -51,7 +52,7 @@ impl Cgroups {
         let (memory, no_memory) = made(MemoryCgroup::create(&places, &name, mem_limit))?;
         let groups = Cgroups {
             pids_limit,
-            with_stage,
+            also_counted,
             mem_limit,
             pids,
             memory,
@@ -73,15 +74,16 @@ impl Cgroups {
         pids.into_iter().chain(memory)
     }
 
-    /// RLIMIT_NPROC: the limit, one above it when the stage counts too (the same
-    /// user) — or when the cgroup holds the limit, so that the cgroup refuses first
-    /// and its refusals are counted.
+    /// RLIMIT_NPROC: the limit plus the other tasks it counts (the stage, the same
+    /// user; or all of the caller's) — at least one above it when the cgroup holds
+    /// the limit, so that the cgroup refuses first and its refusals are counted.
     pub(super) fn rlimit_nproc(&self) -> u64 {
-        if self.pids.is_some() || self.with_stage {
-            self.pids_limit.saturating_add(1)
+        let margin = if self.pids.is_some() {
+            self.also_counted.max(1)
         } else {
-            self.pids_limit
-        }
+            self.also_counted
+        };
+        self.pids_limit.saturating_add(margin)
     }
 
     /// RLIMIT_AS: `--mem`, or unlimited when the memory cgroup holds `--mem` (which
@@ -152,6 +154,38 @@ impl Cgroups {
             },
         )
     }
+}
+
+/// How many tasks (threads) of this process's real user run now, as RLIMIT_NPROC
+/// counts them: without namespaces the program shares that count with every other
+/// process of the caller's (so the limit is set this far above `--pids`; what the
+/// caller starts meanwhile takes from the program's share).
+pub(super) fn tasks_of_this_user() -> u64 {
+    let uid = nix::unistd::getuid().as_raw().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|status| field(status, "Uid:").as_deref() == Some(uid.as_str()))
+        .map(|status| {
+            field(&status, "Threads:")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(1)
+        })
+        .sum()
 }
 
 impl Cgroups {

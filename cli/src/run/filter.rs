@@ -1,5 +1,6 @@
-//! The filter the program gets: the policy behind the set-ID guard
-//! (`sandbox::policy::guards`), with its default replaced by `user-notify`.
+//! The filter the program gets: the policy behind the set-ID guard (and, with
+//! `--no-namespaces`, the no-namespace guard: `sandbox::policy::guards`), with its
+//! default replaced by `user-notify`.
 
 use super::options::RunArgs;
 use super::RunError;
@@ -21,6 +22,7 @@ const PRECOMPILED_EXEC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_n
 pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
     let plain_exec = args.loaded_profile.is_none()
         && !args.tty
+        && !args.no_namespaces
         && PolicyArg::parse(args.policy.as_deref().unwrap_or("exec")).map_err(RunError::Options)?
             == PolicyArg::Preset(Preset::Exec);
     if plain_exec && !PRECOMPILED_EXEC.is_empty() {
@@ -65,6 +67,11 @@ pub(crate) fn effective_policy(args: &RunArgs) -> Result<Policy, RunError> {
     // Whatever the policy says: no set-ID files (see `guards`).
     sandbox::policy::guards::refuse_setid_modes(&mut policy)
         .map_err(|e| RunError::Policy(e.to_string()))?;
+    // And without namespaces, what they would have held.
+    if args.no_namespaces {
+        sandbox::policy::guards::without_namespaces(&mut policy)
+            .map_err(|e| RunError::Policy(e.to_string()))?;
+    }
     Ok(policy)
 }
 

@@ -33,10 +33,12 @@
 mod cgroups;
 mod filter;
 mod grants;
+mod group;
 pub mod options;
 mod plan;
 mod protocol;
 mod report;
+mod scratch;
 mod stage;
 mod supervise;
 mod watch;

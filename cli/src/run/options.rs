@@ -84,6 +84,15 @@ pub struct RunArgs {
     /// this flag). Said on stderr and in the status report.
     #[arg(long = "no-userns")]
     pub no_userns: bool,
+    /// Degraded mode, for callers without privilege on hosts without user namespaces:
+    /// no namespace at all. The program runs as you, among the host's processes and on
+    /// its file system, confined by no_new_privs, Landlock (ABI 6 or later: only the
+    /// grants, the program's own files and a private scratch folder as HOME and TMPDIR)
+    /// and the filter, which here also refuses every socket, System V IPC and leaving
+    /// the process group. Not for root (use --no-userns). Said on stderr and in the
+    /// status report; see docs/sandbox-run.md.
+    #[arg(long = "no-namespaces")]
+    pub no_namespaces: bool,
     /// Do not bind the program, its loader and its libraries where no --ro/--rw holds
     /// them (then a program no grant holds is an error).
     #[arg(long = "no-auto-ro")]

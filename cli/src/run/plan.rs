@@ -27,6 +27,16 @@ pub(super) struct Plan {
     pub(super) namespaces: Namespaces,
     /// The program's own files are bound for it where no grant holds them.
     pub(super) find_files: bool,
+    /// `--no-namespaces`: the private folder the program gets as HOME and TMPDIR
+    /// (removed when the plan is dropped, after the run).
+    pub(super) scratch_dir: Option<super::scratch::ScratchDir>,
+}
+
+impl Plan {
+    /// No namespace at all (`--no-namespaces`).
+    pub(super) fn without_namespaces(&self) -> bool {
+        self.namespaces.clone_flags() == 0
+    }
 }
 
 /// Step 1: the binds as asked, the program, its ids, the namespaces.
@@ -60,7 +70,7 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
             });
         }
     }
-    let env = environment(&args.env, args.clearenv)?;
+    let mut env = environment(&args.env, args.clearenv)?;
     // A name is looked up in the PATH the program gets (not the caller's: a shim of
     // the caller's, e.g. in a home directory, would not be inside).
     let path = env.iter().find_map(|e| e.strip_prefix("PATH="));
@@ -95,16 +105,23 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         (None, true) => Some(SANDBOX_UID),
         (None, false) => None,
     };
+    let scratch_dir = if args.no_namespaces {
+        Some(without_namespaces(args, &mut binds, &mut env)?)
+    } else {
+        None
+    };
     let own_id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
-    let (extra_id, switch_to, outside) = if args.no_userns {
+    let (extra_id, switch_to, outside) = if args.no_namespaces {
+        // The program runs as the caller.
+        (None, None, None)
+    } else if args.no_userns {
         // Degraded: no user namespace, so no mapping; the program takes its own id
         // as it is.
         if !root {
             return Err(RunError::Options(
                 "--no-userns needs a root caller: without a user namespace an \
-                 unprivileged caller can make no other namespace (the unprivileged \
-                 degraded mode — no_new_privs, Landlock and seccomp without namespaces — \
-                 is not built)"
+                 unprivileged caller can make no other namespace (its degraded mode is \
+                 --no-namespaces)"
                     .into(),
             ));
         }
@@ -118,17 +135,22 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         let extra = inside.map(|u| (u, own_id, own_id));
         (extra, inside.map(|u| (u, u)), inside.map(|_| own_id))
     };
-    let namespaces = Namespaces {
-        user: !args.no_userns,
-        net: if args.share_net {
-            NetMode::Shared
-        } else {
-            NetMode::Fresh
-        },
-        ..Namespaces::default()
+    let namespaces = if args.no_namespaces {
+        Namespaces::none()
+    } else {
+        Namespaces {
+            user: !args.no_userns,
+            net: if args.share_net {
+                NetMode::Shared
+            } else {
+                NetMode::Fresh
+            },
+            ..Namespaces::default()
+        }
     };
     let at_tmp = binds.iter().any(|g| g.inside() == Path::new("/tmp"));
-    let scratch_tmp = (args.tmp_size() > 0 && !at_tmp).then_some(args.tmp_size());
+    let mounts_tmp = args.tmp_size() > 0 && !at_tmp && !args.no_namespaces;
+    let scratch_tmp = mounts_tmp.then_some(args.tmp_size());
     Ok(Plan {
         binds,
         grants,
@@ -141,7 +163,55 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         outside,
         namespaces,
         find_files,
+        scratch_dir,
     })
+}
+
+/// Step 1 for `--no-namespaces`: the options that need a namespace refused; a private
+/// scratch folder granted, as HOME and TMPDIR (where `--env` does not set them and
+/// `--clearenv` does not leave the environment empty).
+fn without_namespaces(
+    args: &RunArgs,
+    binds: &mut Vec<Bind>,
+    env: &mut Vec<String>,
+) -> Result<super::scratch::ScratchDir, RunError> {
+    let refuse = |why: &str| Err(RunError::Options(format!("--no-namespaces: {why}")));
+    if nix::unistd::geteuid().is_root() {
+        return refuse(
+            "not for root (the program would run as root among the host's processes): \
+             as root, --no-userns still makes the other namespaces",
+        );
+    }
+    if args.no_userns {
+        return refuse("and --no-userns: choose one");
+    }
+    if args.share_net {
+        return refuse(
+            "every socket is refused without a network namespace; leave out --share-net",
+        );
+    }
+    if args.proc {
+        return refuse("no /proc of its own without a pid namespace; leave out --proc");
+    }
+    if let Some(moved) = binds.iter().find(|b| b.dest.is_some()) {
+        return refuse(&format!(
+            "nothing is mounted, so {} can be granted only at its own path",
+            moved.path.display()
+        ));
+    }
+    let scratch = super::scratch::ScratchDir::new()?;
+    binds.push(scratch.bind()?);
+    for key in ["HOME", "TMPDIR"] {
+        let set_by_caller = args
+            .env
+            .iter()
+            .any(|kv| kv.split_once('=').map(|(k, _)| k) == Some(key));
+        if !set_by_caller && !args.clearenv {
+            env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+            env.push(format!("{key}={}", scratch.path().display()));
+        }
+    }
+    Ok(scratch)
 }
 
 /// Whether a grant at its own path holds `file`.
@@ -171,8 +241,11 @@ pub(super) fn bind_program_files(plan: &mut Plan) -> Result<Vec<PathBuf>, RunErr
             // the way (/lib64/ld-linux-x86-64.so.2 is an absolute one) would otherwise
             // be followed inside the new root, where its target is not. The stage
             // checks that what it bound is the file checked here.
+            // Without a mount (--no-namespaces), the real file is granted: the loader's
+            // path leads to it.
+            let moved = file.real != file.path && !plan.without_namespaces();
             plan.binds.push(Bind {
-                dest: (file.real != file.path).then(|| file.path.clone()),
+                dest: moved.then(|| file.path.clone()),
                 path: file.real,
                 writable: false,
                 identity: Some(file.id),

@@ -20,9 +20,13 @@ pub(super) struct RunReport<'a> {
     pub(super) auto_ro: &'a [PathBuf],
     /// How each `--ro`/`--rw` grant is bound (idmapped or as it is, and why).
     pub(super) grants: &'a [super::grants::GrantView],
-    /// A degraded mode asked for (`--no-userns`), and what it gives up.
+    /// A degraded mode asked for (`--no-userns`, `--no-namespaces`), and what it gives
+    /// up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) degraded: Option<&'static str>,
+    /// `--no-namespaces`: the private scratch folder (HOME, TMPDIR; removed after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) scratch_dir: Option<&'a std::path::Path>,
 }
 
 #[derive(Serialize)]

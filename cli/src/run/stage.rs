@@ -3,12 +3,13 @@
 //! reports; the payload locks down, hands the supervisor its listener, waits for "go"
 //! and execs the program.
 
+use super::group;
 use super::protocol::{limits, FromStage, ToStage};
 use super::*;
 use sandbox::bpf;
 use sandbox::ipc::Channel;
 use sandbox::launch::Deferred;
-use sandbox::lockdown::{build_root, lock_down, Config, SeccompChoice, SingleThreaded};
+use sandbox::lockdown::{build_root, lock_down, Config, OptOut, SeccompChoice, SingleThreaded};
 use sandbox::policy::arch::Arch;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -39,6 +40,7 @@ struct Program {
 
 fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     let setup = |e: String| RunError::Setup(e);
+    let supervisor = nix::unistd::getppid().as_raw();
     let fd =
         sandbox::renderer::take_channel().map_err(|e| setup(format!("no control channel: {e}")))?;
     let mut ctl: Ctl = Channel::from_fd(fd, limits()).map_err(|e| setup(e.to_string()))?;
@@ -65,19 +67,32 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     let no_core = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     no_core.map_err(|e| report_failure(&ctl, format!("setrlimit(RLIMIT_CORE): {e}")))?;
     let one_thread = SingleThreaded::check().map_err(|e| report_failure(&ctl, e.to_string()))?;
-    let in_user_ns = sandbox::lockdown::inside_user_namespace();
-    let method = build_root(&config).map_err(|e| report_failure(&ctl, e.to_string()))?;
+    // --no-namespaces: no root to build; the payload's process group stands in for
+    // the pid namespace (see `group`).
+    let grouped = config.opt_outs.contains(&OptOut::NoNamespaces);
+    let supervisor_gone = if grouped {
+        group::prepare(supervisor).map_err(|e| report_failure(&ctl, e.to_string()))?
+    } else {
+        let in_user_ns = sandbox::lockdown::inside_user_namespace();
+        let method = build_root(&config).map_err(|e| report_failure(&ctl, e.to_string()))?;
+        config.root_built = Some((method, in_user_ns));
+        false
+    };
     drop(trees);
-    config.root_built = Some((method, in_user_ns));
     let child = one_thread
         .fork()
         .map_err(|e| report_failure(&ctl, e.to_string()))?;
     if child == 0 {
-        let code = payload(ctl, &config, &program);
+        let code = payload(ctl, &config, &program, grouped);
         std::process::exit(code);
     }
-    let ended = reap_until(child)?;
-    end_everything_left();
+    let ended = if grouped {
+        group::reap(child, supervisor_gone)?
+    } else {
+        let ended = reap_until(child)?;
+        end_everything_left();
+        ended
+    };
     let _ = ctl.send(&ended, &[]);
     Ok(0)
 }
@@ -215,10 +230,19 @@ fn end_everything_left() {
 
 /// The payload: locked down, its listener handed over, "go" awaited, the program
 /// exec'd. Its exit status (it returns only when something failed).
-fn payload(mut ctl: Ctl, config: &Config, program: &Program) -> i32 {
+fn payload(mut ctl: Ctl, config: &Config, program: &Program, grouped: bool) -> i32 {
     if let Err(e) = crate::sys::default_sigpipe() {
         let _ = ctl.send(&FromStage::Failed(format!("SIGPIPE: {e}")), &[]);
         return EXIT_SETUP;
+    }
+    // Without namespaces: the stage's blocked signals unblocked, and "/" as the working
+    // folder, as in an empty root (the caller's is not the program's).
+    if grouped {
+        let ready = group::unblock_in_payload().and_then(|()| nix::unistd::chdir("/"));
+        if let Err(e) = ready {
+            let _ = ctl.send(&FromStage::Failed(format!("payload: {e}")), &[]);
+            return EXIT_SETUP;
+        }
     }
     // A session of its own: the caller's terminal is not its controlling terminal, so
     // it cannot push input into it (TIOCSTI needs that even where a filter allows it)

@@ -7,7 +7,7 @@
 //! 5. [`await_lockdown`]: the payload's report and listener, verified from outside.
 //! 6. [`write_status`], "go", the cleanup child; [`Watch::run`] until the end.
 
-use super::cgroups::{BombWatch, Cgroups};
+use super::cgroups::{tasks_of_this_user, BombWatch, Cgroups};
 use super::filter::compile_filter;
 use super::grants::{idmapped_trees, GrantView, Trees};
 use super::options::RunArgs;
@@ -34,8 +34,8 @@ type Ctl = Channel<ToStage, FromStage>;
 /// `sandbox run`, to the program's exit status.
 pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Result<i32, RunError> {
     let mut plan = plan(&args)?;
-    if args.no_userns {
-        eprintln!("sandbox: degraded mode: {DEGRADED_NO_USERNS}");
+    if let Some(degraded) = degraded(&args) {
+        eprintln!("sandbox: degraded mode: {degraded}");
     }
     let (stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
     let auto_ro = bind_program_files(&mut plan)?;
@@ -52,12 +52,22 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
     // (an unprivileged caller's, or --uid 0), which counts the stage too.
     // --mem: a memory cgroup where one can be made, counting memory used (and then
     // no RLIMIT_AS); otherwise RLIMIT_AS.
-    let mut groups = Cgroups::new(args.pids(), args.mem(), plan.switch_to.is_none())?;
+    let also_counted = if plan.without_namespaces() {
+        tasks_of_this_user()
+    } else {
+        u64::from(plan.switch_to.is_none())
+    };
+    let mut groups = Cgroups::new(args.pids(), args.mem(), also_counted)?;
     // ~0.5 ms (the default preset comes precompiled); a policy error ends here
     // (dropping `stage` kills and reaps it).
     let filter = match recorder {
         Some(_) => crate::learn::learning_policy()
-            .and_then(|p| {
+            .and_then(|mut p| {
+                // Without namespaces, what they held is refused even while learning.
+                if args.no_namespaces {
+                    sandbox::policy::guards::without_namespaces(&mut p)
+                        .map_err(|e| e.to_string())?;
+                }
                 sandbox::bpf::compile(&p, Arch::native())
                     .map(|prog| sandbox::bpf::to_bytes(&prog.instructions))
                     .map_err(|e| e.to_string())
@@ -72,8 +82,9 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         &trees,
     )?;
     let start = Instant::now();
-    let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups)?;
-    write_status(&args, &status, &groups, &auto_ro, &trees.views)?;
+    let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
+    let scratch = plan.scratch_dir.as_ref().map(|d| d.path());
+    write_status(&args, &status, &groups, &auto_ro, &trees.views, scratch)?;
     drop(trees);
     ctl.send(&ToStage::Go, &[])
         .map_err(|e| RunError::Io(e.to_string()))?;
@@ -90,6 +101,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         ctl_open: true,
         listener: Some(listener),
         groups: &groups,
+        grouped: plan.without_namespaces(),
         bombs: BombWatch::default(),
         deadline: start + Duration::from_secs(args.wall()),
         recorder,
@@ -110,11 +122,25 @@ fn explain_userns(e: RunError) -> RunError {
 }
 
 /// The lockdown opt-outs a run asks for.
-fn opt_outs(no_userns: bool) -> Vec<sandbox::lockdown::OptOut> {
-    if no_userns {
-        vec![sandbox::lockdown::OptOut::NoUserNamespace]
+fn opt_outs(args: &RunArgs) -> Vec<sandbox::lockdown::OptOut> {
+    use sandbox::lockdown::OptOut;
+    if args.no_namespaces {
+        vec![OptOut::NoNamespaces]
+    } else if args.no_userns {
+        vec![OptOut::NoUserNamespace]
     } else {
         Vec::new()
+    }
+}
+
+/// The degraded mode asked for, and what it gives up (for stderr and the report).
+fn degraded(args: &RunArgs) -> Option<&'static str> {
+    if args.no_namespaces {
+        Some(DEGRADED_NO_NAMESPACES)
+    } else if args.no_userns {
+        Some(DEGRADED_NO_USERNS)
+    } else {
+        None
     }
 }
 
@@ -124,6 +150,16 @@ const DEGRADED_NO_USERNS: &str = "--no-userns: no user namespace. The sandbox's 
      program, which drops every capability and takes a user id of its own before it \
      starts); a kernel bug reachable from the program meets the host's user namespace, \
      not an empty one";
+
+/// What `--no-namespaces` gives up, for stderr and the report.
+const DEGRADED_NO_NAMESPACES: &str = "--no-namespaces: no namespace at all. The \
+     program runs as you, among your processes, on the host's file system: Landlock \
+     lets it open only the grants, its own files and a private scratch folder (HOME, \
+     TMPDIR), but it can still see names and metadata (stat) elsewhere and which \
+     processes run; its signals and tracing stay inside (Landlock's scopes); every \
+     socket, System V IPC and leaving its process group are refused; --pids counts \
+     every process of yours (RLIMIT_NPROC); a kernel bug reachable from it meets the \
+     host's namespaces";
 
 /// Step 2: the stage, in its namespaces. Where this process can inspect a
 /// non-dumpable copy of itself (CAP_SYS_PTRACE: a root caller, usually), a copy of
@@ -149,7 +185,9 @@ fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
     };
     // Nothing buffered may be written twice (a copy would flush it again at exit).
     let flushed = std::io::Write::flush(&mut std::io::stdout()).is_ok();
-    let stage = if flushed && can_inspect_in_place_children() {
+    // (Without namespaces there is nothing in /proc/PID/ns to inspect.)
+    let in_place = can_inspect_in_place_children() || plan.without_namespaces();
+    let stage = if flushed && in_place {
         let one_thread = SingleThreaded::check()
             .map_err(|e| RunError::Setup(format!("cannot start the stage: {e}")))?;
         spawn_in_place(&spec, one_thread, super::stage)?
@@ -171,7 +209,7 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
         env: plan.env.clone(),
         binds: plan.binds.clone(),
         mount_proc: args.proc,
-        opt_outs: opt_outs(args.no_userns),
+        opt_outs: opt_outs(args),
         scratch_tmp: plan.scratch_tmp,
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),
@@ -212,6 +250,7 @@ fn await_lockdown(
     stage: &Spawned,
     plan: &Plan,
     groups: &Cgroups,
+    args: &RunArgs,
 ) -> Result<(Box<Status>, OwnedFd), RunError> {
     let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
         Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
@@ -238,7 +277,7 @@ fn await_lockdown(
     let _ = sandbox::seccomp::wake_synchronously(listener.as_fd());
     let payload = payload_pid(stage.pid())
         .ok_or(RunError::Setup("cannot find the program's process".into()))?;
-    let opt_outs = opt_outs(!plan.namespaces.user);
+    let opt_outs = opt_outs(args);
     let asked = Asked {
         opt_outs: &opt_outs,
         new_namespaces: &plan.namespaces.expected_new(),
@@ -260,6 +299,7 @@ fn write_status(
     groups: &Cgroups,
     auto_ro: &[PathBuf],
     grants: &[GrantView],
+    scratch_dir: Option<&std::path::Path>,
 ) -> Result<(), RunError> {
     let Some(file) = &args.status_json else {
         return Ok(());
@@ -271,7 +311,8 @@ fn write_status(
         memory,
         auto_ro,
         grants,
-        degraded: args.no_userns.then_some(DEGRADED_NO_USERNS),
+        degraded: degraded(args),
+        scratch_dir,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| RunError::Io(e.to_string()))?;
     std::fs::write(file, json).map_err(|e| RunError::Io(format!("{}: {e}", file.display())))

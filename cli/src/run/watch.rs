@@ -34,11 +34,17 @@ pub(super) struct Watch<'a> {
     /// Watched until it hangs up (every filter user is gone).
     pub(super) listener: Option<OwnedFd>,
     pub(super) groups: &'a Cgroups,
+    /// `--no-namespaces`: the stage ends the program's process group when told
+    /// (SIGTERM); killing the stage alone would leave the group running.
+    pub(super) grouped: bool,
     pub(super) bombs: BombWatch,
     pub(super) deadline: Instant,
     /// `sandbox learn`: every call is recorded here and runs.
     pub(super) recorder: Option<&'a mut Recorder>,
 }
+
+/// How long a stage without namespaces gets to end the program's group.
+const GROUP_END_GRACE: Duration = Duration::from_secs(5);
 
 /// What one poll found ready.
 struct Ready {
@@ -107,12 +113,27 @@ impl Watch<'_> {
         ready
     }
 
-    /// Kill the sandbox (its pid 1) and reap it.
+    /// Kill the sandbox (its pid 1) and reap it. Without namespaces, the stage is
+    /// asked to end the program's group (and reap it) first, and killed only if it has
+    /// not ended within [`GROUP_END_GRACE`].
     fn end_sandbox(&mut self) {
-        if let Some(stage) = self.stage.as_mut() {
-            stage.signal_kill();
-            let _ = stage.wait();
+        let Some(stage) = self.stage.as_mut() else {
+            return;
+        };
+        if self.grouped {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(stage.pid()),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let mut fds = [nix::poll::PollFd::new(
+                self.pidfd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let grace = u16::try_from(GROUP_END_GRACE.as_millis()).unwrap_or(u16::MAX);
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(grace));
         }
+        stage.signal_kill();
+        let _ = stage.wait();
     }
 
     fn wall_clock_reached(&mut self) -> i32 {

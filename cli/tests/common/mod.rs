@@ -11,8 +11,34 @@ pub const SYSTEM: &[&str] = &[
     "--ro", "/usr", "--ro", "/lib", "--ro", "/lib64", "--ro", "/bin",
 ];
 
+/// The test folders of earlier test processes that have ended (named with their pid),
+/// removed once per process: a failed or killed test leaves its folder for a look,
+/// until the next run.
+fn sweep_stale() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = ["sandbox-run-", "sandbox-grants-"]
+                .iter()
+                .find_map(|p| name.strip_prefix(p))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    });
+}
+
 /// A fresh folder under the temporary directory, open to uid 65534 too.
 pub fn tmp(name: &str) -> PathBuf {
+    sweep_stale();
     let d = std::env::temp_dir().join(format!("sandbox-run-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("tmp dir");
@@ -111,6 +137,7 @@ pub fn minimal_pdf() -> Vec<u8> {
 
 /// A 0700 folder owned by the caller (uid 65534 when `nobody`), as `mktemp -d` makes.
 pub fn private_dir(name: &str, nobody: bool) -> PathBuf {
+    sweep_stale();
     let d = std::env::temp_dir().join(format!("sandbox-grants-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir(&d).expect("mkdir");

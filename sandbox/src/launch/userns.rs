@@ -106,7 +106,9 @@ pub fn diagnose(errno: Option<i32>, facts: &UsernsFacts) -> String {
         " As root, `sandbox run --no-userns` runs the sandbox's other namespaces without a \
          user namespace (a degraded mode, named in the status report)."
     } else {
-        ""
+        " Without privilege, `sandbox run --no-namespaces` runs the program under \
+         no_new_privs, Landlock and the filter but in no namespace (a degraded mode, named \
+         in the status report; see docs/sandbox-run.md)."
     };
     format!(
         "user namespaces are not available: {cause}.{degraded} `sandbox check` shows what \

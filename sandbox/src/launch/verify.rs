@@ -41,13 +41,14 @@ pub struct Asked<'a> {
 /// be missing only with [`OptOut::AllowMissingLandlock`]).
 fn skipped_by(opt_outs: &[OptOut]) -> Vec<Layer> {
     let mut skipped = Vec::new();
-    if opt_outs.contains(&OptOut::KeepRoot) {
+    let no_namespaces = opt_outs.contains(&OptOut::NoNamespaces);
+    if opt_outs.contains(&OptOut::KeepRoot) || no_namespaces {
         skipped.push(Layer::EmptyRoot);
     }
     if opt_outs.contains(&OptOut::NoSeccomp) {
         skipped.push(Layer::Seccomp);
     }
-    if opt_outs.contains(&OptOut::NoUserNamespace) {
+    if opt_outs.contains(&OptOut::NoUserNamespace) || no_namespaces {
         skipped.push(Layer::Namespaces);
     }
     skipped
@@ -137,7 +138,10 @@ pub fn verify_from_outside(
             view.seccomp_mode, view.seccomp_filters
         ));
     }
-    if view.caps != [0; 5] {
+    // An unprivileged process cannot empty its bounding set (see OptOut::NoNamespaces).
+    let [eff, prm, inh, _, amb] = view.caps;
+    let unprivileged = asked.opt_outs.contains(&OptOut::NoNamespaces);
+    if (unprivileged && [eff, prm, inh, amb] != [0; 4]) || (!unprivileged && view.caps != [0; 5]) {
         problems.push(format!("capabilities not empty: {:x?}", view.caps));
     }
     for ns in asked.new_namespaces {

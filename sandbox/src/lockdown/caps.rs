@@ -3,7 +3,9 @@
 //! parent-death signal checked.
 //!
 //! Order matters: securebits and the bounding set need CAP_SETPCAP, so they go first;
-//! capset empties the sets last.
+//! capset empties the sets last. An unprivileged process ([`OptOut::NoNamespaces`](super::OptOut::NoNamespaces)) has no
+//! CAP_SETPCAP: its bounding set and securebits stay as they are (with no_new_privs, no
+//! execve can raise a capability from them), the rest is as for everyone.
 
 use super::{Layer, LockdownError};
 use crate::sys::process::{capget, capset_none, prctl_int};
@@ -19,11 +21,22 @@ fn err(call: &'static str) -> impl Fn(std::io::Error) -> LockdownError {
 pub(super) fn drop_all(
     cap_last_cap: u32,
     switch_to: Option<(u32, u32)>,
+    unprivileged: bool,
 ) -> Result<(), LockdownError> {
-    prctl_int(libc::PR_SET_SECUREBITS, SECUREBITS, 0).map_err(err("prctl(PR_SET_SECUREBITS)"))?;
-    for cap in 0..=cap_last_cap {
-        prctl_int(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0)
-            .map_err(err("prctl(PR_CAPBSET_DROP)"))?;
+    if unprivileged && switch_to.is_some() {
+        return Err(LockdownError::msg(
+            Layer::Capabilities,
+            "setresuid",
+            "an unprivileged process cannot switch to another user id".into(),
+        ));
+    }
+    if !unprivileged {
+        prctl_int(libc::PR_SET_SECUREBITS, SECUREBITS, 0)
+            .map_err(err("prctl(PR_SET_SECUREBITS)"))?;
+        for cap in 0..=cap_last_cap {
+            prctl_int(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0)
+                .map_err(err("prctl(PR_CAPBSET_DROP)"))?;
+        }
     }
     prctl_int(
         libc::PR_CAP_AMBIENT,
@@ -58,8 +71,9 @@ pub(super) fn drop_all(
     Ok(())
 }
 
-/// Read everything back; any difference is an error.
-pub(super) fn verify(cap_last_cap: u32) -> Result<String, LockdownError> {
+/// Read everything back; any difference is an error (`unprivileged`: the bounding set
+/// and securebits are not asked to have changed).
+pub(super) fn verify(cap_last_cap: u32, unprivileged: bool) -> Result<String, LockdownError> {
     let (eff, prm, inh) = capget().map_err(err("capget"))?;
     let mut bounding = 0u64;
     for cap in 0..=cap_last_cap.min(63) {
@@ -86,12 +100,18 @@ pub(super) fn verify(cap_last_cap: u32) -> Result<String, LockdownError> {
     let detail = format!(
         "eff={eff:#x} prm={prm:#x} inh={inh:#x} bnd={bounding:#x} amb={ambient_any} securebits={secbits:#x} dumpable={dumpable} pdeathsig={pdeathsig:?}"
     );
+    let kept = if unprivileged {
+        "; bounding set and securebits kept (no CAP_SETPCAP; no_new_privs)"
+    } else {
+        ""
+    };
+    let detail = format!("{detail}{kept}");
     let ok = eff == 0
         && prm == 0
         && inh == 0
-        && bounding == 0
+        && (unprivileged || bounding == 0)
         && !ambient_any
-        && secbits as libc::c_ulong == SECUREBITS
+        && (unprivileged || secbits as libc::c_ulong == SECUREBITS)
         && dumpable == 0
         && pdeathsig == Some(nix::sys::signal::Signal::SIGKILL);
     if ok {

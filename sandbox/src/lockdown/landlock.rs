@@ -19,6 +19,9 @@ pub(super) struct Outcome {
     pub detail: String,
 }
 
+/// The lowest ABI [`OptOut::NoNamespaces`] accepts: the first with scopes.
+pub(super) const NO_NAMESPACES_MIN_ABI: u32 = 6;
+
 fn abi_of(version: u32) -> ABI {
     match version {
         0 => ABI::Unsupported,
@@ -51,7 +54,8 @@ fn usable_abi(config: &Config, threads: usize) -> Result<Result<u32, Outcome>, L
             Some(libc::EOPNOTSUPP) => "disabled at boot (EOPNOTSUPP)",
             _ => "unavailable",
         };
-        if config.opted_out(OptOut::AllowMissingLandlock) {
+        if config.opted_out(OptOut::AllowMissingLandlock) && !config.opted_out(OptOut::NoNamespaces)
+        {
             return Ok(Err(Outcome {
                 abi: 0,
                 applied: false,
@@ -71,6 +75,19 @@ fn usable_abi(config: &Config, threads: usize) -> Result<Result<u32, Outcome>, L
             format!(
                 "the kernel has Landlock ABI {version}; ABI {} was required",
                 config.landlock_min_abi
+            ),
+        ));
+    }
+    // Without namespaces, Landlock's scopes are what keep signals and abstract unix
+    // sockets inside.
+    if config.opted_out(OptOut::NoNamespaces) && version < NO_NAMESPACES_MIN_ABI {
+        return Err(LockdownError::msg(
+            Layer::Landlock,
+            "abi",
+            format!(
+                "the kernel has Landlock ABI {version}; without namespaces ABI \
+                 {NO_NAMESPACES_MIN_ABI} (Linux 6.12) is required, whose scopes keep the \
+                 program's signals and abstract unix sockets from reaching other processes"
             ),
         ));
     }
@@ -94,6 +111,30 @@ pub(super) fn restrict(config: &Config, threads: usize) -> Result<Outcome, Lockd
         Ok(version) => version,
         Err(opted_out) => return Ok(opted_out),
     };
+    if config.keeps_root() {
+        // Both would grant the host's own folder.
+        if config.scratch_tmp.is_some() || config.mount_proc {
+            return Err(LockdownError::msg(
+                Layer::Landlock,
+                "grant",
+                "a scratch /tmp or a /proc is mounted in the empty root, which this \
+                 configuration keeps as it is: leave them out"
+                    .into(),
+            ));
+        }
+        if let Some(moved) = config.binds.iter().find(|b| b.inside() != b.path) {
+            return Err(LockdownError::msg(
+                Layer::Landlock,
+                "grant",
+                format!(
+                    "{} cannot appear at {} without an empty root (nothing is mounted): \
+                     grant it at its own path",
+                    moved.path.display(),
+                    moved.inside().display()
+                ),
+            ));
+        }
+    }
     let abi = abi_of(version);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)

@@ -78,6 +78,16 @@ pub enum OptOut {
     /// namespaces layer, which checks for a user namespace of the process's own, is
     /// skipped. The other new namespaces are still checked from outside.
     NoUserNamespace,
+    /// Run without any namespace, as an unprivileged process (a host where user
+    /// namespaces are unavailable and the spawner is not root): the namespaces and
+    /// empty-root layers are skipped (Landlock alone guards files, so every bind must
+    /// be at its own path); the capabilities layer empties the ambient, effective,
+    /// permitted and inheritable sets but leaves the bounding set and securebits
+    /// (changing them needs CAP_SETPCAP; with no_new_privs no execve gains a
+    /// capability); and Landlock must scope signals and abstract unix sockets (ABI 6),
+    /// which here is all that keeps the process from signalling the user's other
+    /// processes.
+    NoNamespaces,
 }
 
 /// A bind mount: a host path made visible inside the empty root (and granted in
@@ -200,6 +210,12 @@ impl Default for Config {
 impl Config {
     fn opted_out(&self, o: OptOut) -> bool {
         self.opt_outs.contains(&o)
+    }
+
+    /// The file system root stays as it is ([`OptOut::KeepRoot`] or
+    /// [`OptOut::NoNamespaces`]).
+    fn keeps_root(&self) -> bool {
+        self.opted_out(OptOut::KeepRoot) || self.opted_out(OptOut::NoNamespaces)
     }
 }
 
@@ -353,7 +369,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
         Some((_, in_user_ns)) => in_user_ns,
         None => inside_user_namespace(),
     });
-    if config.opted_out(OptOut::NoUserNamespace) {
+    if config.opted_out(OptOut::NoUserNamespace) || config.opted_out(OptOut::NoNamespaces) {
         status.skip(Layer::Namespaces);
     }
 
@@ -367,7 +383,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     let compile_time = t.elapsed();
 
     let t = Instant::now();
-    if config.opted_out(OptOut::KeepRoot) {
+    if config.keeps_root() {
         status.skip(Layer::EmptyRoot);
     } else {
         let method = match config.root_built {
@@ -398,8 +414,9 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     status.time(Layer::Rlimits, t.elapsed());
 
     let t = Instant::now();
-    caps::drop_all(before.cap_last_cap, config.switch_to)?;
-    let caps_detail = caps::verify(before.cap_last_cap)?;
+    let unprivileged = config.opted_out(OptOut::NoNamespaces);
+    caps::drop_all(before.cap_last_cap, config.switch_to, unprivileged)?;
+    let caps_detail = caps::verify(before.cap_last_cap, unprivileged)?;
     status.record(Layer::Capabilities, true, true, caps_detail);
     status.time(Layer::Capabilities, t.elapsed());
 

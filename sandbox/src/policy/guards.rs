@@ -39,6 +39,7 @@ pub fn refuse_setid_modes(policy: &mut Policy) -> Result<(), PolicyError> {
             call,
             arg(*mode).any_bits(SETID_BITS),
             Action::Errno(libc::EPERM as u16),
+            GUARD_ORIGIN,
         )?;
     }
     policy.remove("openat2");
@@ -53,12 +54,13 @@ pub fn refuse_setid_modes(policy: &mut Policy) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// `when` → `action` as `syscall`'s first rule.
+/// `when` → `action` as `syscall`'s first rule, written at `origin`.
 fn prepend(
     policy: &mut Policy,
     syscall: &str,
     when: Expr,
     action: Action,
+    origin: &str,
 ) -> Result<(), PolicyError> {
     let old = policy.remove(syscall);
     policy.add_rule(syscall, when, action)?;
@@ -73,7 +75,7 @@ fn prepend(
     // Where each rule was written, for reports: the guard's, then the old ones'.
     let s = super::Syscall::new(syscall)?;
     if let Some(now) = policy.syscalls.get_mut(&s) {
-        let mut origins = vec![super::Origin::at(GUARD_ORIGIN.into())];
+        let mut origins = vec![super::Origin::at(origin.into())];
         if let Some(old) = old {
             origins.extend(old.rules.into_iter().map(|r| r.origin));
             now.otherwise_origin = old.otherwise_origin;
@@ -81,6 +83,87 @@ fn prepend(
         for (rule, origin) in now.rules.iter_mut().zip(origins) {
             rule.origin = origin;
         }
+    }
+    Ok(())
+}
+
+/// Where reports say a rule of [`without_namespaces`] was written.
+pub const NO_NAMESPACES_ORIGIN: &str = "sandbox run's no-namespace guard";
+
+/// Calls refused outright without namespaces, with the answer: every `socket` (no
+/// network namespace, and Landlock covers only TCP; no mount namespace, and a pathname
+/// unix socket — a container daemon's — is reached by name, which no Landlock right
+/// covers; `socketpair` stays), `setsid` and `setpgid` (the process group that stands
+/// in for the pid namespace must hold every process), and System V IPC and POSIX
+/// message queues (the host's; ENOSYS, as from a kernel built without them).
+pub const NO_NAMESPACES_REFUSED: &[(&[&str], i32)] = &[
+    (&["socket"], libc::EACCES),
+    (&["setsid", "setpgid"], libc::EPERM),
+    (
+        &[
+            "shmget",
+            "shmat",
+            "shmdt",
+            "shmctl",
+            "semget",
+            "semop",
+            "semtimedop",
+            "semctl",
+            "msgget",
+            "msgsnd",
+            "msgrcv",
+            "msgctl",
+            "mq_open",
+            "mq_unlink",
+            "mq_timedsend",
+            "mq_timedreceive",
+            "mq_notify",
+            "mq_getsetattr",
+        ],
+        libc::ENOSYS,
+    ),
+];
+
+/// Calls that may act on another process of the same user, and their pid (or `who`)
+/// parameter: allowed (as the policy says) only on the caller itself (0); otherwise
+/// EPERM. `setpriority` also only for PRIO_PROCESS (PRIO_USER would renice every
+/// process of the user).
+pub const NO_NAMESPACES_SELF_ONLY: &[(&str, u8)] = &[
+    ("sched_setaffinity", 0),
+    ("sched_setparam", 0),
+    ("sched_setscheduler", 0),
+    ("sched_setattr", 0),
+    ("prlimit64", 0),
+    ("setpriority", 1),
+];
+
+/// Put in front of `policy`, for a program run without namespaces (`sandbox run
+/// --no-namespaces`): what a pid, network, IPC and mount namespace would have kept
+/// to the sandbox and the other layers do not ([`NO_NAMESPACES_REFUSED`],
+/// [`NO_NAMESPACES_SELF_ONLY`]). It only narrows: every other decision is the
+/// policy's. (Signals and ptrace are Landlock's: its scopes, and its rule that a
+/// domain traces only what it encloses.)
+pub fn without_namespaces(policy: &mut Policy) -> Result<(), PolicyError> {
+    for (calls, errno) in NO_NAMESPACES_REFUSED {
+        for call in *calls {
+            policy.remove(call);
+            policy.add_action(call, Action::Errno(*errno as u16))?;
+            if let Some(rule) = policy
+                .syscalls
+                .get_mut(&super::Syscall::new(call)?)
+                .and_then(|r| r.rules.first_mut())
+            {
+                rule.origin = super::Origin::at(NO_NAMESPACES_ORIGIN.into());
+            }
+        }
+    }
+    let eperm = Action::Errno(libc::EPERM as u16);
+    for (call, at) in NO_NAMESPACES_SELF_ONLY {
+        let mut other = arg(*at).ne(0);
+        if *call == "setpriority" {
+            other = other.or(arg(0).ne(libc::PRIO_PROCESS as u64));
+        }
+        prepend(policy, call, other, eperm, NO_NAMESPACES_ORIGIN)?;
     }
     Ok(())
 }
@@ -134,6 +217,50 @@ mod tests {
         for (call, args) in [("ioctl", [1, 0x5412, 0, 0, 0, 0]), ("ptrace", [0; 6])] {
             assert_eq!(eval(&p, call, args), eval(&before, call, args), "{call}");
         }
+    }
+
+    #[test]
+    fn without_namespaces_refuses_what_the_namespaces_held_and_keeps_the_rest() {
+        let mut p = exec();
+        without_namespaces(&mut p).expect("guard applies");
+        let errno = |e: i32| Action::Errno(e as u16);
+        for domain in [libc::AF_UNIX, libc::AF_INET, libc::AF_NETLINK] {
+            let args = [domain as u64, 1, 0, 0, 0, 0];
+            assert_eq!(eval(&p, "socket", args), errno(libc::EACCES));
+        }
+        assert_eq!(eval(&p, "socketpair", [1, 1, 0, 0, 0, 0]), Action::Allow);
+        assert_eq!(eval(&p, "setsid", [0; 6]), errno(libc::EPERM));
+        assert_eq!(eval(&p, "setpgid", [0; 6]), errno(libc::EPERM));
+        assert_eq!(eval(&p, "shmget", [0; 6]), errno(libc::ENOSYS));
+        assert_eq!(eval(&p, "mq_open", [0; 6]), errno(libc::ENOSYS));
+        assert_eq!(eval(&p, "sched_setaffinity", [0; 6]), Action::Allow);
+        assert_eq!(
+            eval(&p, "sched_setaffinity", [7, 0, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(&p, "prlimit64", [7, 0, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(eval(&p, "setpriority", [0, 0, 5, 0, 0, 0]), Action::Allow);
+        let prio_user = libc::PRIO_USER as u64;
+        assert_eq!(
+            eval(&p, "setpriority", [prio_user, 0, 5, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        // The rest of the preset is as it was.
+        let before = exec();
+        for (call, args) in [
+            ("read", [0; 6]),
+            ("ptrace", [0; 6]),
+            ("kill", [1, 9, 0, 0, 0, 0]),
+        ] {
+            assert_eq!(eval(&p, call, args), eval(&before, call, args), "{call}");
+        }
+        // A call the policy kills for stays killed for other processes.
+        let mut narrow = Policy::new(Action::KillProcess).expect("policy");
+        without_namespaces(&mut narrow).expect("guard applies");
+        assert_eq!(eval(&narrow, "prlimit64", [0; 6]), Action::KillProcess);
     }
 
     #[test]
