@@ -30,6 +30,11 @@ fn output(mut c: Command) -> Output {
 
 /// Whether a process of uid 65534 runs with exactly this command line.
 fn running(argv: &[&str]) -> bool {
+    pid_of(argv).is_some()
+}
+
+/// The pid of a process of uid 65534 with exactly this command line.
+fn pid_of(argv: &[&str]) -> Option<String> {
     let want: Vec<u8> = argv
         .iter()
         .flat_map(|a| [a.as_bytes(), b"\0"].concat())
@@ -41,7 +46,8 @@ fn running(argv: &[&str]) -> bool {
             use std::os::unix::fs::MetadataExt;
             e.metadata().is_ok_and(|m| m.uid() == 65534)
         })
-        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
+        .find(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
 }
 
 /// Up to 10 s for `f` to hold (the test's bound, not a timing claim).
@@ -59,7 +65,7 @@ fn eventually(f: impl Fn() -> bool) -> bool {
 /// A shell with an input and an output folder (0700, the caller's, as `mktemp -d`
 /// makes them): the grants work and outputs are the caller's; nothing else of the file
 /// system can be read or listed; HOME is a private scratch folder, removed after the
-/// run even where the program locked a folder in it; the status report names the
+/// run (modes cannot be changed in it: chmod is refused); the status report names the
 /// opt-out; a process left in the background is ended with the run.
 #[test]
 fn a_shell_gets_its_grants_and_a_scratch_folder_and_leaves_nothing_running() {
@@ -147,7 +153,13 @@ fn what_the_namespaces_held_is_refused_with_its_errno() {
         \x20   tried('setpgid', lambda: os.setpgid(0, 0))\n\
         \x20   os._exit(0)\n\
         os.waitpid(pid, 0)\n\
-        tried('socketpair', lambda: socket.socketpair())\n";
+        tried('socketpair', lambda: socket.socketpair())\n\
+        tried('dgram-pair', lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM))\n\
+        a, b = socket.socketpair()\n\
+        tried('connect', lambda: a.connect('/x'))\n\
+        tried('chmod', lambda: os.chmod(os.environ['HOME'], 0o777))\n\
+        ino = libc.inotify_init1(0)\n\
+        print('watch', libc.inotify_add_watch(ino, b'/tmp', 2), ctypes.get_errno())\n";
     let r = output(run_nobody(&[
         "--profile",
         "python3",
@@ -161,7 +173,8 @@ fn what_the_namespaces_held_is_refused_with_its_errno() {
     assert_eq!(
         text(&r.stdout),
         "socket 13\nsocket6 13\nshmget -1 38\nkill 1\naffinity 1\nown-affinity ok\n\
-         setsid 1\nsetpgid 1\nsocketpair ok\n",
+         setsid 1\nsetpgid 1\nsocketpair ok\ndgram-pair 13\nconnect 13\nchmod 1\n\
+         watch -1 13\n",
         "{err}"
     );
 }
@@ -206,12 +219,16 @@ fn a_violation_or_the_wall_clock_ends_the_whole_group() {
 }
 
 /// The supervisor killed outright: the stage, told by its parent-death signal, ends
-/// the group.
+/// the group and removes the scratch folder.
 #[test]
 fn a_killed_supervisor_takes_the_group_with_it() {
+    let dir = private_dir("nons-killed", true);
+    let status = dir.join("status.json").display().to_string();
     let mut c = run_nobody(&[
         "--profile",
         "shell",
+        "--status-json",
+        &status,
         "--",
         "/bin/sh",
         "-c",
@@ -232,6 +249,19 @@ fn a_killed_supervisor_takes_the_group_with_it() {
         eventually(|| !running(&["sleep", "775"]) && !running(&["sleep", "776"])),
         "the group outlived its supervisor"
     );
+    // And the stage removed the scratch folder.
+    let json = std::fs::read_to_string(&status).expect("status");
+    let scratch = json
+        .split("\"scratch_dir\": \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the scratch folder in the report")
+        .to_string();
+    assert!(
+        eventually(|| !std::path::Path::new(&scratch).exists()),
+        "{scratch} is left"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--pids` without a cgroup: RLIMIT_NPROC, set above the caller's own count of
@@ -255,6 +285,80 @@ fn pids_refuses_forks_past_the_limit() {
     assert_eq!(text(&r.stdout), "");
     assert!(err.contains("Cannot fork"), "{err}");
     assert!(!running(&["sleep", "777"]), "a process outlived the run");
+}
+
+/// A scratch folder 1,500 folders deep (more than the supervisor's descriptors allow
+/// one per level) is removed all the same.
+#[test]
+fn a_deep_scratch_tree_is_removed() {
+    let program = "import os\n\
+        home = os.environ['HOME']\n\
+        print(home)\n\
+        os.chdir(home)\n\
+        for i in range(1500):\n\
+        \x20   os.mkdir('d'); os.chdir('d')\n";
+    let r = output(run_nobody(&[
+        "--profile",
+        "python3",
+        "--",
+        "python3",
+        "-c",
+        program,
+    ]));
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    let home = text(&r.stdout);
+    assert!(home.starts_with("/tmp/sandbox-run."), "{home}");
+    assert!(
+        !std::path::Path::new(home.trim()).exists(),
+        "{home} is left: {err}"
+    );
+}
+
+/// The stage killed outright (here by root; the OOM killer would pick the program's
+/// processes first): the supervisor, a subreaper, ends what is left of the group.
+#[test]
+fn a_killed_stage_leaves_nothing_running() {
+    let mut c = run_nobody(&[
+        "--profile",
+        "shell",
+        "--",
+        "/bin/sh",
+        "-c",
+        "sleep 783 >/dev/null 2>&1 & sleep 784 >/dev/null 2>&1",
+    ]);
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    assert!(
+        eventually(|| running(&["sleep", "784"])),
+        "the program never ran"
+    );
+    // The program's processes go before the stage, for the OOM killer.
+    let pid = pid_of(&["sleep", "784"]).expect("the program");
+    let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).expect("readable");
+    assert_eq!(adj.trim(), "1000");
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+        .expect("the supervisor's children");
+    let stage: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the stage");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(stage),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the stage");
+    let r = child.wait_with_output().expect("the supervisor ends");
+    assert_eq!(r.status.code(), Some(125), "{}", text(&r.stderr));
+    assert!(!running(&["sleep", "783"]), "an orphan outlived the stage");
+    assert!(
+        !running(&["sleep", "784"]),
+        "the program outlived the stage"
+    );
 }
 
 /// Not for root; and what needs a namespace is refused with the reason.

@@ -14,6 +14,10 @@
 //!   supervisor's death (the parent-death signal is SIGTERM) end the group the same
 //!   way. They are blocked and waited for with SIGCHLD (no handler, no race between a
 //!   check and a wait); the payload unblocks them before it execs.
+//! - The payload's processes are the OOM killer's first choice (oom_score_adj 1000,
+//!   which Landlock keeps them from writing back): the stage outlives them.
+//! - Should the stage still die first (killed by the caller), the supervisor is a
+//!   subreaper too: the group comes to it, and [`end_orphans`] ends it.
 
 use super::protocol::FromStage;
 use super::RunError;
@@ -105,4 +109,19 @@ pub(super) fn reap(payload: i32, mut ending: bool) -> Result<FromStage, RunError
 fn end_group(payload: i32) {
     let _ = kill(Pid::from_raw(payload), Signal::SIGKILL);
     let _ = kill(Pid::from_raw(-payload), Signal::SIGKILL);
+}
+
+/// In the supervisor (a child subreaper without namespaces), once the stage is gone
+/// without having ended the group (it was killed, or missed its grace): the group's
+/// processes, reparented here, killed and reaped. The kill is sent only while a
+/// process of the group is an unreaped child of this one — then the group's id
+/// cannot have been taken by anyone else.
+pub(super) fn end_orphans(group: i32) {
+    let id = || Id::PGid(Pid::from_raw(group));
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    // ECHILD: no child of this process is in the group.
+    while waitid(id(), peek).is_ok() {
+        let _ = kill(Pid::from_raw(-group), Signal::SIGKILL);
+        let _ = waitid(id(), WaitPidFlag::WEXITED);
+    }
 }

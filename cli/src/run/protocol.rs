@@ -17,6 +17,9 @@ pub(super) enum ToStage {
         mount_proc: bool,
         /// A writable tmpfs of this many bytes at /tmp.
         scratch_tmp: Option<u64>,
+        /// `--no-namespaces`: the scratch folder, which the stage removes once it has
+        /// ended the program's group (also when the supervisor was killed).
+        scratch_dir: Option<std::path::PathBuf>,
         /// The opt-outs asked (`--no-userns`: [`OptOut::NoUserNamespace`]).
         opt_outs: Vec<sandbox::lockdown::OptOut>,
         rlimits: Rlimits,

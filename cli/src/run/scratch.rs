@@ -3,7 +3,7 @@
 
 use super::RunError;
 use sandbox::lockdown::Bind;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A folder of the caller's (mode 0700), removed with everything in it when dropped.
@@ -43,33 +43,78 @@ impl ScratchDir {
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
-        if std::fs::remove_dir_all(&self.path).is_ok() {
-            return;
-        }
-        // The program may have left folders it cannot be emptied through (mode 0):
-        // open them up (never following a link) and try again.
-        open_up(&self.path);
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+        remove_tree(&self.path);
+    }
+}
+
+/// Remove the folder `dir` and everything in it, whatever the program left there:
+/// folders of mode 0 are opened up, links are never followed, and however deep the
+/// tree, at most two descriptors are open at a time (the walk goes down with `openat`
+/// and back up through `..`, starting each folder's listing again). Said on stderr
+/// if it fails.
+pub(crate) fn remove_tree(dir: &Path) {
+    if let Err(e) = remove_tree_inner(dir) {
+        if e != nix::Error::ENOENT {
             eprintln!(
-                "sandbox: cannot remove the scratch folder {}: {e}",
-                self.path.display()
+                "sandbox: cannot remove the scratch folder {}: {}",
+                dir.display(),
+                crate::words::errno(e as i32)
             );
         }
     }
 }
 
-/// Every folder beneath `dir` (and `dir`) made 0700, links not followed.
-fn open_up(dir: &Path) {
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            open_up(&entry.path());
+fn remove_tree_inner(dir: &Path) -> nix::Result<()> {
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    use nix::sys::stat::{fchmod, fstatat, Mode, SFlag};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut current = openat(AT_FDCWD, dir, flags, Mode::empty())?;
+    let mut depth = 0usize;
+    loop {
+        let _ = fchmod(&current, Mode::S_IRWXU);
+        match first_entry(&current)? {
+            Some(name) => {
+                let meta = fstatat(
+                    &current,
+                    name.as_c_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
+                if SFlag::from_bits_truncate(meta.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+                    unlinkat(&current, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
+                } else if unlinkat(&current, name.as_c_str(), UnlinkatFlags::RemoveDir).is_err() {
+                    current = openat(&current, name.as_c_str(), flags, Mode::empty())?;
+                    depth += 1;
+                }
+            }
+            None if depth == 0 => break,
+            None => {
+                // Empty: up, where the next listing finds it and removes it.
+                current = openat(&current, c"..", flags, Mode::empty())?;
+                depth -= 1;
+            }
         }
     }
+    drop(current);
+    nix::unistd::unlinkat(AT_FDCWD, dir, UnlinkatFlags::RemoveDir)
+}
+
+/// The first name in folder `dir` other than `.` and `..`.
+fn first_entry(dir: &std::os::fd::OwnedFd) -> nix::Result<Option<std::ffi::CString>> {
+    use nix::fcntl::{openat, OFlag};
+    let own = openat(
+        dir,
+        c".",
+        OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let mut listing = nix::dir::Dir::from_fd(own)?;
+    for entry in listing.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            return Ok(Some(name.to_owned()));
+        }
+    }
+    Ok(None)
 }

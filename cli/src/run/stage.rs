@@ -17,6 +17,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 /// The channel to the supervisor.
 type Ctl = Channel<FromStage, ToStage>;
 
+/// What the plan says to the stage.
+type Received = (Config, Program, Vec<OwnedFd>, Option<std::path::PathBuf>);
+
 /// The in-sandbox stage (pid 1). Never returns.
 pub(super) fn stage(network: Deferred) -> ! {
     let code = match stage_inner(network) {
@@ -48,7 +51,7 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
     // is told once the plan is read (the supervisor, still sending it, would see a
     // reset connection rather than the reason).
     let network = network.unshare();
-    let (mut config, program, trees) = receive_plan(&mut ctl)?;
+    let (mut config, program, trees, scratch_dir) = receive_plan(&mut ctl)?;
     if let Err(e) = network {
         let why = format!(
             "lockdown failed at namespaces: cannot make the network namespace \
@@ -87,7 +90,11 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
         std::process::exit(code);
     }
     let ended = if grouped {
-        group::reap(child, supervisor_gone)?
+        let ended = group::reap(child, supervisor_gone)?;
+        if let Some(dir) = scratch_dir {
+            super::scratch::remove_tree(&dir);
+        }
+        ended
     } else {
         let ended = reap_until(child)?;
         end_everything_left();
@@ -109,7 +116,8 @@ fn report_failure(ctl: &Ctl, why: String) -> RunError {
 /// trees' descriptors (each bind with a tree names it; kept open until the root is
 /// built). The stage joins the cgroups first — everything it forks from then on is
 /// born in them.
-fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program, Vec<OwnedFd>), RunError> {
+/// (And the scratch folder to remove, without namespaces.)
+fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
     let setup = |e: String| RunError::Setup(e);
     let mut trees: Vec<(usize, OwnedFd)> = Vec::new();
     let (plan, mut plan_fds) = loop {
@@ -128,6 +136,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program, Vec<OwnedFd>), RunErr
         binds,
         mount_proc,
         scratch_tmp,
+        scratch_dir,
         opt_outs,
         rlimits,
         filter,
@@ -183,6 +192,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<(Config, Program, Vec<OwnedFd>), RunErr
             env,
         },
         trees.into_iter().map(|(_, fd)| fd).collect(),
+        scratch_dir,
     ))
 }
 
@@ -238,7 +248,13 @@ fn payload(mut ctl: Ctl, config: &Config, program: &Program, grouped: bool) -> i
     // Without namespaces: the stage's blocked signals unblocked, and "/" as the working
     // folder, as in an empty root (the caller's is not the program's).
     if grouped {
-        let ready = group::unblock_in_payload().and_then(|()| nix::unistd::chdir("/"));
+        let ready = group::unblock_in_payload()
+            .map_err(std::io::Error::from)
+            .and_then(|()| nix::unistd::chdir("/").map_err(std::io::Error::from))
+            // The program's processes before the stage, for the OOM killer: the stage
+            // is all that ends them (memfds escape RLIMIT_AS). Landlock keeps the
+            // program from writing it back.
+            .and_then(|()| std::fs::write("/proc/self/oom_score_adj", "1000"));
         if let Err(e) = ready {
             let _ = ctl.send(&FromStage::Failed(format!("payload: {e}")), &[]);
             return EXIT_SETUP;

@@ -37,6 +37,12 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
     if let Some(degraded) = degraded(&args) {
         eprintln!("sandbox: degraded mode: {degraded}");
     }
+    // Without namespaces: what the stage leaves if it is killed comes to this process
+    // (see `group::end_orphans`).
+    if plan.without_namespaces() {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| RunError::Setup(format!("PR_SET_CHILD_SUBREAPER: {e}")))?;
+    }
     let (stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
     let auto_ro = bind_program_files(&mut plan)?;
     let caller = (
@@ -82,7 +88,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         &trees,
     )?;
     let start = Instant::now();
-    let (status, listener) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
+    let (status, listener, payload) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
     let scratch = plan.scratch_dir.as_ref().map(|d| d.path());
     write_status(&args, &status, &groups, &auto_ro, &trees.views, scratch)?;
     drop(trees);
@@ -101,7 +107,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         ctl_open: true,
         listener: Some(listener),
         groups: &groups,
-        grouped: plan.without_namespaces(),
+        grouped: plan.without_namespaces().then_some(payload),
         bombs: BombWatch::default(),
         deadline: start + Duration::from_secs(args.wall()),
         recorder,
@@ -211,6 +217,7 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
         mount_proc: args.proc,
         opt_outs: opt_outs(args),
         scratch_tmp: plan.scratch_tmp,
+        scratch_dir: plan.scratch_dir.as_ref().map(|d| d.path().to_path_buf()),
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),
             open_files: args.nofile(),
@@ -251,7 +258,7 @@ fn await_lockdown(
     plan: &Plan,
     groups: &Cgroups,
     args: &RunArgs,
-) -> Result<(Box<Status>, OwnedFd), RunError> {
+) -> Result<(Box<Status>, OwnedFd, i32), RunError> {
     let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
         Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
         Ok((FromStage::Failed(why), _)) => {
@@ -289,7 +296,7 @@ fn await_lockdown(
         )));
     }
     groups.verify(payload)?;
-    Ok((status, listener))
+    Ok((status, listener, payload))
 }
 
 /// Step 6: `--status-json`.

@@ -34,9 +34,10 @@ pub(super) struct Watch<'a> {
     /// Watched until it hangs up (every filter user is gone).
     pub(super) listener: Option<OwnedFd>,
     pub(super) groups: &'a Cgroups,
-    /// `--no-namespaces`: the stage ends the program's process group when told
-    /// (SIGTERM); killing the stage alone would leave the group running.
-    pub(super) grouped: bool,
+    /// `--no-namespaces`: the program's process group (the payload's pid). The stage
+    /// ends it when told (SIGTERM); if the stage is gone first, this process (a
+    /// subreaper) ends what is left of it.
+    pub(super) grouped: Option<i32>,
     pub(super) bombs: BombWatch,
     pub(super) deadline: Instant,
     /// `sandbox learn`: every call is recorded here and runs.
@@ -120,7 +121,7 @@ impl Watch<'_> {
         let Some(stage) = self.stage.as_mut() else {
             return;
         };
-        if self.grouped {
+        if self.grouped.is_some() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(stage.pid()),
                 nix::sys::signal::Signal::SIGTERM,
@@ -134,6 +135,9 @@ impl Watch<'_> {
         }
         stage.signal_kill();
         let _ = stage.wait();
+        if let Some(group) = self.grouped {
+            super::group::end_orphans(group);
+        }
     }
 
     fn wall_clock_reached(&mut self) -> i32 {
@@ -227,6 +231,9 @@ impl Watch<'_> {
     fn on_stage_end(&mut self) -> i32 {
         if let Some(stage) = self.stage.as_mut() {
             let _ = stage.wait();
+        }
+        if let Some(group) = self.grouped {
+            super::group::end_orphans(group);
         }
         while let Ok(Some((m, _))) = self.ctl.try_recv() {
             if let FromStage::Exited { code, signal } = m {

@@ -1,8 +1,10 @@
 //! Landlock through the `landlock` crate, as a hard requirement: every file access
 //! right of the kernel's best ABI is handled, so anything not granted is denied.
 //! Read-only grants get the read rights and execute; writable grants every right but
-//! execute, so code runs only from read-only grants (what a writable grant holds may
-//! have been written by the sandbox itself). TCP
+//! execute, so only files in read-only grants can be `execve`d (what a writable grant
+//! holds may have been written by the sandbox itself). That is not a bound on code:
+//! a readable file can still be mapped executable (the loader run directly, `mmap`);
+//! the filter and the rest of the layers hold what such code could do. TCP
 //! bind and connect are denied where the ABI has network rules (4+); abstract unix
 //! sockets and signals are scoped to the sandbox where the ABI has scopes (6+).
 

@@ -90,15 +90,46 @@ fn prepend(
 /// Where reports say a rule of [`without_namespaces`] was written.
 pub const NO_NAMESPACES_ORIGIN: &str = "sandbox run's no-namespace guard";
 
-/// Calls refused outright without namespaces, with the answer: every `socket` (no
-/// network namespace, and Landlock covers only TCP; no mount namespace, and a pathname
-/// unix socket — a container daemon's — is reached by name, which no Landlock right
-/// covers; `socketpair` stays), `setsid` and `setpgid` (the process group that stands
-/// in for the pid namespace must hold every process), and System V IPC and POSIX
-/// message queues (the host's; ENOSYS, as from a kernel built without them).
+/// Calls refused outright without namespaces, with the answer:
+/// - every `socket`, `connect` and `bind` (no network namespace, and Landlock covers
+///   only TCP; no mount namespace, and a pathname unix socket — a container daemon's,
+///   syslog's — is reached by name, which no Landlock right covers);
+/// - `setsid` and `setpgid` (the process group that stands in for the pid namespace
+///   must hold every process);
+/// - System V IPC and POSIX message queues (the host's; ENOSYS, as from a kernel built
+///   without them);
+/// - changes of modes, owners, extended attributes (ACLs among them) and times, by
+///   path or descriptor: Landlock does not cover them, and without read-only bind
+///   mounts they would reach files outside the grants and inside read-only ones;
+/// - `inotify_add_watch`, which Landlock does not cover either (it would list and
+///   watch any folder).
 pub const NO_NAMESPACES_REFUSED: &[(&[&str], i32)] = &[
-    (&["socket"], libc::EACCES),
+    (&["socket", "connect", "bind"], libc::EACCES),
     (&["setsid", "setpgid"], libc::EPERM),
+    (
+        &[
+            "chmod",
+            "fchmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "fchown",
+            "fchownat",
+            "lchown",
+            "setxattr",
+            "lsetxattr",
+            "fsetxattr",
+            "removexattr",
+            "lremovexattr",
+            "fremovexattr",
+            "utime",
+            "utimes",
+            "utimensat",
+            "futimesat",
+        ],
+        libc::EPERM,
+    ),
+    (&["inotify_add_watch"], libc::EACCES),
     (
         &[
             "shmget",
@@ -157,6 +188,19 @@ pub fn without_namespaces(policy: &mut Policy) -> Result<(), PolicyError> {
             }
         }
     }
+    // socketpair: stream and seqpacket pairs only (connected for good); a datagram
+    // socket could be pointed at any pathname socket by sendto.
+    let kind = arg(1)
+        .masked_eq(0xf, libc::SOCK_STREAM as u64)
+        .not()
+        .and(arg(1).masked_eq(0xf, libc::SOCK_SEQPACKET as u64).not());
+    prepend(
+        policy,
+        "socketpair",
+        kind,
+        Action::Errno(libc::EACCES as u16),
+        NO_NAMESPACES_ORIGIN,
+    )?;
     let eperm = Action::Errno(libc::EPERM as u16);
     for (call, at) in NO_NAMESPACES_SELF_ONLY {
         let mut other = arg(*at).ne(0);
@@ -229,6 +273,30 @@ mod tests {
             assert_eq!(eval(&p, "socket", args), errno(libc::EACCES));
         }
         assert_eq!(eval(&p, "socketpair", [1, 1, 0, 0, 0, 0]), Action::Allow);
+        assert_eq!(
+            eval(&p, "socketpair", [1, 0o2000005, 0, 0, 0, 0]),
+            Action::Allow
+        );
+        assert_eq!(
+            eval(&p, "socketpair", [1, 2, 0, 0, 0, 0]),
+            errno(libc::EACCES)
+        );
+        assert_eq!(
+            eval(&p, "connect", [3, 0, 16, 0, 0, 0]),
+            errno(libc::EACCES)
+        );
+        assert_eq!(
+            eval(&p, "fchmod", [3, 0o644, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(&p, "fsetxattr", [3, 0, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(&p, "inotify_add_watch", [3, 0, 0, 0, 0, 0]),
+            errno(libc::EACCES)
+        );
         assert_eq!(eval(&p, "setsid", [0; 6]), errno(libc::EPERM));
         assert_eq!(eval(&p, "setpgid", [0; 6]), errno(libc::EPERM));
         assert_eq!(eval(&p, "shmget", [0; 6]), errno(libc::ENOSYS));
