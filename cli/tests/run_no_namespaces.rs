@@ -50,6 +50,15 @@ fn pid_of(argv: &[&str]) -> Option<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
 }
 
+/// The scratch folder a status report names.
+fn scratch_of(json: &str) -> String {
+    json.split("\"scratch_dir\": \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the scratch folder in the report")
+        .to_string()
+}
+
 /// Up to 10 s for `f` to hold (the test's bound, not a timing claim).
 fn eventually(f: impl Fn() -> bool) -> bool {
     let start = Instant::now();
@@ -117,12 +126,11 @@ fn a_shell_gets_its_grants_and_a_scratch_folder_and_leaves_nothing_running() {
     assert_eq!(std::fs::metadata(&copy).expect("output").uid(), 65534);
     let json = std::fs::read_to_string(&status).expect("status");
     assert!(json.contains("\"NoNamespaces\""), "{json}");
-    let scratch = json
-        .split("\"scratch_dir\": \"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("the scratch folder in the report");
-    assert!(!std::path::Path::new(scratch).exists(), "{scratch} is left");
+    let scratch = scratch_of(&json);
+    assert!(
+        !std::path::Path::new(&scratch).exists(),
+        "{scratch} is left"
+    );
     assert!(
         !running(&["sleep", "771"]),
         "a background process outlived the run"
@@ -251,12 +259,7 @@ fn a_killed_supervisor_takes_the_group_with_it() {
     );
     // And the stage removed the scratch folder.
     let json = std::fs::read_to_string(&status).expect("status");
-    let scratch = json
-        .split("\"scratch_dir\": \"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("the scratch folder in the report")
-        .to_string();
+    let scratch = scratch_of(&json);
     assert!(
         eventually(|| !std::path::Path::new(&scratch).exists()),
         "{scratch} is left"
