@@ -9,6 +9,7 @@
 //!   a memfd: it is not executable, and sealed so (`F_SEAL_EXEC`). The caller's flags
 //!   are registers, not memory; the name is read from the caller's memory only to be
 //!   used as a name (at most 249 bytes; "memfd" when it cannot be read).
+//! * `connect`, under `sandbox run --connect`: see `run::egress`.
 //! * Anything else is a violation: the supervisor names the call and ends the sandbox.
 //!
 //! A failed read of the listener is not the end of supervision: `ENOENT` (the call
@@ -55,6 +56,15 @@ pub enum Outcome {
 
 /// Read one notification from `listener` and deal with it.
 pub fn handle(listener: BorrowedFd<'_>, arch: Arch) -> Outcome {
+    handle_with(listener, arch, None)
+}
+
+/// [`handle`], with `sandbox run --connect`'s answer to `connect` where given.
+pub(crate) fn handle_with(
+    listener: BorrowedFd<'_>,
+    arch: Arch,
+    egress: Option<&crate::run::egress::Egress>,
+) -> Outcome {
     let n = match seccomp::receive(listener) {
         Ok(n) => n,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {
@@ -66,6 +76,11 @@ pub fn handle(listener: BorrowedFd<'_>, arch: Arch) -> Outcome {
     if native && u32::try_from(n.nr).ok() == arch.syscall_number("memfd_create") {
         answer_memfd(listener, &n);
         return Outcome::Answered;
+    }
+    if let Some(egress) = egress.filter(|_| native) {
+        if u32::try_from(n.nr).ok() == arch.syscall_number("connect") {
+            return egress.answer(listener, &n, arch);
+        }
     }
     Outcome::Violation {
         pid: n.pid,

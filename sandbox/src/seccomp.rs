@@ -143,7 +143,10 @@ pub fn answer_error(listener: std::os::fd::BorrowedFd<'_>, id: u64, errno: i32) 
 /// Answer a notification: the kernel runs the call (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
 /// Never a security decision: the kernel reads the call's memory again after this
 /// answer, so whatever the supervisor read there (a path) may have been replaced
-/// meanwhile — for recording what a program does (`sandbox learn`), not for allowing.
+/// meanwhile — for recording what a program does (`sandbox learn`), or for a call the
+/// filter would let run whatever its memory says (`sandbox run --connect`'s connect
+/// to an address that is not IPv4 or IPv6), never for allowing on the strength of
+/// what was read.
 pub fn answer_continue(listener: std::os::fd::BorrowedFd<'_>, id: u64) -> io::Result<()> {
     sys::notify::send_continue(listener, id)
 }
@@ -157,6 +160,46 @@ pub fn answer_with_fd(
     cloexec: bool,
 ) -> io::Result<i32> {
     sys::notify::send_fd(listener, id, fd, cloexec)
+}
+
+/// Answer a notification: the call returns `val` (e.g. 0 from a `connect` the
+/// supervisor made itself).
+pub fn answer_value(listener: std::os::fd::BorrowedFd<'_>, id: u64, val: i64) -> io::Result<()> {
+    sys::notify::send_value(listener, id, val)
+}
+
+/// Put a copy of `fd` in the waiting process at descriptor number `at`, replacing what
+/// is there (`SECCOMP_ADDFD_FLAG_SETFD`, Linux 5.14), without answering the call: e.g.
+/// a socket connected outside in place of the one the call named.
+pub fn install_fd_at(
+    listener: std::os::fd::BorrowedFd<'_>,
+    id: u64,
+    fd: std::os::fd::BorrowedFd<'_>,
+    at: u32,
+    cloexec: bool,
+) -> io::Result<()> {
+    sys::notify::add_fd_at(listener, id, fd, at, cloexec)
+}
+
+/// A duplicate of descriptor `fd` of the process whose thread `tid` made a call (the
+/// same open file: its type, options and status flags can be read). Needs ptrace
+/// access to it, as reading its memory does. Check [`notification_valid`] after it.
+pub fn callers_fd(tid: u32, fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse::<libc::pid_t>().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = sys::process::pidfd_open(tgid)?;
+    sys::process::pidfd_getfd(std::os::fd::AsFd::as_fd(&pidfd), fd)
+}
+
+/// Whether a notification still waits. Checked after reading the caller's memory: if
+/// it does, the caller was alive throughout, so the memory read was its own (not a
+/// process's that reused its pid).
+pub fn notification_valid(listener: std::os::fd::BorrowedFd<'_>, id: u64) -> io::Result<bool> {
+    sys::notify::id_valid(listener, id)
 }
 
 /// Have the kernel wake `listener`'s reader synchronously, on the notifying thread's

@@ -31,7 +31,15 @@ pub fn copy_of(path: &Path) -> PathBuf {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let name = path.file_name().unwrap_or_else(|| "exe".as_ref());
     let copy = dir.join(name);
-    std::fs::copy(path, &copy).expect("copy the executable");
+    // Copied by another process: a descriptor of ours open for writing would be
+    // inherited by any fork another test thread makes meanwhile, and exec of the copy
+    // would then fail with ETXTBSY (until that child execs).
+    let copied = std::process::Command::new("cp")
+        .arg(path)
+        .arg(&copy)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cp {} failed", path.display());
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     copies.insert(path.to_path_buf(), copy.clone());
     copy

@@ -23,12 +23,20 @@ pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
     let plain_exec = args.loaded_profile.is_none()
         && !args.tty
         && !args.no_namespaces
+        && args.connect.is_empty()
         && PolicyArg::parse(args.policy.as_deref().unwrap_or("exec")).map_err(RunError::Options)?
             == PolicyArg::Preset(Preset::Exec);
     if plain_exec && !PRECOMPILED_EXEC.is_empty() {
         return Ok(PRECOMPILED_EXEC.to_vec());
     }
-    let policy = effective_policy(args)?;
+    let mut policy = effective_policy(args)?;
+    // --connect: every connect to the supervisor, which decides it (`egress`).
+    if !args.connect.is_empty() {
+        policy.remove("connect");
+        policy
+            .add_action("connect", Action::UserNotify)
+            .map_err(|e| RunError::Policy(e.to_string()))?;
+    }
     notifying(policy).map_err(RunError::Policy)
 }
 

@@ -31,6 +31,7 @@
 //! limits what can be executed to the granted paths.
 
 mod cgroups;
+pub(crate) mod egress;
 mod filter;
 mod grants;
 mod group;

@@ -93,6 +93,12 @@ pub struct RunArgs {
     /// status report; see docs/sandbox-run.md.
     #[arg(long = "no-namespaces")]
     pub no_namespaces: bool,
+    /// Let the program connect (TCP, IPv4 or IPv6) to HOST:PORT: the supervisor makes
+    /// the connection outside the sandbox's empty network namespace and hands it over;
+    /// every other destination gets EACCES. Names are resolved before the run and
+    /// offered in the sandbox's /etc/hosts. Repeatable; see docs/sandbox-run.md.
+    #[arg(long = "connect", value_name = "HOST:PORT")]
+    pub connect: Vec<String>,
     /// Do not bind the program, its loader and its libraries where no --ro/--rw holds
     /// them (then a program no grant holds is an error).
     #[arg(long = "no-auto-ro")]

@@ -30,6 +30,9 @@ pub(super) struct Plan {
     /// `--no-namespaces`: the private folder the program gets as HOME and TMPDIR
     /// (removed when the plan is dropped, after the run).
     pub(super) scratch_dir: Option<super::scratch::ScratchDir>,
+    /// `--connect`: the destinations, and the folder of the /etc/hosts and
+    /// /etc/nsswitch.conf bound inside (removed when the plan is dropped).
+    pub(super) egress: Option<(super::egress::AllowList, super::scratch::ScratchDir)>,
 }
 
 impl Plan {
@@ -110,6 +113,7 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
     } else {
         None
     };
+    let egress = connect_files(args, &mut binds)?;
     let own_id = SANDBOX_ID_BASE + (std::process::id() & 0xffff);
     let (extra_id, switch_to, outside) = if args.no_namespaces {
         // The program runs as the caller.
@@ -164,7 +168,49 @@ pub(super) fn plan(args: &RunArgs) -> Result<Plan, RunError> {
         namespaces,
         find_files,
         scratch_dir,
+        egress,
     })
+}
+
+/// `--connect`: the destinations resolved, and an /etc/hosts naming them and an
+/// /etc/nsswitch.conf that reads only it, bound inside.
+fn connect_files(
+    args: &RunArgs,
+    binds: &mut Vec<Bind>,
+) -> Result<Option<(super::egress::AllowList, super::scratch::ScratchDir)>, RunError> {
+    if args.connect.is_empty() {
+        return Ok(None);
+    }
+    if args.no_namespaces || args.share_net {
+        return Err(RunError::Options(
+            "--connect needs the sandbox's own, empty network namespace (not with \
+             --no-namespaces or --share-net)"
+                .into(),
+        ));
+    }
+    let allowed = super::egress::AllowList::resolve(&args.connect)?;
+    let folder = super::scratch::ScratchDir::new()?;
+    let io = |e: std::io::Error| RunError::Setup(format!("{}: {e}", folder.path().display()));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+    for (name, text) in [
+        ("hosts", allowed.hosts_file()),
+        ("nsswitch.conf", "hosts: files\n".to_string()),
+    ] {
+        let file = folder.path().join(name);
+        std::fs::write(&file, text).map_err(io)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        let meta = std::fs::metadata(&file).map_err(io)?;
+        use std::os::unix::fs::MetadataExt;
+        binds.push(Bind {
+            path: file,
+            writable: false,
+            dest: Some(PathBuf::from("/etc").join(name)),
+            identity: Some((meta.dev(), meta.ino())),
+            tree: None,
+        });
+    }
+    Ok(Some((allowed, folder)))
 }
 
 /// Step 1 for `--no-namespaces`: the options that need a namespace refused; a private

@@ -87,6 +87,16 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         &groups,
         &trees,
     )?;
+    let egress = match plan.egress.take() {
+        Some((allowed, folder)) => Some((
+            super::egress::Egress {
+                allowed,
+                policy: super::filter::effective_policy(&args)?,
+            },
+            folder,
+        )),
+        None => None,
+    };
     let start = Instant::now();
     let (status, listener, payload) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
     let scratch = plan.scratch_dir.as_ref().map(|d| d.path());
@@ -108,6 +118,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         listener: Some(listener),
         groups: &groups,
         grouped: plan.without_namespaces().then_some(payload),
+        egress: egress.as_ref().map(|(e, _)| e),
         bombs: BombWatch::default(),
         deadline: start + Duration::from_secs(args.wall()),
         recorder,

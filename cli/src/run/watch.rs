@@ -38,6 +38,8 @@ pub(super) struct Watch<'a> {
     /// ends it when told (SIGTERM); if the stage is gone first, this process (a
     /// subreaper) ends what is left of it.
     pub(super) grouped: Option<i32>,
+    /// `--connect`: how `connect` is answered.
+    pub(super) egress: Option<&'a super::egress::Egress>,
     pub(super) bombs: BombWatch,
     pub(super) deadline: Instant,
     /// `sandbox learn`: every call is recorded here and runs.
@@ -181,7 +183,7 @@ impl Watch<'_> {
         let listener = self.listener.as_ref()?.as_fd();
         let outcome = match self.recorder.as_deref_mut() {
             Some(r) => r.handle(listener, Arch::native()),
-            None => crate::notify::handle(listener, Arch::native()),
+            None => crate::notify::handle_with(listener, Arch::native(), self.egress),
         };
         match outcome {
             Outcome::Answered | Outcome::Retry => None,

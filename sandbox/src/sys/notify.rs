@@ -50,6 +50,12 @@ const IOCTL_ADDFD: libc::c_ulong = 0x4018_2103;
 /// number, atomically (Linux 5.14).
 const ADDFD_FLAG_SEND: u32 = 1 << 1;
 
+/// `SECCOMP_ADDFD_FLAG_SETFD`: install at the number `newfd` (replacing what is
+/// there, as dup2 does).
+const ADDFD_FLAG_SETFD: u32 = 1;
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: _IOW('!', 2, __u64).
+const IOCTL_ID_VALID: libc::c_ulong = 0x4008_2102;
+
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS`: _IOW('!', 4, __u64).
 const IOCTL_SET_FLAGS: libc::c_ulong = 0x4008_2104;
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6).
@@ -146,6 +152,51 @@ pub fn send_fd(
     ioctl(listener, IOCTL_ADDFD, &mut add)
 }
 
+/// Answer notification `id`: the call returns `val`.
+pub fn send_value(listener: BorrowedFd<'_>, id: u64, val: i64) -> io::Result<()> {
+    let mut resp = SeccompNotifResp {
+        id,
+        val,
+        error: 0,
+        flags: 0,
+    };
+    ioctl(listener, IOCTL_SEND, &mut resp).map(|_| ())
+}
+
+/// Install a copy of `fd` in the process waiting on notification `id` at descriptor
+/// number `at` (replacing what is there, as dup2 does; with `O_CLOEXEC` if `cloexec`),
+/// without answering the call.
+pub fn add_fd_at(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    at: u32,
+    cloexec: bool,
+) -> io::Result<()> {
+    let srcfd =
+        u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    let mut add = SeccompNotifAddfd {
+        id,
+        flags: ADDFD_FLAG_SETFD,
+        srcfd,
+        newfd: at,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    ioctl(listener, IOCTL_ADDFD, &mut add).map(|_| ())
+}
+
+/// Whether notification `id` is still waiting (its caller alive and not interrupted):
+/// checked after reading the caller's memory, so that what was read is known to be
+/// the caller's and not a process's that reused its pid.
+pub fn id_valid(listener: BorrowedFd<'_>, id: u64) -> io::Result<bool> {
+    let mut id = id;
+    match ioctl(listener, IOCTL_ID_VALID, &mut id) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Ask the kernel to wake the listener's reader on the notifying thread's CPU and to
 /// switch to it at once (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`): a supervisor that
 /// answers calls one by one then costs far less per call.
@@ -169,5 +220,6 @@ mod tests {
         assert_eq!(size(IOCTL_SEND), 24);
         assert_eq!(size(IOCTL_ADDFD), 24);
         assert_eq!(size(IOCTL_SET_FLAGS), 8);
+        assert_eq!(size(IOCTL_ID_VALID), 8);
     }
 }

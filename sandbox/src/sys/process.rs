@@ -200,6 +200,19 @@ pub fn openat2_exists() -> bool {
     r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
 }
 
+/// pidfd_getfd(pidfd, fd, 0): a duplicate of descriptor `fd` of the process `pidfd`
+/// names (the same open file; needs ptrace access to it).
+pub fn pidfd_getfd(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    fd: i32,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: integer arguments only; the borrowed pidfd stays open across the call.
+    let got = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0u32) })?;
+    // SAFETY: a new descriptor the kernel just returned to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(got as i32) })
+}
+
 /// pidfd_open(pid, 0): a descriptor that becomes readable when `pid` exits.
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
