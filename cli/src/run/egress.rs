@@ -10,7 +10,8 @@
 //!   supervisor reads the address (at most 128 bytes) from the caller's memory, checks
 //!   that the call still waits (so the memory was the caller's), and decides on its own
 //!   copy: an IPv4/IPv6 address on the list, of a stream socket, is connected by the
-//!   supervisor (a thread per call: a slow host stalls no other call) and installed at
+//!   supervisor (a thread per call, at most 64 at once — EAGAIN beyond: a slow host
+//!   stalls no other call) and installed at
 //!   the caller's descriptor number (`SECCOMP_ADDFD_FLAG_SETFD`), keeping its
 //!   `O_NONBLOCK`, close-on-exec and `TCP_NODELAY`; the call returns 0. Any other
 //!   IPv4/IPv6 destination, and any datagram socket, gets EACCES.
@@ -32,6 +33,10 @@ use std::time::Duration;
 
 /// How long the supervisor tries to connect before the call fails with ETIMEDOUT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections the supervisor makes at once at most; a call beyond gets EAGAIN (a
+/// program opening connections without end holds no more of the supervisor's threads).
+const MAX_IN_FLIGHT: usize = 64;
 
 /// The largest address `connect` takes (`sizeof(struct sockaddr_storage)`).
 const MAX_ADDRESS: u64 = 128;
@@ -100,6 +105,8 @@ impl AllowList {
 pub(crate) struct Egress {
     pub(crate) allowed: AllowList,
     pub(crate) policy: Policy,
+    /// Connections being made now (see [`MAX_IN_FLIGHT`]).
+    pub(crate) in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// An address read from the caller's memory, decoded.
@@ -190,8 +197,17 @@ impl Egress {
             }
             Destination::Inet(addr) => match listener.try_clone_to_owned() {
                 Ok(own) => {
-                    let (id, tid) = (n.id, n.pid);
-                    std::thread::spawn(move || broker_connect(own.as_fd(), id, tid, fd, addr));
+                    use std::sync::atomic::Ordering;
+                    if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+                        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let _ = seccomp::answer_error(listener, n.id, libc::EAGAIN);
+                        return Outcome::Answered;
+                    }
+                    let (id, tid, count) = (n.id, n.pid, self.in_flight.clone());
+                    std::thread::spawn(move || {
+                        broker_connect(own.as_fd(), id, tid, fd, addr);
+                        count.fetch_sub(1, Ordering::SeqCst);
+                    });
                 }
                 Err(e) => {
                     let _ = seccomp::answer_error(

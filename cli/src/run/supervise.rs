@@ -92,6 +92,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
             super::egress::Egress {
                 allowed,
                 policy: super::filter::effective_policy(&args)?,
+                in_flight: Default::default(),
             },
             folder,
         )),
