@@ -24,6 +24,18 @@ fn run_nobody(args: &[&str]) -> Command {
     c
 }
 
+/// `program` run by python3 under `--profile python3`.
+fn python(program: &str) -> Output {
+    output(run_nobody(&[
+        "--profile",
+        "python3",
+        "--",
+        "python3",
+        "-c",
+        program,
+    ]))
+}
+
 fn output(mut c: Command) -> Output {
     c.output().expect("sandbox runs")
 }
@@ -168,14 +180,7 @@ fn what_the_namespaces_held_is_refused_with_its_errno() {
         tried('chmod', lambda: os.chmod(os.environ['HOME'], 0o777))\n\
         ino = libc.inotify_init1(0)\n\
         print('watch', libc.inotify_add_watch(ino, b'/tmp', 2), ctypes.get_errno())\n";
-    let r = output(run_nobody(&[
-        "--profile",
-        "python3",
-        "--",
-        "python3",
-        "-c",
-        program,
-    ]));
+    let r = python(program);
     let err = text(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{err}");
     assert_eq!(
@@ -300,14 +305,7 @@ fn a_deep_scratch_tree_is_removed() {
         os.chdir(home)\n\
         for i in range(1500):\n\
         \x20   os.mkdir('d'); os.chdir('d')\n";
-    let r = output(run_nobody(&[
-        "--profile",
-        "python3",
-        "--",
-        "python3",
-        "-c",
-        program,
-    ]));
+    let r = python(program);
     let err = text(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{err}");
     let home = text(&r.stdout);

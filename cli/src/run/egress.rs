@@ -156,7 +156,8 @@ impl Egress {
             let _ = seccomp::answer_error(listener, n.id, libc::EINVAL);
             return Outcome::Answered;
         }
-        let Some(bytes) = read_memory(n.pid, at, len as usize) else {
+        let read = crate::notify::read_memory(n.pid, at, len as usize);
+        let Some(bytes) = read.filter(|b| b.len() as u64 == len) else {
             let _ = seccomp::answer_error(listener, n.id, libc::EFAULT);
             return Outcome::Answered;
         };
@@ -220,21 +221,6 @@ impl Egress {
         }
         Outcome::Answered
     }
-}
-
-/// `len` bytes at `at` in process `pid`'s memory.
-fn read_memory(pid: u32, at: u64, len: usize) -> Option<Vec<u8>> {
-    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
-    let mut buf = vec![0u8; len];
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
-    let base = usize::try_from(at).ok()?;
-    let got = process_vm_readv(
-        pid,
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        &[RemoteIoVec { base, len }],
-    )
-    .ok()?;
-    (got == len).then_some(buf)
 }
 
 /// On its own thread: connect to `addr` outside, put the socket at the caller's `fd`

@@ -106,11 +106,16 @@ pub fn recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
 
 /// Answer notification `id`: the call fails with `errno`.
 pub fn send_error(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
+    respond(listener, id, 0, -errno, 0)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND` with this answer.
+fn respond(listener: BorrowedFd<'_>, id: u64, val: i64, error: i32, flags: u32) -> io::Result<()> {
     let mut resp = SeccompNotifResp {
         id,
-        val: 0,
-        error: -errno,
-        flags: 0,
+        val,
+        error,
+        flags,
     };
     ioctl(listener, IOCTL_SEND, &mut resp).map(|_| ())
 }
@@ -122,13 +127,7 @@ const FLAG_CONTINUE: u32 = 1;
 /// (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Only for observing: the call's pointer
 /// arguments may have changed since the supervisor read them.
 pub fn send_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-    let mut resp = SeccompNotifResp {
-        id,
-        val: 0,
-        error: 0,
-        flags: FLAG_CONTINUE,
-    };
-    ioctl(listener, IOCTL_SEND, &mut resp).map(|_| ())
+    respond(listener, id, 0, 0, FLAG_CONTINUE)
 }
 
 /// Answer notification `id` with a copy of `fd` installed in the waiting process (with
@@ -140,13 +139,25 @@ pub fn send_fd(
     fd: BorrowedFd<'_>,
     cloexec: bool,
 ) -> io::Result<i32> {
+    add_fd(listener, id, fd, ADDFD_FLAG_SEND, 0, cloexec)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` of `fd` with `flags` (at `newfd` with SETFD).
+fn add_fd(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    flags: u32,
+    newfd: u32,
+    cloexec: bool,
+) -> io::Result<i32> {
     let srcfd =
         u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     let mut add = SeccompNotifAddfd {
         id,
-        flags: ADDFD_FLAG_SEND,
+        flags,
         srcfd,
-        newfd: 0,
+        newfd,
         newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
     };
     ioctl(listener, IOCTL_ADDFD, &mut add)
@@ -154,13 +165,7 @@ pub fn send_fd(
 
 /// Answer notification `id`: the call returns `val`.
 pub fn send_value(listener: BorrowedFd<'_>, id: u64, val: i64) -> io::Result<()> {
-    let mut resp = SeccompNotifResp {
-        id,
-        val,
-        error: 0,
-        flags: 0,
-    };
-    ioctl(listener, IOCTL_SEND, &mut resp).map(|_| ())
+    respond(listener, id, val, 0, 0)
 }
 
 /// Install a copy of `fd` in the process waiting on notification `id` at descriptor
@@ -173,16 +178,7 @@ pub fn add_fd_at(
     at: u32,
     cloexec: bool,
 ) -> io::Result<()> {
-    let srcfd =
-        u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    let mut add = SeccompNotifAddfd {
-        id,
-        flags: ADDFD_FLAG_SETFD,
-        srcfd,
-        newfd: at,
-        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
-    };
-    ioctl(listener, IOCTL_ADDFD, &mut add).map(|_| ())
+    add_fd(listener, id, fd, ADDFD_FLAG_SETFD, at, cloexec).map(|_| ())
 }
 
 /// Whether notification `id` is still waiting (its caller alive and not interrupted):
