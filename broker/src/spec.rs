@@ -35,6 +35,7 @@ pub struct RendererSpec {
     pub(crate) deadline: Option<Duration>,
     pub(crate) restart: Option<Restart>,
     pub(crate) inherit_stderr: bool,
+    pub(crate) file_calls: bool,
 }
 
 impl RendererSpec {
@@ -60,6 +61,7 @@ impl RendererSpec {
             deadline: None,
             restart: None,
             inherit_stderr: true,
+            file_calls: true,
         }
     }
 
@@ -105,7 +107,10 @@ impl RendererSpec {
         self
     }
 
-    /// A file grant the files service honours for this renderer.
+    /// A file grant the files service honours for this renderer (`client.open`, and
+    /// its own file calls unless [`RendererSpec::file_calls`] is off). Writing through
+    /// a read-write grant also needs a non-zero `Rlimits::file_size`: a renderer grows
+    /// no file by default.
     pub fn grant(mut self, g: Grant) -> Self {
         self.grants.push(g);
         self
@@ -120,6 +125,16 @@ impl RendererSpec {
     /// Restart it when it ends.
     pub fn restart(mut self, r: Restart) -> Self {
         self.restart = Some(r);
+        self
+    }
+
+    /// Whether the renderer's own file calls (`open`, `stat`, `access`, `readlink` and
+    /// their `*at` forms — e.g. `std::fs::File::open`) are answered by the broker
+    /// beneath its grants (default: yes, when it has grants). Their filter hands them
+    /// to the broker as user notifications; this needs the renderer's pid namespace.
+    /// Off, those calls fail with `EACCES` and files come only through `client.open`.
+    pub fn file_calls(mut self, yes: bool) -> Self {
+        self.file_calls = yes;
         self
     }
 

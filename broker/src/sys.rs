@@ -60,6 +60,79 @@ pub(crate) fn openat2(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `struct stat` of `fd` (`fstat`), as the bytes the kernel's `newfstatat`/`stat`
+/// would copy to a caller of this architecture (glibc's `struct stat` is the kernel's
+/// on x86_64 and aarch64).
+pub(crate) fn stat_bytes(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    // SAFETY: `libc::stat` is plain integers; all-zero is a valid value of it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `&mut st` is a live, writable `struct stat` for the call; `fd` is
+    // borrowed, so it stays open across it.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `st` is a live, fully initialised (zeroed, then filled) repr(C) struct
+    // of only integer fields; its bytes are read for exactly its size while it is
+    // borrowed.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&st as *const libc::stat).cast::<u8>(),
+            std::mem::size_of::<libc::stat>(),
+        )
+    };
+    Ok(bytes.to_vec())
+}
+
+/// `struct statx` of `fd` (`statx(fd, "", AT_EMPTY_PATH | sync, mask)`), as bytes.
+pub(crate) fn statx_bytes(fd: BorrowedFd<'_>, sync: i32, mask: u32) -> io::Result<Vec<u8>> {
+    // SAFETY: `libc::statx` is plain integers; all-zero is a valid value of it.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a NUL-terminated empty string literal; `&mut st` is a live,
+    // writable `struct statx` for the call; `fd` is borrowed, so it stays open.
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | sync,
+            mask,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as in `stat_bytes`: a live, fully initialised repr(C) integer struct,
+    // read for exactly its size while borrowed.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&st as *const libc::statx).cast::<u8>(),
+            std::mem::size_of::<libc::statx>(),
+        )
+    };
+    Ok(bytes.to_vec())
+}
+
+/// `faccessat2(fd, "", mode, AT_EMPTY_PATH | AT_EACCESS)`: whether the broker may
+/// access the file `fd` refers to with `mode` (its effective ids, as a broker that
+/// opens files for a renderer uses them).
+pub(crate) fn access_fd(fd: BorrowedFd<'_>, mode: i32) -> io::Result<()> {
+    // SAFETY: the path is a NUL-terminated empty string literal; the other arguments
+    // are integers; `fd` is borrowed, so it stays open across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH | libc::AT_EACCESS,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,42 +131,17 @@ fn read_name(pid: u32, at: u64) -> CString {
         .unwrap_or_else(|| CString::from(c"memfd"))
 }
 
-/// A NUL-terminated string of at most `max` bytes at `at` in process `pid`'s memory,
-/// read page by page (a string that ends just before an unmapped page is still read);
-/// `None` if unreadable or longer. Only ever data: it may change once read.
+/// A NUL-terminated string of at most `max` bytes at `at` in process `pid`'s memory
+/// (a string that ends just before an unmapped page is still read); `None` if
+/// unreadable or longer. Only ever data: it may change once read.
 pub(crate) fn read_c_string(pid: u32, at: u64, max: usize) -> Option<Vec<u8>> {
-    const PAGE: u64 = 4096;
-    let mut out = Vec::new();
-    let mut addr = at;
-    while out.len() <= max {
-        let chunk = usize::try_from(PAGE - addr % PAGE).ok()?;
-        let buf = read_memory(pid, addr, chunk)?;
-        let bytes = buf.as_slice();
-        if let Some(end) = bytes.iter().position(|&b| b == 0) {
-            out.extend_from_slice(bytes.get(..end)?);
-            return (out.len() <= max).then_some(out);
-        }
-        out.extend_from_slice(bytes);
-        addr = addr.checked_add(chunk as u64)?;
-    }
-    None
+    sandbox::seccomp::read_callers_string(pid, at, max).ok()
 }
 
 /// Up to `len` bytes at `at` in process `pid`'s memory (fewer where the range runs
 /// into an unmapped page); `None` if none can be read.
 pub(crate) fn read_memory(pid: u32, at: u64, len: usize) -> Option<Vec<u8>> {
-    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
-    let mut buf = vec![0u8; len];
-    let base = usize::try_from(at).ok()?;
-    let got = process_vm_readv(
-        pid,
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        &[RemoteIoVec { base, len }],
-    )
-    .ok()?;
-    buf.truncate(got);
-    Some(buf)
+    sandbox::seccomp::read_callers_memory(pid, at, len).ok()
 }
 
 /// `name(arg, ...)` with as many arguments as the syscall has (six if unknown).

@@ -202,6 +202,84 @@ pub fn notification_valid(listener: std::os::fd::BorrowedFd<'_>, id: u64) -> io:
     sys::notify::id_valid(listener, id)
 }
 
+/// The page size the caller-memory helpers split ranges at.
+const PAGE: u64 = 4096;
+
+/// The remote ranges for `len` bytes at `at`, split at page boundaries: the kernel
+/// does not split one range, so a range running into an unmapped page would read
+/// nothing; split, it reads up to that page.
+fn page_ranges(at: u64, len: usize) -> Vec<nix::sys::uio::RemoteIoVec> {
+    let mut out = Vec::new();
+    let (mut at, mut left) = (at, len as u64);
+    while left > 0 {
+        let in_page = (PAGE - at % PAGE).min(left);
+        let Ok(base) = usize::try_from(at) else { break };
+        out.push(nix::sys::uio::RemoteIoVec {
+            base,
+            len: in_page as usize,
+        });
+        left -= in_page;
+        let Some(next) = at.checked_add(in_page) else {
+            break;
+        };
+        at = next;
+    }
+    out
+}
+
+/// Up to `len` bytes at `at` in the memory of the process whose thread `tid` made a
+/// call (`process_vm_readv`, which honours the caller's page protections): fewer where
+/// the range runs into an unmapped page, `EFAULT` if not one byte can be read. Check
+/// [`notification_valid`] after it: only then was the memory the caller's.
+pub fn read_callers_memory(tid: u32, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    use nix::sys::uio::process_vm_readv;
+    let pid = nix::unistd::Pid::from_raw(
+        i32::try_from(tid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?,
+    );
+    let mut buf = vec![0u8; len];
+    let ranges = page_ranges(at, len);
+    let got = process_vm_readv(pid, &mut [io::IoSliceMut::new(&mut buf)], &ranges)?;
+    if got == 0 && len > 0 {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The NUL-terminated string at `at` in a caller's memory (see
+/// [`read_callers_memory`]), without its NUL: `ENAMETOOLONG` if no NUL comes within
+/// `max` bytes, `EFAULT` if the memory ends first. Only ever data: the caller may
+/// change it once read, so nothing the kernel does may depend on it.
+pub fn read_callers_string(tid: u32, at: u64, max: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = read_callers_memory(tid, at, max.saturating_add(1))?;
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => {
+            bytes.truncate(end);
+            Ok(bytes)
+        }
+        None if bytes.len() > max => Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
+        None => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+    }
+}
+
+/// Write `bytes` at `at` in the memory of the process whose thread `tid` made a call
+/// (`process_vm_writev`: a read-only or unmapped page refuses it, as the kernel's own
+/// copy to user space would — unlike `/proc/PID/mem`, which writes through
+/// protections). All or nothing as far as the answer goes: `EFAULT` unless every byte
+/// was written. Check [`notification_valid`] *before* it.
+pub fn write_callers_memory(tid: u32, at: u64, bytes: &[u8]) -> io::Result<()> {
+    use nix::sys::uio::process_vm_writev;
+    let pid = nix::unistd::Pid::from_raw(
+        i32::try_from(tid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?,
+    );
+    let ranges = page_ranges(at, bytes.len());
+    let put = process_vm_writev(pid, &[io::IoSlice::new(bytes)], &ranges)?;
+    if put != bytes.len() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    Ok(())
+}
+
 /// Have the kernel wake `listener`'s reader synchronously, on the notifying thread's
 /// CPU (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): cheaper answers for a
 /// supervisor that answers calls. An error on older kernels (nothing else changes).

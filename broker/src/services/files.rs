@@ -238,14 +238,14 @@ pub enum FileServiceError {
 
 /// A grant with its directory open.
 #[derive(Debug)]
-struct HeldGrant {
-    grant: Grant,
+pub(crate) struct HeldGrant {
+    pub(crate) grant: Grant,
     /// The grant path's normal components (the root left out).
-    components: Vec<OsString>,
+    pub(crate) components: Vec<OsString>,
     /// `O_PATH|O_DIRECTORY` descriptor of the directory, taken once.
-    dir: OwnedFd,
+    pub(crate) dir: OwnedFd,
     /// The `RESOLVE_*` flags for opens beneath it.
-    resolve: u64,
+    pub(crate) resolve: u64,
 }
 
 impl HeldGrant {
@@ -309,6 +309,11 @@ impl FileService {
             });
         }
         Ok(FileService { grants: held })
+    }
+
+    /// The grants with their directories held, for the brokered file calls.
+    pub(crate) fn held(&self) -> &[HeldGrant] {
+        &self.grants
     }
 
     /// The grants, as configured.
@@ -404,7 +409,7 @@ fn probe_openat2(dir: &OwnedFd) -> Result<(), FileServiceError> {
 /// or mount raced the scoped lookup), at most [`EAGAIN_RETRIES`] more times. (With
 /// `O_NONBLOCK`, a file under a lease also says `EWOULDBLOCK` = `EAGAIN`; after the
 /// retries that is returned as [`OpenError::Io`].)
-fn open_retrying(
+pub(crate) fn open_retrying(
     grant: &HeldGrant,
     rest: &CString,
     flags: i32,

@@ -3,6 +3,7 @@
 //! way: a request decoded into its type, the renderer's id, its descriptors in, an
 //! answer and descriptors out, or a reason to end the renderer.
 
+pub mod file_calls;
 pub mod files;
 
 use crate::supervisor::{RendererId, Service};

@@ -1,7 +1,6 @@
 //! One message from a renderer: its lockdown report, its notes, its requests.
 
 use super::*;
-use crate::services::Opened;
 use sandbox::protocol::OpenError;
 
 impl<S: Service> Broker<S> {
@@ -62,13 +61,27 @@ impl<S: Service> Broker<S> {
         match (r.asked_listener, fds.pop()) {
             (true, Some(listener)) => {
                 let key = EpollEvent::new(EpollFlags::EPOLLIN, id | LISTENER_BIT);
-                if self.epoll.add(listener.as_fd(), key).is_err() {
+                // With its file calls handed over, a thread of its own reads the
+                // listener and wakes the loop for a violation; else the loop reads it.
+                let watched = match (&r.files, r.hands_over) {
+                    (Some(files), true) => notifier::start(listener, Arc::clone(files), id)
+                        .and_then(|h| {
+                            let added = self.epoll.add(h.wake.as_fd(), key);
+                            r.handover = Some(h);
+                            added.map_err(std::io::Error::from)
+                        }),
+                    _ => {
+                        let added = self.epoll.add(listener.as_fd(), key);
+                        r.listener = Some(listener);
+                        added.map_err(std::io::Error::from)
+                    }
+                };
+                if let Err(e) = watched {
                     return end(
                         r,
-                        EndReason::LockdownFailed("cannot watch its listener".into()),
+                        EndReason::LockdownFailed(format!("cannot watch its listener: {e}")),
                     );
                 }
-                r.listener = Some(listener);
             }
             (true, None) => {
                 return end(
@@ -140,13 +153,11 @@ impl<S: Service> Broker<S> {
         }
         let from = RendererId(id);
         let answer = match body {
-            Request::Open(req) => match r.files.as_mut() {
-                Some(files) => files
-                    .handle(from, req, fds)
-                    .map(|(opened, out)| match opened {
-                        Opened::File => (Response::Opened, out),
-                        Opened::Refused(e) => (Response::OpenFailed(e), out),
-                    }),
+            Request::Open(req) => match r.files.as_ref() {
+                Some(files) => Ok(match files.open(&req) {
+                    Ok(fd) => (Response::Opened, vec![fd]),
+                    Err(e) => (Response::OpenFailed(e), Vec::new()),
+                }),
                 None => Ok((Response::OpenFailed(OpenError::NotGranted), Vec::new())),
             },
             Request::Embedder(req) => self
@@ -173,6 +184,13 @@ impl<S: Service> Broker<S> {
         let Some(r) = self.renderers.get_mut(&id) else {
             return;
         };
+        if let Some(h) = r.handover.as_ref() {
+            // Its file-call thread saw a violation (and keeps the call waiting).
+            if let Some(n) = h.take_violation() {
+                on_violation(r, &n);
+            }
+            return;
+        }
         let Some(listener) = r.listener.as_ref() else {
             return;
         };
@@ -182,40 +200,42 @@ impl<S: Service> Broker<S> {
             }
         };
         match sandbox::seccomp::receive(listener.as_fd()) {
-            Ok(n) if n.arch == Arch::native().audit_arch() => {
-                let reason = EndReason::SeccompViolation {
-                    nr: n.nr,
-                    name: u32::try_from(n.nr)
-                        .ok()
-                        .and_then(|nr| Arch::native().syscall_name(nr)),
-                    args: n.args,
-                    attested: true,
-                };
-                // A violation the kernel attests outranks the broker's own shutdown.
-                if matches!(r.life, Life::Ending(EndReason::BrokerShutdown)) {
-                    r.life = Life::Ending(reason);
-                    r.child.signal_kill();
-                } else {
-                    end(r, reason);
-                }
-                stop(&self.epoll, r);
-            }
-            Ok(_) => {
-                // Another architecture's call is killed by the filter before any
-                // notification; this cannot come. End it anyway.
-                end(
-                    r,
-                    EndReason::SeccompViolation {
-                        nr: -1,
-                        name: None,
-                        args: [0; 6],
-                        attested: true,
-                    },
-                );
+            Ok(n) => {
+                on_violation(r, &n);
                 stop(&self.epoll, r);
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) && !hung_up => {}
             Err(_) => stop(&self.epoll, r),
         }
+    }
+}
+
+/// A violation the kernel attests (the call never returns): `r` is ended with it.
+/// Another architecture's call is killed by the filter before any notification, so
+/// one cannot come; it ends the renderer anyway, without a name.
+fn on_violation<P: Protocol>(r: &mut Renderer<P>, n: &sandbox::seccomp::Notification) {
+    let reason = if n.arch == Arch::native().audit_arch() {
+        EndReason::SeccompViolation {
+            nr: n.nr,
+            name: u32::try_from(n.nr)
+                .ok()
+                .and_then(|nr| Arch::native().syscall_name(nr)),
+            args: n.args,
+            attested: true,
+        }
+    } else {
+        EndReason::SeccompViolation {
+            nr: -1,
+            name: None,
+            args: [0; 6],
+            attested: true,
+        }
+    };
+    // A violation the kernel attests outranks the broker's own shutdown.
+    if matches!(r.life, Life::Ending(EndReason::BrokerShutdown)) {
+        r.life = Life::Ending(reason);
+        r.child.signal_kill();
+    } else {
+        end(r, reason);
     }
 }

@@ -24,17 +24,20 @@ use sandbox::renderer::{Protocol, ZygoteReply, ZygoteRequest, CHANNEL_FD, ZYGOTE
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod dispatch;
 mod events;
 mod io;
+mod notifier;
 mod reaping;
 mod renderer;
 mod spawn;
 mod zygote;
 
 pub use events::{BrokerConfig, EndReason, Event, RendererId, Service, SpawnError};
+use notifier::Handover;
 use renderer::*;
 use zygote::Zygote;
 
@@ -47,8 +50,8 @@ pub struct Broker<S: Service> {
     pending: Vec<PendingRestart>,
     next_id: u64,
     events: VecDeque<Event>,
-    /// Presets compiled for `SELF_PID` = 1.
-    compiled: HashMap<Preset, Vec<u8>>,
+    /// Presets compiled for `SELF_PID` = 1, with or without the file calls handed over.
+    compiled: HashMap<(Preset, bool), Vec<u8>>,
     /// The fork server, once started.
     zygote: Option<Zygote>,
     /// `shutdown` has begun: nothing is restarted any more.

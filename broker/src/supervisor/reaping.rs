@@ -23,6 +23,9 @@ impl<S: Service> Broker<S> {
         if let Some(l) = r.listener.take() {
             let _ = self.epoll.delete(l.as_fd());
         }
+        if let Some(h) = r.handover.take() {
+            let _ = self.epoll.delete(h.wake.as_fd());
+        }
         let reason = classify(&mut r, status);
         let mut restarted_as = None;
         if let Some(policy) = r.spec.restart {

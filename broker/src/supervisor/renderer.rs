@@ -20,7 +20,12 @@ pub(super) struct Renderer<P: Protocol> {
     pub(super) channel: BrokerChannel<P>,
     pub(super) outbox: Outbox,
     /// `None` when the renderer has no file grants.
-    pub(super) files: Option<FileService>,
+    pub(super) files: Option<Arc<FileService>>,
+    /// Its filter hands its file calls over (it has grants): its listener goes to a
+    /// thread of its own, which answers them.
+    pub(super) hands_over: bool,
+    /// That thread, once started.
+    pub(super) handover: Option<Handover>,
     pub(super) started: Instant,
     pub(super) life: Life,
     /// What it said about its own end (a violation, a failed allocation).
@@ -164,7 +169,8 @@ pub(super) struct Launching<P: Protocol> {
     pub(super) id: u64,
     pub(super) spec: RendererSpec,
     pub(super) channel: BrokerChannel<P>,
-    pub(super) files: Option<FileService>,
+    pub(super) files: Option<Arc<FileService>>,
+    pub(super) hands_over: bool,
     pub(super) restarts: u32,
     pub(super) asked_listener: bool,
     pub(super) started: Instant,

@@ -1,19 +1,25 @@
 //! Starting a renderer: its channel, its setup, its process (exec'd or from the zygote).
 
 use super::*;
+use crate::services::file_calls::HANDED_OVER;
 
 impl<S: Service> Broker<S> {
     /// The preset compiled once for renderers that are pid 1 of their own pid
     /// namespace (`SELF_PID` = 1), as raw `sock_filter` bytes, its violations made
     /// user notifications: the renderer sends the broker the listener, and the broker
-    /// reads each violation from the kernel.
-    pub(super) fn compiled_preset(&mut self, preset: Preset) -> Option<Vec<u8>> {
-        if let Some(bytes) = self.compiled.get(&preset) {
+    /// reads each violation from the kernel. With `hand_over`, the refusals of the
+    /// file calls (`file_calls::HANDED_OVER`) are notifications too, answered by the
+    /// broker beneath the renderer's grants.
+    pub(super) fn compiled_preset(&mut self, preset: Preset, hand_over: bool) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.compiled.get(&(preset, hand_over)) {
             return Some(bytes.clone());
         }
-        let program = preset.compile_notifying(Arch::native(), 1).ok()?;
+        let handed: &[&str] = if hand_over { HANDED_OVER } else { &[] };
+        let program = preset
+            .compile_handing_over(Arch::native(), 1, handed)
+            .ok()?;
         let bytes = sandbox::bpf::to_bytes(&program.instructions);
-        self.compiled.insert(preset, bytes.clone());
+        self.compiled.insert((preset, hand_over), bytes.clone());
         Some(bytes)
     }
 
@@ -33,12 +39,13 @@ impl<S: Service> Broker<S> {
         let files = if spec.grants.is_empty() {
             None
         } else {
-            Some(
+            Some(Arc::new(
                 FileService::new(spec.grants.clone())
                     .map_err(|e| SpawnError::Grants(e.to_string()))?,
-            )
+            ))
         };
-        let (channel, theirs, asked_listener) = self.channel_with_setup(&spec)?;
+        let hands_over = hands_over_file_calls(&spec)?;
+        let (channel, theirs, asked_listener) = self.channel_with_setup(&spec, hands_over)?;
         let id = self.next_id;
         self.next_id += 1;
         // A root broker's renderer runs as a user id of its own outside (not root, and
@@ -50,6 +57,7 @@ impl<S: Service> Broker<S> {
             spec,
             channel,
             files,
+            hands_over,
             restarts,
             asked_listener,
             started: Instant::now(),
@@ -92,6 +100,8 @@ impl<S: Service> Broker<S> {
             channel: l.channel,
             outbox: Outbox::default(),
             files: l.files,
+            hands_over: l.hands_over,
+            handover: None,
             started: l.started,
             life: Life::Starting,
             said: Said::default(),
@@ -114,6 +124,7 @@ impl<S: Service> Broker<S> {
     fn channel_with_setup(
         &mut self,
         spec: &RendererSpec,
+        hands_over: bool,
     ) -> Result<(BrokerChannel<S::Proto>, OwnedFd, bool), SpawnError> {
         let (ours, theirs) = sandbox::ipc::socket_pair()?;
         let setup_channel: Channel<Setup, ()> = Channel::from_fd(ours, self.config.limits)?;
@@ -123,7 +134,7 @@ impl<S: Service> Broker<S> {
             opt_outs: spec.opt_outs.clone(),
             landlock_min_abi: spec.landlock_min_abi,
             filter: if spec.namespaces.pid {
-                self.compiled_preset(spec.preset)
+                self.compiled_preset(spec.preset, hands_over)
             } else {
                 None
             },
@@ -144,6 +155,29 @@ impl<S: Service> Broker<S> {
         let channel = Channel::from_fd(setup_channel.into_fd(), self.config.limits)?;
         Ok((channel, theirs, listener))
     }
+}
+
+/// Whether `spec`'s renderer hands its file calls to the broker: when it has grants,
+/// unless its spec says not to or it runs without seccomp. The handing over is part of
+/// the filter the broker compiles, which needs the renderer to be pid 1 of its own pid
+/// namespace: without that namespace, such a spec is refused rather than run with file
+/// calls that silently fail.
+fn hands_over_file_calls(spec: &RendererSpec) -> Result<bool, SpawnError> {
+    let wanted = !spec.grants.is_empty()
+        && spec.file_calls
+        && !spec
+            .opt_outs
+            .contains(&sandbox::lockdown::OptOut::NoSeccomp);
+    if wanted && !spec.namespaces.pid {
+        return Err(SpawnError::Grants(
+            "file calls beneath the grants are answered through the filter the broker \
+             compiles, which needs the renderer's own pid namespace; keep \
+             `Namespaces::pid`, or turn them off with `RendererSpec::file_calls(false)` \
+             (`client.open` still works)"
+                .into(),
+        ));
+    }
+    Ok(wanted)
 }
 
 /// Exec `spec`'s binary in its namespaces, with `theirs` as its channel, standard

@@ -239,6 +239,30 @@ impl Policy {
         }
     }
 
+    /// Hand `syscall`'s refusals to the listener's holder: every rule of it whose action
+    /// refuses without running the call (an errno, a trap), and its fallback (its own,
+    /// or the default when it has none), become [`Action::UserNotify`]; what it allows
+    /// stays allowed, in the kernel. For a broker that answers those calls itself (a
+    /// file call beneath a grant). A syscall the policy does not name is handed over
+    /// whole.
+    pub fn hand_over_refusals(&mut self, syscall: &str) -> Result<(), PolicyError> {
+        let s = Syscall::new(syscall)?;
+        let entry = self.syscalls.entry(s).or_default();
+        let refuses = |a: Action| matches!(a, Action::Errno(_) | Action::Trap(_));
+        for rule in &mut entry.rules {
+            if refuses(rule.action) {
+                rule.action = Action::UserNotify;
+            }
+        }
+        if !entry.has_unconditional() {
+            let fallback = entry.otherwise.unwrap_or(self.default);
+            if refuses(fallback) {
+                entry.otherwise = Some(Action::UserNotify);
+            }
+        }
+        Ok(())
+    }
+
     /// Take every rule of `syscall` out of the policy (to write it anew); its rules,
     /// if it was named.
     pub fn remove(&mut self, syscall: &str) -> Option<SyscallRules> {

@@ -101,6 +101,18 @@ impl Preset {
         arch: Arch,
         self_pid: u32,
     ) -> Result<crate::bpf::Program, String> {
+        self.compile_handing_over(arch, self_pid, &[])
+    }
+
+    /// [`Preset::compile_notifying`], and the refusals of the syscalls in `handed_over`
+    /// (those `arch` has) made user notifications too (see
+    /// [`Policy::hand_over_refusals`]): for a broker that answers those calls itself.
+    pub fn compile_handing_over(
+        self,
+        arch: Arch,
+        self_pid: u32,
+        handed_over: &[&str],
+    ) -> Result<crate::bpf::Program, String> {
         use super::Action;
         let options = Options::new(arch).define("SELF_PID", u64::from(self_pid));
         let mut policy = self.policy(&options).map_err(|e| e.to_string())?;
@@ -110,6 +122,11 @@ impl Preset {
                 other => other,
             })
             .map_err(|e| e.to_string())?;
+        for name in handed_over {
+            if arch.syscall_number(name).is_some() {
+                policy.hand_over_refusals(name).map_err(|e| e.to_string())?;
+            }
+        }
         crate::bpf::compile(&policy, arch).map_err(|e| e.to_string())
     }
 

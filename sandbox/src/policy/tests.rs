@@ -130,3 +130,31 @@ fn empty_policy_is_an_error() {
     let p = Policy::new(Action::Allow).expect("policy");
     assert_eq!(p.check_not_empty(), Err(PolicyError::Empty));
 }
+
+#[test]
+fn handing_over_refusals_keeps_what_is_allowed() {
+    use crate::policy::presets::Preset;
+    use crate::policy::text::Options;
+    let arch = Arch::native();
+    let options = Options::new(arch).define("SELF_PID", 1);
+    let mut p = Preset::Renderer.policy(&options).expect("preset");
+    for name in ["newfstatat", "openat", "statx", "getppid"] {
+        p.hand_over_refusals(name).expect("hand over");
+    }
+    let nr = |n: &str| arch.syscall_number(n).expect("nr");
+    let call = |n: &str, args: [u64; 6]| p.evaluate(arch, &SeccompData::new(arch, nr(n), args));
+    // fstat through newfstatat(fd, "", buf, AT_EMPTY_PATH) stays allowed in the kernel.
+    let empty_path = libc::AT_EMPTY_PATH as u64;
+    assert_eq!(
+        call("newfstatat", [3, 0, 0, empty_path, 0, 0]),
+        Action::Allow
+    );
+    // Its refused form, and every openat and statx, go to the listener's holder.
+    assert_eq!(call("newfstatat", [3, 0, 0, 0, 0, 0]), Action::UserNotify);
+    assert_eq!(call("openat", [0, 0, 0, 0, 0, 0]), Action::UserNotify);
+    assert_eq!(call("statx", [0, 0, 0, 0, 0, 0]), Action::UserNotify);
+    // A syscall the preset does not name was refused by the default (trap): handed
+    // over too; one that stays allowed is untouched.
+    assert_eq!(call("getppid", [0; 6]), Action::UserNotify);
+    assert_eq!(call("read", [0; 6]), Action::Allow);
+}

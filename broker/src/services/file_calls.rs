@@ -1,0 +1,571 @@
+//! File calls a renderer's own code makes — `open`, `stat`, `access`, `readlink` and
+//! their `*at` forms — handed to the broker by the renderer's seccomp filter (user
+//! notification) and answered here, beneath the renderer's grants.
+//!
+//! The kernel never runs these calls in the renderer: the filter hands their refusals
+//! over ([`sandbox::policy::Policy::hand_over_refusals`]) and the broker answers each
+//! one itself. It reads the path from the caller's memory as *data*, resolves it
+//! beneath a grant's directory descriptor with `openat2(RESOLVE_BENEATH | ...)` (the
+//! same resolution as [`FileService::open`]), and answers with a descriptor installed
+//! in the caller (`SECCOMP_IOCTL_NOTIF_ADDFD` with `SEND`), with bytes written into
+//! the caller's buffer (a `struct stat`, a link's target), or with an errno. No answer
+//! is ever `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the kernel would read the path again,
+//! after the check, from memory the renderer controls.
+//!
+//! # Semantics (what a caller sees)
+//!
+//! * An absolute path beneath a grant behaves as on an ordinary system, within the
+//!   grant's access: a read-only grant answers every write (`O_WRONLY`, `O_RDWR`,
+//!   `O_CREAT`, `O_TRUNC`, `O_APPEND`, `access(W_OK)`) with `EROFS`, as a read-only
+//!   mount does; a read-write grant answers a creation with `EACCES` (an existing
+//!   file opened with `O_CREAT` but not `O_EXCL` is opened, as the kernel does).
+//! * Any other path — not beneath a grant, leaving it through `..` or a symlink,
+//!   relative, or naming a directory descriptor — fails with `ENOENT`, the errno of a
+//!   missing file. (A renderer holds no directory descriptors: none is ever handed
+//!   out, so a relative lookup has nothing to be relative to.)
+//! * Only regular files are opened: a directory or any other type answers `EACCES`
+//!   (`ENOTDIR` for a regular file opened with `O_DIRECTORY`). `stat`, `access` and
+//!   `readlink` work on everything beneath a grant, the grant's directory included.
+//! * `O_PATH` and `O_TMPFILE` opens answer `EACCES`; execute access (`X_OK`) `EACCES`.
+//! * Created files get the caller's mode without execute and set-id bits
+//!   (`mode & 0o666`), minus the broker's umask, owned by the broker's user.
+//! * `statx`/`newfstatat` with `AT_EMPTY_PATH` and an empty path describe the caller's
+//!   own descriptor (taken with `pidfd_getfd`; it is the caller's already).
+
+use super::files::{open_retrying, FileService, HeldGrant};
+use crate::services::files::Access;
+use crate::sys;
+use sandbox::policy::arch::Arch;
+use sandbox::protocol::OpenError;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// The syscalls whose refusals a renderer with grants hands to its broker.
+pub const HANDED_OVER: &[&str] = &[
+    "open",
+    "openat",
+    "creat",
+    "stat",
+    "lstat",
+    "newfstatat",
+    "fstatat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+];
+
+/// The longest path read from a caller (`PATH_MAX` less its NUL).
+pub const MAX_CALL_PATH: usize = 4095;
+/// The longest component (`NAME_MAX`).
+const MAX_COMPONENT: usize = 255;
+/// `AT_FDCWD` as the kernel reads a 32-bit `int`.
+const AT_FDCWD: i32 = libc::AT_FDCWD;
+/// `AT_STATX_SYNC_TYPE`: statx's synchronisation bits.
+const STATX_SYNC: i32 = 0x6000;
+
+/// A file call, decoded from a notification's raw arguments (32-bit arguments read as
+/// the kernel reads them: their low half). Pointers are addresses in the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileCall {
+    /// `open`, `openat`, `creat`.
+    Open {
+        /// The directory argument.
+        dirfd: i32,
+        /// The path's address.
+        path: u64,
+        /// `O_*` flags.
+        flags: i32,
+        /// Creation mode.
+        mode: u32,
+    },
+    /// `stat`, `lstat`, `newfstatat`/`fstatat`: a `struct stat` to `buf`.
+    Stat {
+        /// The directory argument.
+        dirfd: i32,
+        /// The path's address.
+        path: u64,
+        /// Where the result goes.
+        buf: u64,
+        /// `AT_*` flags.
+        flags: i32,
+    },
+    /// `statx`: a `struct statx` to `buf`.
+    Statx {
+        /// The directory argument.
+        dirfd: i32,
+        /// The path's address.
+        path: u64,
+        /// `AT_*` flags.
+        flags: i32,
+        /// `STATX_*` mask.
+        mask: u32,
+        /// Where the result goes.
+        buf: u64,
+    },
+    /// `access`, `faccessat`, `faccessat2`.
+    Access {
+        /// The directory argument.
+        dirfd: i32,
+        /// The path's address.
+        path: u64,
+        /// `F_OK` or `R_OK|W_OK|X_OK`.
+        mode: i32,
+        /// `AT_*` flags.
+        flags: i32,
+    },
+    /// `readlink`, `readlinkat`.
+    Readlink {
+        /// The directory argument.
+        dirfd: i32,
+        /// The path's address.
+        path: u64,
+        /// Where the target goes.
+        buf: u64,
+        /// The buffer's size (an `int` for the kernel).
+        size: i32,
+    },
+}
+
+impl FileCall {
+    /// The call `nr` of `arch` with `args`, if it is one of [`HANDED_OVER`].
+    pub fn decode(arch: Arch, nr: i32, args: [u64; 6]) -> Option<FileCall> {
+        let name = arch.syscall_name(u32::try_from(nr).ok()?)?;
+        let int = |i: usize| args[i] as u32 as i32;
+        Some(match name {
+            "open" => FileCall::Open {
+                dirfd: AT_FDCWD,
+                path: args[0],
+                flags: int(1),
+                mode: args[2] as u32,
+            },
+            "openat" => FileCall::Open {
+                dirfd: int(0),
+                path: args[1],
+                flags: int(2),
+                mode: args[3] as u32,
+            },
+            "creat" => FileCall::Open {
+                dirfd: AT_FDCWD,
+                path: args[0],
+                flags: libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+                mode: args[1] as u32,
+            },
+            "stat" | "lstat" => FileCall::Stat {
+                dirfd: AT_FDCWD,
+                path: args[0],
+                buf: args[1],
+                flags: if name == "lstat" {
+                    libc::AT_SYMLINK_NOFOLLOW
+                } else {
+                    0
+                },
+            },
+            "newfstatat" | "fstatat" => FileCall::Stat {
+                dirfd: int(0),
+                path: args[1],
+                buf: args[2],
+                flags: int(3),
+            },
+            "statx" => FileCall::Statx {
+                dirfd: int(0),
+                path: args[1],
+                flags: int(2),
+                mask: args[3] as u32,
+                buf: args[4],
+            },
+            "access" => FileCall::Access {
+                dirfd: AT_FDCWD,
+                path: args[0],
+                mode: int(1),
+                flags: 0,
+            },
+            "faccessat" | "faccessat2" => FileCall::Access {
+                dirfd: int(0),
+                path: args[1],
+                mode: int(2),
+                flags: if name == "faccessat2" { int(3) } else { 0 },
+            },
+            "readlink" => FileCall::Readlink {
+                dirfd: AT_FDCWD,
+                path: args[0],
+                buf: args[1],
+                size: int(2),
+            },
+            "readlinkat" => FileCall::Readlink {
+                dirfd: int(0),
+                path: args[1],
+                buf: args[2],
+                size: int(3),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The caller of a call being answered: its memory and its descriptors. Every method
+/// fails rather than act for a call that no longer waits.
+pub trait Caller {
+    /// The NUL-terminated string at `at`, without the NUL (`ENAMETOOLONG` past
+    /// [`MAX_CALL_PATH`], `EFAULT` where unreadable).
+    fn path(&self, at: u64) -> Result<Vec<u8>, i32>;
+    /// Write `bytes` at `at` (`EFAULT` unless all of them were written).
+    fn write(&self, at: u64, bytes: &[u8]) -> Result<(), i32>;
+    /// A duplicate of the caller's descriptor `fd` (`EBADF` if it has none).
+    fn fd(&self, fd: i32) -> Result<OwnedFd, i32>;
+}
+
+/// How a call is answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// This descriptor, installed in the caller, is the result (close-on-exec there
+    /// if asked).
+    Fd {
+        /// The open file.
+        fd: OwnedFd,
+        /// `O_CLOEXEC` in the caller.
+        cloexec: bool,
+    },
+    /// The call returns this value (what was to be written is written).
+    Value(i64),
+    /// The call fails with this errno.
+    Error(i32),
+}
+
+/// Answer `call` from `caller` beneath `files`' grants.
+pub fn answer(files: &FileService, call: FileCall, caller: &impl Caller) -> Answer {
+    let result = match call {
+        FileCall::Open {
+            dirfd,
+            path,
+            flags,
+            mode,
+        } => open(files, caller, dirfd, path, flags, mode),
+        FileCall::Stat {
+            dirfd,
+            path,
+            buf,
+            flags,
+        } => stat(files, caller, dirfd, path, buf, flags),
+        FileCall::Statx {
+            dirfd,
+            path,
+            flags,
+            mask,
+            buf,
+        } => statx(files, caller, dirfd, path, flags, mask, buf),
+        FileCall::Access {
+            dirfd,
+            path,
+            mode,
+            flags,
+        } => access(files, caller, dirfd, path, mode, flags),
+        FileCall::Readlink {
+            dirfd,
+            path,
+            buf,
+            size,
+        } => readlink(files, caller, dirfd, path, buf, size),
+    };
+    result.unwrap_or_else(Answer::Error)
+}
+
+/// A path located beneath a grant: the grant, and what is left to resolve beneath it
+/// (`.` for the grant's directory itself).
+struct Located<'a> {
+    grant: &'a HeldGrant,
+    rest: CString,
+}
+
+/// Where `path` (as the caller wrote it) lands: the grant whose path is the longest
+/// prefix of its leading components (`//` and `/./` are `/`, as for the kernel), and
+/// the rest. A non-recursive grant covers its own directory and its direct entries
+/// only; a recursive one everything beneath, `..` included (the kernel's
+/// `RESOLVE_BENEATH` refuses a `..` that would leave it).
+fn locate<'a>(files: &'a FileService, path: &[u8]) -> Result<Located<'a>, i32> {
+    if path.first() != Some(&b'/') {
+        return Err(libc::ENOENT);
+    }
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if parts.iter().any(|c| c.len() > MAX_COMPONENT) {
+        return Err(libc::ENAMETOOLONG);
+    }
+    let leading = parts.iter().take_while(|c| **c != b"..").count();
+    let grant = files
+        .held()
+        .iter()
+        .filter(|g| {
+            g.components.len() <= leading
+                && g.components
+                    .iter()
+                    .zip(&parts)
+                    .all(|(a, b)| a.as_bytes() == *b)
+        })
+        .max_by_key(|g| g.components.len())
+        .ok_or(libc::ENOENT)?;
+    let left = parts.get(grant.components.len()..).unwrap_or_default();
+    if !grant.grant.recursive && (left.len() > 1 || left.iter().any(|c| *c == b"..")) {
+        return Err(libc::ENOENT);
+    }
+    let mut rest = left.join(&b'/');
+    if rest.is_empty() {
+        rest.push(b'.');
+    } else if path.ends_with(b"/") || path.ends_with(b"/.") {
+        // A trailing slash asks for a directory; the kernel checks it.
+        rest.push(b'/');
+    }
+    let rest = CString::new(rest).map_err(|_| libc::ENOENT)?;
+    Ok(Located { grant, rest })
+}
+
+/// The caller's path at `at`, located (an empty path is `ENOENT`: `AT_EMPTY_PATH` is
+/// handled before this).
+fn located<'a>(files: &'a FileService, caller: &impl Caller, at: u64) -> Result<Located<'a>, i32> {
+    let path = caller.path(at)?;
+    locate(files, &path)
+}
+
+/// The errno a caller sees for a failed resolution beneath a grant: leaving the grant
+/// (`EXDEV`) is a missing file; so is a symlink in a grant that follows none (`ELOOP`
+/// from `RESOLVE_NO_SYMLINKS`) unless the caller itself asked not to follow one.
+fn caller_errno(e: OpenError, grant: &HeldGrant, nofollow: bool) -> i32 {
+    match e {
+        OpenError::NotFound => libc::ENOENT,
+        OpenError::AlreadyExists => libc::EEXIST,
+        OpenError::NotAFile => libc::EISDIR,
+        OpenError::Escapes { errno: libc::EXDEV } => libc::ENOENT,
+        OpenError::Escapes { .. } if !grant.grant.follow_symlinks && !nofollow => libc::ENOENT,
+        OpenError::Escapes { errno } | OpenError::Io { errno } => errno,
+        _ => libc::EACCES,
+    }
+}
+
+/// An `O_PATH` descriptor of what `rest` names beneath the grant (the last component
+/// not followed if `nofollow`).
+fn lookup(l: &Located<'_>, nofollow: bool) -> Result<OwnedFd, i32> {
+    let mut flags = libc::O_PATH | libc::O_CLOEXEC;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    open_retrying(l.grant, &l.rest, flags, 0).map_err(|e| caller_errno(e, l.grant, nofollow))
+}
+
+/// The file a stat-like call describes: the caller's own descriptor (`AT_EMPTY_PATH`
+/// and an empty `path`), or what `path` names beneath a grant (with the grant).
+fn target<'a>(
+    files: &'a FileService,
+    caller: &impl Caller,
+    dirfd: i32,
+    path: &[u8],
+    flags: i32,
+) -> Result<(OwnedFd, Option<&'a HeldGrant>), i32> {
+    if path.is_empty() {
+        if flags & libc::AT_EMPTY_PATH == 0 || dirfd == AT_FDCWD {
+            return Err(libc::ENOENT);
+        }
+        return Ok((caller.fd(dirfd)?, None));
+    }
+    let l = locate(files, path)?;
+    let fd = lookup(&l, flags & libc::AT_SYMLINK_NOFOLLOW != 0)?;
+    Ok((fd, Some(l.grant)))
+}
+
+/// The `O_*` flags an open may carry, besides the access mode.
+const OPEN_KNOWN: i32 = libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_NOCTTY
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | libc::O_ASYNC
+    | libc::O_DIRECT
+    | libc::O_LARGEFILE
+    | libc::O_DIRECTORY
+    | libc::O_NOFOLLOW
+    | libc::O_NOATIME
+    | libc::O_CLOEXEC
+    | libc::O_PATH
+    | libc::O_TMPFILE;
+
+fn open(
+    files: &FileService,
+    caller: &impl Caller,
+    _dirfd: i32,
+    at: u64,
+    flags: i32,
+    mode: u32,
+) -> Result<Answer, i32> {
+    if flags & !(OPEN_KNOWN | libc::O_ACCMODE) != 0 || flags & libc::O_ACCMODE == libc::O_ACCMODE {
+        return Err(libc::EINVAL);
+    }
+    // O_TMPFILE holds O_DIRECTORY's bit: all of its bits, or it is not asked for.
+    if flags & libc::O_PATH != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        return Err(libc::EACCES);
+    }
+    let l = located(files, caller, at)?;
+    let writes = flags & libc::O_ACCMODE != libc::O_RDONLY
+        || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) != 0;
+    // A grant that may not create still opens an existing file asked for with
+    // O_CREAT (without O_EXCL), as the kernel does: `std::fs::write` over an output.
+    let mut flags = flags;
+    let mut no_create = false;
+    match l.grant.grant.access {
+        Access::ReadOnly if writes => return Err(libc::EROFS),
+        Access::ReadWrite if flags & libc::O_CREAT != 0 => {
+            if flags & libc::O_EXCL != 0 {
+                return Err(libc::EACCES);
+            }
+            flags &= !libc::O_CREAT;
+            no_create = true;
+        }
+        _ => {}
+    }
+    // Never a directory (nothing to walk from), never a controlling terminal, and
+    // non-blocking while the broker opens it (a FIFO cannot hang it).
+    let kept = libc::O_ACCMODE
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_TRUNC
+        | libc::O_APPEND
+        | libc::O_DSYNC
+        | libc::O_SYNC
+        | libc::O_DIRECT
+        | libc::O_LARGEFILE
+        | libc::O_NOFOLLOW
+        | libc::O_NOATIME;
+    let open_flags = (flags & kept) | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let create_mode = if flags & libc::O_CREAT != 0 {
+        mode & 0o666
+    } else {
+        0
+    };
+    let nofollow = flags & libc::O_NOFOLLOW != 0;
+    let fd =
+        open_retrying(l.grant, &l.rest, open_flags, create_mode).map_err(
+            |e| match caller_errno(e, l.grant, nofollow) {
+                libc::ENOENT if no_create => libc::EACCES,
+                errno => errno,
+            },
+        )?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| e as i32)?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG {
+        return Err(libc::EACCES);
+    }
+    if flags & libc::O_DIRECTORY != 0 {
+        return Err(libc::ENOTDIR);
+    }
+    // The status flags the caller asked for (O_NONBLOCK only if it did).
+    let status = flags & (libc::O_APPEND | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_NOATIME);
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(status)),
+    )
+    .map_err(|e| e as i32)?;
+    Ok(Answer::Fd {
+        fd,
+        cloexec: flags & libc::O_CLOEXEC != 0,
+    })
+}
+
+fn stat(
+    files: &FileService,
+    caller: &impl Caller,
+    dirfd: i32,
+    at: u64,
+    buf: u64,
+    flags: i32,
+) -> Result<Answer, i32> {
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT) != 0 {
+        return Err(libc::EINVAL);
+    }
+    let (fd, _) = target(files, caller, dirfd, &caller.path(at)?, flags)?;
+    let bytes = sys::stat_bytes(fd.as_fd()).map_err(|e| errno_of(&e))?;
+    caller.write(buf, &bytes)?;
+    Ok(Answer::Value(0))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn statx(
+    files: &FileService,
+    caller: &impl Caller,
+    dirfd: i32,
+    at: u64,
+    flags: i32,
+    mask: u32,
+    buf: u64,
+) -> Result<Answer, i32> {
+    let known = libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT;
+    if flags & !(known | STATX_SYNC) != 0 || flags & STATX_SYNC == STATX_SYNC {
+        return Err(libc::EINVAL);
+    }
+    let (fd, _) = target(files, caller, dirfd, &caller.path(at)?, flags)?;
+    let bytes = sys::statx_bytes(fd.as_fd(), flags & STATX_SYNC, mask).map_err(|e| errno_of(&e))?;
+    caller.write(buf, &bytes)?;
+    Ok(Answer::Value(0))
+}
+
+fn access(
+    files: &FileService,
+    caller: &impl Caller,
+    dirfd: i32,
+    at: u64,
+    mode: i32,
+    flags: i32,
+) -> Result<Answer, i32> {
+    let known = libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH;
+    if mode & !(libc::R_OK | libc::W_OK | libc::X_OK) != 0 || flags & !known != 0 {
+        return Err(libc::EINVAL);
+    }
+    let (fd, grant) = target(files, caller, dirfd, &caller.path(at)?, flags)?;
+    if mode & libc::X_OK != 0 {
+        return Err(libc::EACCES);
+    }
+    if mode & libc::W_OK != 0 && grant.is_some_and(|g| g.grant.access == Access::ReadOnly) {
+        return Err(libc::EROFS);
+    }
+    sys::access_fd(fd.as_fd(), mode).map_err(|e| errno_of(&e))?;
+    Ok(Answer::Value(0))
+}
+
+fn readlink(
+    files: &FileService,
+    caller: &impl Caller,
+    _dirfd: i32,
+    at: u64,
+    buf: u64,
+    size: i32,
+) -> Result<Answer, i32> {
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or(libc::EINVAL)?;
+    let l = located(files, caller, at)?;
+    let fd = lookup(&l, true)?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| e as i32)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+        return Err(libc::EINVAL);
+    }
+    let target = nix::fcntl::readlinkat(&fd, "").map_err(|e| e as i32)?;
+    let bytes = target.as_bytes();
+    let n = bytes.len().min(size);
+    caller.write(buf, bytes.get(..n).unwrap_or_default())?;
+    Ok(Answer::Value(n as i64))
+}
+
+/// An `io::Error`'s errno (`EIO` if it has none).
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+#[cfg(test)]
+#[path = "file_calls_tests.rs"]
+mod tests;
