@@ -4,7 +4,11 @@
 //!    SOCK_SEQPACKET 8-byte ping-pong, same two threads;
 //! 2. brokered open (request → `FileService::open` → fd back over SCM_RIGHTS) vs a
 //!    native `File::open` vs a raw round trip that carries an already-open fd;
-//! 3. spawn → ready through the broker (renderer locked down and verified).
+//! 3. from a real renderer (locked down, its file calls handed to the broker): a plain
+//!    `File::open` answered by the broker's file-call thread (with and without
+//!    `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`) and `client.open` through the broker's loop,
+//!    against the raw fd round trip of 2.;
+//! 4. spawn → ready through the broker (renderer locked down and verified).
 //!
 //! ```sh
 //! cargo run --release -p broker --example ipc_bench
@@ -184,6 +188,65 @@ fn native_opens(dir: &std::path::Path) -> f64 {
     per_op(start, N)
 }
 
+/// From a real renderer with a grant on `dir`: µs per plain `File::open` (+ close),
+/// answered through the seccomp listener, and per `client.open`, through the channel
+/// and the broker's loop. `sync`: the broker asks for synchronous wake-ups.
+fn renderer_opens(dir: &std::path::Path, sync: bool) -> (f64, f64) {
+    let config = BrokerConfig {
+        sync_wake_up: sync,
+        ..BrokerConfig::default()
+    };
+    let mut broker = Broker::new(config, Nothing).expect("broker");
+    let spec = RendererSpec::current_exe()
+        .expect("exe")
+        .arg(BENCH_OPENS)
+        .grant(Grant::new(dir, Access::ReadOnly))
+        .env("FILE", dir.join("file").display().to_string())
+        .inherit_stderr(false);
+    broker.spawn(spec).expect("spawn");
+    let (mut plain, mut brokered) = (f64::NAN, f64::NAN);
+    for e in broker.run_until_idle(Duration::from_secs(120)) {
+        if let Event::Log { line, .. } = e {
+            let mut words = line.split_whitespace();
+            let (what, value) = (words.next(), words.next().and_then(|v| v.parse().ok()));
+            match (what, value) {
+                (Some("plain"), Some(v)) => plain = v,
+                (Some("client"), Some(v)) => brokered = v,
+                _ => {}
+            }
+        }
+    }
+    (plain, brokered)
+}
+
+/// The renderer side of [`renderer_opens`].
+fn bench_opens(client: &mut renderer::RendererClient<Nothing>) -> i32 {
+    let path = std::env::var("FILE").unwrap_or_default();
+    let start = Instant::now();
+    for _ in 0..N {
+        if std::fs::File::open(&path).is_err() {
+            return 1;
+        }
+    }
+    let plain = per_op(start, N);
+    let start = Instant::now();
+    for _ in 0..N {
+        if client
+            .open(&path, OpenMode::Read, Duration::from_secs(5))
+            .is_err()
+        {
+            return 2;
+        }
+    }
+    let brokered = per_op(start, N);
+    let _ = client.log(3, &format!("plain {plain}"));
+    let _ = client.log(3, &format!("client {brokered}"));
+    0
+}
+
+/// The renderer argument that runs [`bench_opens`].
+const BENCH_OPENS: &str = "bench-opens";
+
 struct Nothing;
 impl Protocol for Nothing {
     type Req = ();
@@ -240,6 +303,9 @@ fn spawn_to_ready(rounds: usize, zygote: bool, share_net: bool) -> f64 {
 
 fn main() {
     if std::env::args().any(|a| a == renderer::ROLE_ARG) {
+        if std::env::args().any(|a| a == BENCH_OPENS) {
+            renderer::run::<Nothing>(|_, client| bench_opens(client));
+        }
         renderer::run::<Nothing>(|_, _| 0);
     }
     if std::env::args().any(|a| a == renderer::ZYGOTE_ARG) {
@@ -254,7 +320,12 @@ fn main() {
     let mut raw_fd = Vec::new();
     let mut brokered = Vec::new();
     let mut native = Vec::new();
+    let (mut plain_sync, mut plain_async, mut client_open) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
+        let (plain, client) = renderer_opens(&dir, true);
+        plain_sync.push(plain);
+        client_open.push(client);
+        plain_async.push(renderer_opens(&dir, false).0);
         raw.push(raw_round_trips(false));
         typed.push(typed_round_trips());
         raw_fd.push(raw_round_trips(true));
@@ -268,6 +339,8 @@ fn main() {
         median(brokered),
         median(native),
     );
+    let (plain_sync, plain_async, client_open) =
+        (median(plain_sync), median(plain_async), median(client_open));
     let spawn = spawn_to_ready(30, false, false);
     let spawn_zygote = spawn_to_ready(30, true, false);
     let spawn_zygote_shared = spawn_to_ready(30, true, true);
@@ -287,6 +360,9 @@ fn main() {
         "| native `File::open` (for scale) | {native:.2} | {:.2}× | |",
         native / raw_fd
     );
+    println!("| renderer: plain `File::open`, brokered file call, synchronous wake-up | {plain_sync:.2} | {:.2}× | ≤ 1.2× |", plain_sync / raw_fd);
+    println!("| renderer: plain `File::open`, brokered file call, ordinary wake-up | {plain_async:.2} | {:.2}× | |", plain_async / raw_fd);
+    println!("| renderer: `client.open` through the broker's loop | {client_open:.2} | {:.2}× | ≤ 1.2× |", client_open / raw_fd);
     println!("| spawn → ready through the broker (median of 30) | {spawn:.0} | | |");
     println!(
         "| spawn → ready through the broker's zygote (median of 30) | {spawn_zygote:.0} | | |"

@@ -36,6 +36,7 @@ pub struct RendererSpec {
     pub(crate) restart: Option<Restart>,
     pub(crate) inherit_stderr: bool,
     pub(crate) file_calls: bool,
+    pub(crate) connect: Vec<(String, u16)>,
 }
 
 impl RendererSpec {
@@ -62,6 +63,7 @@ impl RendererSpec {
             restart: None,
             inherit_stderr: true,
             file_calls: true,
+            connect: Vec::new(),
         }
     }
 
@@ -135,6 +137,17 @@ impl RendererSpec {
     /// Off, those calls fail with `EACCES` and files come only through `client.open`.
     pub fn file_calls(mut self, yes: bool) -> Self {
         self.file_calls = yes;
+        self
+    }
+
+    /// Let the renderer ask for a TCP connection to `host:port`
+    /// (`RendererClient::connect`, naming the host exactly as here). The broker
+    /// resolves `host` when it spawns the renderer (a name that resolves to nothing
+    /// fails the spawn), connects outside the renderer's network namespace to those
+    /// addresses only, and hands the connected socket over. The renderer itself still
+    /// cannot make a socket or connect one.
+    pub fn connect_to(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.connect.push((host.into(), port));
         self
     }
 

@@ -198,6 +198,54 @@ pub enum OpenError {
     },
 }
 
+// Connecting through the broker: a renderer has no network of its own (an empty
+// network namespace; its preset refuses `socket` and `connect`), but its spec may name
+// hosts it may reach. The broker resolves them when it spawns the renderer, connects
+// on request, and hands back the connected socket.
+
+/// Longest host name in a [`ConnectRequest`] (a DNS name's limit).
+pub const MAX_HOST_LEN: usize = 253;
+
+/// A TCP connection to `host:port`, which must be on the renderer's allow-list
+/// exactly as its spec wrote it (a name, or an IP address).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// The host, as in the spec's allow-list.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// Why the broker connected nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ConnectError {
+    /// `host:port` is not on the renderer's allow-list.
+    #[error("not on the allow-list")]
+    NotAllowed,
+    /// The renderer has too many connections being made at once.
+    #[error("too many connections in progress")]
+    TooMany,
+    /// Every address of the host refused or failed; the last error.
+    #[error("connect failed (errno {errno})")]
+    Failed {
+        /// The errno of the last attempt.
+        errno: i32,
+    },
+    /// No address answered within the broker's connect timeout.
+    #[error("connect timed out")]
+    TimedOut,
+}
+
+impl Message for ConnectRequest {
+    fn validate(&self) -> Result<(), String> {
+        if self.host.len() > MAX_HOST_LEN {
+            Err("host name longer than 253 bytes".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// A request from a renderer: a built-in service, or the embedder's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request<E> {
@@ -205,6 +253,8 @@ pub enum Request<E> {
     Open(OpenRequest),
     /// The embedder's own request.
     Embedder(E),
+    /// Connect to a host on the renderer's allow-list.
+    Connect(ConnectRequest),
 }
 
 impl Message for OpenRequest {
@@ -220,7 +270,7 @@ impl Message for OpenRequest {
 impl<E: Message> Message for Request<E> {
     fn fd_count(&self) -> usize {
         match self {
-            Request::Open(_) => 0,
+            Request::Open(_) | Request::Connect(_) => 0,
             Request::Embedder(e) => e.fd_count(),
         }
     }
@@ -229,6 +279,7 @@ impl<E: Message> Message for Request<E> {
         match self {
             Request::Open(o) => o.validate(),
             Request::Embedder(e) => e.validate(),
+            Request::Connect(c) => c.validate(),
         }
     }
 }
@@ -244,6 +295,10 @@ pub enum Response<R> {
     Embedder(R),
     /// The request was refused before any handler (rate limit, shutdown).
     Refused(String),
+    /// Connected: the socket comes with this message.
+    Connected,
+    /// Nothing was connected.
+    ConnectFailed(ConnectError),
 }
 
 const fn at_least_one(n: usize) -> usize {
@@ -257,7 +312,7 @@ const fn at_least_one(n: usize) -> usize {
 impl<R: Message> Message for Response<R> {
     fn fd_count(&self) -> usize {
         match self {
-            Response::Opened => 1,
+            Response::Opened | Response::Connected => 1,
             Response::Embedder(r) => r.fd_count(),
             _ => 0,
         }

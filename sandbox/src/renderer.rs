@@ -25,7 +25,8 @@ use crate::ipc::rpc::{Client, Down, Up};
 use crate::ipc::{Channel, IpcError, Limits, Message};
 use crate::lockdown::{lock_down, Config, LockedDown, SeccompChoice};
 use crate::protocol::{
-    BrokerNote, OpenError, OpenMode, OpenRequest, RendererNote, Request, Response, Setup, Violation,
+    BrokerNote, ConnectError, ConnectRequest, OpenError, OpenMode, OpenRequest, RendererNote,
+    Request, Response, Setup, Violation,
 };
 use crate::sys;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -92,6 +93,9 @@ pub enum CallError {
     /// The broker refused to open the file.
     #[error("open refused: {0}")]
     Open(#[from] OpenError),
+    /// The broker connected nothing.
+    #[error("connect refused: {0}")]
+    Connect(#[from] ConnectError),
     /// The broker refused the request (rate limit, shutdown).
     #[error("refused: {0}")]
     Refused(String),
@@ -115,6 +119,32 @@ impl<P: Protocol> RendererClient<P> {
         match self.client.call(req, &[], timeout)? {
             (Response::Opened, mut fds) => fds.pop().ok_or(CallError::Unexpected),
             (Response::OpenFailed(e), _) => Err(CallError::Open(e)),
+            (Response::Refused(r), _) => Err(CallError::Refused(r)),
+            _ => Err(CallError::Unexpected),
+        }
+    }
+
+    /// Ask the broker for a TCP connection to `host:port`, which the renderer's spec
+    /// must allow (`RendererSpec::connect_to`, the host spelled as there). The broker
+    /// connects outside the renderer's empty network namespace and hands the socket
+    /// back (blocking, close-on-exec). The `renderer` preset allows reading, writing
+    /// and shutting it down, not socket options.
+    pub fn connect(
+        &mut self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<std::net::TcpStream, CallError> {
+        let req = Request::Connect(ConnectRequest {
+            host: host.to_string(),
+            port,
+        });
+        match self.client.call(req, &[], timeout)? {
+            (Response::Connected, mut fds) => fds
+                .pop()
+                .map(std::net::TcpStream::from)
+                .ok_or(CallError::Unexpected),
+            (Response::ConnectFailed(e), _) => Err(CallError::Connect(e)),
             (Response::Refused(r), _) => Err(CallError::Refused(r)),
             _ => Err(CallError::Unexpected),
         }

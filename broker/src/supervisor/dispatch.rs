@@ -63,8 +63,9 @@ impl<S: Service> Broker<S> {
                 let key = EpollEvent::new(EpollFlags::EPOLLIN, id | LISTENER_BIT);
                 // With its file calls handed over, a thread of its own reads the
                 // listener and wakes the loop for a violation; else the loop reads it.
+                let sync = self.config.sync_wake_up;
                 let watched = match (&r.files, r.hands_over) {
-                    (Some(files), true) => notifier::start(listener, Arc::clone(files), id)
+                    (Some(files), true) => notifier::start(listener, Arc::clone(files), id, sync)
                         .and_then(|h| {
                             let added = self.epoll.add(h.wake.as_fd(), key);
                             r.handover = Some(h);
@@ -153,6 +154,8 @@ impl<S: Service> Broker<S> {
         }
         let from = RendererId(id);
         let answer = match body {
+            // Answered when the connection is made or has failed.
+            Request::Connect(req) => return self.start_connect(id, req_id, &req),
             Request::Open(req) => match r.files.as_ref() {
                 Some(files) => Ok(match files.open(&req) {
                     Ok(fd) => (Response::Opened, vec![fd]),

@@ -123,6 +123,10 @@ pub struct BrokerConfig {
     pub ready_timeout: Duration,
     /// Messages handled per renderer per round (fairness).
     pub max_per_round: usize,
+    /// Ask the kernel to wake the thread that answers a renderer's file calls on the
+    /// calling thread's CPU (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6; ignored
+    /// where the kernel lacks it). On by default; off only to measure what it saves.
+    pub sync_wake_up: bool,
 }
 
 impl Default for BrokerConfig {
@@ -136,6 +140,7 @@ impl Default for BrokerConfig {
             max_per_round: 64,
             max_queued_fds: 64,
             max_fds_in_flight: 32,
+            sync_wake_up: true,
         }
     }
 }
@@ -152,4 +157,7 @@ pub enum SpawnError {
     /// The file grants could not be opened.
     #[error("file grants: {0}")]
     Grants(String),
+    /// A host of the spec's allow-list could not be resolved.
+    #[error("allow-list: {0}")]
+    Egress(String),
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod dispatch;
+mod egress;
 mod events;
 mod io;
 mod notifier;
@@ -36,6 +37,7 @@ mod renderer;
 mod spawn;
 mod zygote;
 
+pub use egress::{CONNECT_TIMEOUT, MAX_CONNECTS};
 pub use events::{BrokerConfig, EndReason, Event, RendererId, Service, SpawnError};
 use notifier::Handover;
 use renderer::*;
@@ -58,6 +60,9 @@ pub struct Broker<S: Service> {
     shutting_down: bool,
     /// Renderers asked of the zygote, in the order asked (it answers in that order).
     launching: VecDeque<Launching<S::Proto>>,
+    /// Connections being made for renderers, by token.
+    connects: HashMap<u64, egress::PendingConnect>,
+    next_connect: u64,
 }
 
 const PIDFD_BIT: u64 = 1 << 63;
@@ -81,6 +86,8 @@ impl<S: Service> Broker<S> {
             zygote: None,
             shutting_down: false,
             launching: VecDeque::new(),
+            connects: HashMap::new(),
+            next_connect: 0,
         })
     }
 
@@ -141,6 +148,8 @@ impl<S: Service> Broker<S> {
             let id = key & !(PIDFD_BIT | LISTENER_BIT);
             if key == ZYGOTE_KEY {
                 self.on_zygote();
+            } else if key & egress::CONNECT_BIT != 0 {
+                self.on_connect(key & !egress::CONNECT_BIT);
             } else if key & PIDFD_BIT != 0 {
                 self.reap(id);
             } else if key & LISTENER_BIT != 0 {

@@ -42,14 +42,25 @@ impl Handover {
 
 /// Start the thread for the renderer whose filter's listener is `listener`, answering
 /// beneath `files`.
-pub(crate) fn start(listener: OwnedFd, files: Arc<FileService>, id: u64) -> io::Result<Handover> {
+pub(crate) fn start(
+    listener: OwnedFd,
+    files: Arc<FileService>,
+    id: u64,
+    sync_wake_up: bool,
+) -> io::Result<Handover> {
     let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
     let (wake, wake_write) = nix::unistd::pipe2(flags)?;
     let violation = Arc::new(Mutex::new(None));
     let seen = Arc::clone(&violation);
     std::thread::Builder::new()
         .name(format!("file-calls-{id}"))
-        .spawn(move || serve(listener, &files, &seen, wake_write))?;
+        .spawn(move || {
+            if sync_wake_up {
+                // Best effort: older kernels only wake less directly.
+                let _ = seccomp::wake_synchronously(listener.as_fd());
+            }
+            serve(listener, &files, &seen, wake_write)
+        })?;
     Ok(Handover { wake, violation })
 }
 
@@ -60,8 +71,6 @@ fn serve(
     violation: &Mutex<Option<Notification>>,
     wake: OwnedFd,
 ) {
-    // Best effort: older kernels only wake less directly.
-    let _ = seccomp::wake_synchronously(listener.as_fd());
     let arch = Arch::native();
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];

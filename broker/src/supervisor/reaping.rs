@@ -57,6 +57,9 @@ impl<S: Service> Broker<S> {
     pub(super) fn next_timer(&self) -> Option<Duration> {
         let now = Instant::now();
         let mut next: Option<Instant> = self.pending.iter().map(|p| p.due).min();
+        if let Some(t) = self.next_connect_deadline() {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         for r in self.renderers.values() {
             let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
             if let Some(d) = r.spec.deadline {
@@ -76,6 +79,7 @@ impl<S: Service> Broker<S> {
     }
 
     pub(super) fn check_timers(&mut self) {
+        self.expire_connects();
         let held: Vec<u64> = self
             .renderers
             .iter()

@@ -26,6 +26,8 @@ pub(super) struct Renderer<P: Protocol> {
     pub(super) hands_over: bool,
     /// That thread, once started.
     pub(super) handover: Option<Handover>,
+    /// The hosts it may ask to be connected to, resolved at spawn.
+    pub(super) egress: Vec<super::egress::Allowed>,
     pub(super) started: Instant,
     pub(super) life: Life,
     /// What it said about its own end (a violation, a failed allocation).
@@ -171,6 +173,7 @@ pub(super) struct Launching<P: Protocol> {
     pub(super) channel: BrokerChannel<P>,
     pub(super) files: Option<Arc<FileService>>,
     pub(super) hands_over: bool,
+    pub(super) egress: Vec<super::egress::Allowed>,
     pub(super) restarts: u32,
     pub(super) asked_listener: bool,
     pub(super) started: Instant,

@@ -45,6 +45,7 @@ impl<S: Service> Broker<S> {
             ))
         };
         let hands_over = hands_over_file_calls(&spec)?;
+        let egress = super::egress::resolve(&spec.connect)?;
         let (channel, theirs, asked_listener) = self.channel_with_setup(&spec, hands_over)?;
         let id = self.next_id;
         self.next_id += 1;
@@ -58,6 +59,7 @@ impl<S: Service> Broker<S> {
             channel,
             files,
             hands_over,
+            egress,
             restarts,
             asked_listener,
             started: Instant::now(),
@@ -102,6 +104,7 @@ impl<S: Service> Broker<S> {
             files: l.files,
             hands_over: l.hands_over,
             handover: None,
+            egress: l.egress,
             started: l.started,
             life: Life::Starting,
             said: Said::default(),
