@@ -10,6 +10,8 @@
 //!   are registers, not memory; the name is read from the caller's memory only to be
 //!   used as a name (at most 249 bytes; "memfd" when it cannot be read).
 //! * `connect`, under `sandbox run --connect`: see `run::egress`.
+//! * File calls, under `sandbox run --broker-ro/--broker-rw`: see
+//!   [`answer_file_call`].
 //! * Anything else is a violation: the supervisor names the call and ends the sandbox.
 //!
 //! A failed read of the listener is not the end of supervision: `ENOENT` (the call
@@ -19,6 +21,8 @@
 //! without a reader, the kernel would answer every later violation with ENOSYS and let
 //! the program go on.
 
+use broker::services::file_calls::{self, Caller, FileCall, Notified};
+use broker::services::files::FileService;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::params;
 use sandbox::seccomp::{self, Notification};
@@ -56,7 +60,7 @@ pub enum Outcome {
 
 /// Read one notification from `listener` and deal with it.
 pub fn handle(listener: BorrowedFd<'_>, arch: Arch) -> Outcome {
-    handle_with(listener, arch, None)
+    handle_with(listener, arch, None, None)
 }
 
 /// [`handle`], with `sandbox run --connect`'s answer to `connect` where given.
@@ -64,6 +68,7 @@ pub(crate) fn handle_with(
     listener: BorrowedFd<'_>,
     arch: Arch,
     egress: Option<&crate::run::egress::Egress>,
+    files: Option<&FileService>,
 ) -> Outcome {
     let n = match seccomp::receive(listener) {
         Ok(n) => n,
@@ -76,6 +81,12 @@ pub(crate) fn handle_with(
     if native && u32::try_from(n.nr).ok() == arch.syscall_number("memfd_create") {
         answer_memfd(listener, &n);
         return Outcome::Answered;
+    }
+    if let Some(files) = files.filter(|_| native) {
+        if let Some(call) = FileCall::decode(arch, n.nr, n.args) {
+            answer_file_call(listener, &n, call, files);
+            return Outcome::Answered;
+        }
     }
     if let Some(egress) = egress.filter(|_| native) {
         if u32::try_from(n.nr).ok() == arch.syscall_number("connect") {
@@ -91,6 +102,29 @@ pub(crate) fn handle_with(
             instruction_pointer: 0,
             args: n.args,
         },
+    }
+}
+
+/// `--broker-ro/--broker-rw`: a file call beneath one of the folders is answered
+/// there (`broker::services::file_calls`: resolved beneath the folder, never a
+/// CONTINUE); any other lets the kernel run it in the sandbox's own view, where the
+/// folders are not mounted — whatever path the kernel reads then, it reaches only what
+/// the sandbox could reach without the folders, so the path read here decides nothing
+/// the kernel would not.
+fn answer_file_call(
+    listener: BorrowedFd<'_>,
+    n: &Notification,
+    call: FileCall,
+    files: &FileService,
+) {
+    let caller = Notified::new(listener, n);
+    let ours = caller
+        .path(call.path())
+        .is_ok_and(|p| file_calls::beneath_a_grant(files, &p));
+    if ours {
+        file_calls::respond(listener, n.id, file_calls::answer(files, call, &caller));
+    } else {
+        let _ = seccomp::answer_continue(listener, n.id);
     }
 }
 

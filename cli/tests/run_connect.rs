@@ -1,6 +1,7 @@
 //! `sandbox run --connect HOST:PORT`, as root and as uid 65534: a C program reaches a
 //! loopback server the test started, by address and by a name from the sandbox's
-//! /etc/hosts, and is refused (EACCES) on another open port and for UDP.
+//! /etc/hosts, and over IPv6 loopback, and is refused (EACCES) on another open port
+//! and for UDP.
 
 mod common;
 use common::{both, compile, run, text, tmp};
@@ -17,9 +18,9 @@ const CLIENT: &str = r#"
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void tcp(const char *host, const char *port) {
+static void tcp_in(int family, const char *host, const char *port) {
     struct addrinfo hints = {0}, *res;
-    hints.ai_family = AF_INET;
+    hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;
     int r = getaddrinfo(host, port, &hints, &res);
     if (r) { printf("%s: %s\n", host, gai_strerror(r)); return; }
@@ -34,11 +35,14 @@ static void tcp(const char *host, const char *port) {
     close(s);
 }
 
+static void tcp(const char *host, const char *port) { tcp_in(AF_INET, host, port); }
+
 int main(int argc, char **argv) {
-    if (argc < 3) return 2;
+    if (argc < 4) return 2;
     tcp("127.0.0.1", argv[1]);
     tcp("localhost", argv[1]);
     tcp("127.0.0.1", argv[2]);
+    tcp_in(AF_INET6, "::1", argv[3]);
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -49,9 +53,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// A loopback server answering "pong" to each connection's "ping", on its own thread.
-fn server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+/// A loopback server (on `at`) answering "pong" to each connection's "ping", on its own
+/// thread.
+fn server(at: &str) -> u16 {
+    let listener = TcpListener::bind(at).expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
@@ -68,12 +73,15 @@ fn server() -> u16 {
 fn allowed_destinations_connect_and_others_are_refused() {
     let dir = tmp("connect");
     let client = compile(&dir, "client", CLIENT);
-    let allowed = server();
+    let allowed = server("127.0.0.1:0");
+    // IPv6 loopback: this machine class has it; a test that skipped it could not fail.
+    let v6 = server("[::1]:0");
     // Open, but not on the list: refused by the supervisor, not by the kernel.
     let other = TcpListener::bind("127.0.0.1:0").expect("bind");
     let other_port = other.local_addr().expect("addr").port();
     both(|nobody| {
-        let (a, o) = (allowed.to_string(), other_port.to_string());
+        let (a, o, six) = (allowed.to_string(), other_port.to_string(), v6.to_string());
+        let by_v6 = format!("[::1]:{v6}");
         let by_ip = format!("127.0.0.1:{allowed}");
         let by_name = format!("localhost:{allowed}");
         let r = run(
@@ -84,10 +92,13 @@ fn allowed_destinations_connect_and_others_are_refused() {
                 &by_ip,
                 "--connect",
                 &by_name,
+                "--connect",
+                &by_v6,
                 "--",
                 client.to_str().expect("utf-8"),
                 &a,
                 &o,
+                &six,
             ],
             nobody,
         );
@@ -95,7 +106,8 @@ fn allowed_destinations_connect_and_others_are_refused() {
         assert_eq!(r.status.code(), Some(0), "{err}");
         assert_eq!(
             text(&r.stdout),
-            "127.0.0.1 pong cloexec=1\nlocalhost pong cloexec=1\n127.0.0.1 refused 13\nudp 13\n",
+            "127.0.0.1 pong cloexec=1\nlocalhost pong cloexec=1\n127.0.0.1 refused 13\n\
+             ::1 pong cloexec=1\nudp 13\n",
             "nobody={nobody}: {err}"
         );
         assert!(

@@ -230,6 +230,15 @@ pub enum FileServiceError {
         #[source]
         source: io::Error,
     },
+    /// A grant that follows symlinks holds another grant that gives less: a symlink in
+    /// the outer one could reach the inner one's files with the outer one's access.
+    #[error("grant {outer:?} follows symlinks and holds {inner:?}, which gives less access")]
+    SymlinksIntoNarrowerGrant {
+        /// The grant that follows symlinks.
+        outer: PathBuf,
+        /// The grant inside it.
+        inner: PathBuf,
+    },
     /// The kernel has no `openat2` (Linux < 5.6) or refuses the `RESOLVE_*` flags;
     /// without it paths cannot be resolved safely, so there is no fallback.
     #[error("openat2 with RESOLVE_BENEATH is not available: {0}")]
@@ -307,6 +316,19 @@ impl FileService {
                 dir,
                 resolve,
             });
+        }
+        for outer in held.iter().filter(|g| g.grant.follow_symlinks) {
+            let narrower = held.iter().find(|inner| {
+                inner.components.len() > outer.components.len()
+                    && inner.components.starts_with(&outer.components)
+                    && inner.grant.access < outer.grant.access
+            });
+            if let Some(inner) = narrower {
+                return Err(FileServiceError::SymlinksIntoNarrowerGrant {
+                    outer: outer.grant.path.clone(),
+                    inner: inner.grant.path.clone(),
+                });
+            }
         }
         Ok(FileService { grants: held })
     }

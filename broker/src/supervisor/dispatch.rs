@@ -64,13 +64,17 @@ impl<S: Service> Broker<S> {
                 // With its file calls handed over, a thread of its own reads the
                 // listener and wakes the loop for a violation; else the loop reads it.
                 let sync = self.config.sync_wake_up;
+                let pid = u32::try_from(r.child.pid()).unwrap_or(0);
                 let watched = match (&r.files, r.hands_over) {
-                    (Some(files), true) => notifier::start(listener, Arc::clone(files), id, sync)
-                        .and_then(|h| {
-                            let added = self.epoll.add(h.wake.as_fd(), key);
-                            r.handover = Some(h);
-                            added.map_err(std::io::Error::from)
-                        }),
+                    (Some(files), true) => {
+                        notifier::start(listener, Arc::clone(files), (id, pid), sync).and_then(
+                            |h| {
+                                let added = self.epoll.add(h.wake.as_fd(), key);
+                                r.handover = Some(h);
+                                added.map_err(std::io::Error::from)
+                            },
+                        )
+                    }
                     _ => {
                         let added = self.epoll.add(listener.as_fd(), key);
                         r.listener = Some(listener);
@@ -188,9 +192,15 @@ impl<S: Service> Broker<S> {
             return;
         };
         if let Some(h) = r.handover.as_ref() {
-            // Its file-call thread saw a violation (and keeps the call waiting).
-            if let Some(n) = h.take_violation() {
-                on_violation(r, &n);
+            // Its file-call thread saw a violation (and keeps the call waiting), lost
+            // the listener, or ended with the renderer.
+            match h.hear() {
+                Heard::Violation(n) => on_violation(r, &n),
+                Heard::Lost(cause) => end(r, EndReason::LockdownFailed(cause)),
+                Heard::Ended => {
+                    let _ = self.epoll.delete(h.wake.as_fd());
+                }
+                Heard::Nothing => {}
             }
             return;
         }

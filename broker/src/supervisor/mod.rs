@@ -39,7 +39,7 @@ mod zygote;
 
 pub use egress::{CONNECT_TIMEOUT, MAX_CONNECTS};
 pub use events::{BrokerConfig, EndReason, Event, RendererId, Service, SpawnError};
-use notifier::Handover;
+use notifier::{Handover, Heard};
 use renderer::*;
 use zygote::Zygote;
 

@@ -14,44 +14,90 @@
 //! loop through a pipe, and the loop ends the renderer exactly as it ends one whose
 //! listener it reads itself. The violating call is never answered.
 
-use crate::services::file_calls::{self, Answer, Caller, FileCall, MAX_CALL_PATH};
+use crate::services::file_calls::{self, respond, FileCall, Notified};
 use crate::services::files::FileService;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sandbox::policy::arch::Arch;
 use sandbox::seccomp::{self, Notification};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 /// The broker's side of a renderer's file-call thread.
 pub(crate) struct Handover {
-    /// Readable when the thread has seen a violation (the epoll set watches it).
+    /// Readable when the thread has something to say (the epoll set watches it), and
+    /// at its end of file once the thread has ended.
     pub(crate) wake: OwnedFd,
+    said: Arc<Mutex<Said>>,
+}
+
+/// What the thread tells the broker's loop.
+#[derive(Default)]
+struct Said {
     /// The first violation it saw.
-    violation: Arc<Mutex<Option<Notification>>>,
+    violation: Option<Notification>,
+    /// It stopped reading the listener for this reason while the renderer may live
+    /// on: every later violation would go unanswered (the kernel says ENOSYS when the
+    /// listener is gone), so the renderer must be ended.
+    lost: Option<String>,
+}
+
+/// What a wake-up of the broker's loop found.
+pub(crate) enum Heard {
+    /// A violation: end the renderer with it.
+    Violation(Notification),
+    /// The thread lost the listener: end the renderer, with this cause.
+    Lost(String),
+    /// The thread has ended with its renderer: stop watching `wake`.
+    Ended,
+    /// Nothing (yet).
+    Nothing,
 }
 
 impl Handover {
-    /// The violation the thread saw, if any (the wake-up is drained).
-    pub(crate) fn take_violation(&self) -> Option<Notification> {
-        let mut byte = [0u8; 16];
-        while nix::unistd::read(&self.wake, &mut byte).is_ok_and(|n| n > 0) {}
-        self.violation.lock().ok().and_then(|mut v| v.take())
+    /// What the thread has to say (the wake-up drained).
+    pub(crate) fn hear(&self) -> Heard {
+        let mut bytes = [0u8; 16];
+        let mut ended = false;
+        loop {
+            match nix::unistd::read(&self.wake, &mut bytes) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let Ok(mut said) = self.said.lock() else {
+            return Heard::Lost("its file-call thread panicked".into());
+        };
+        if let Some(n) = said.violation.take() {
+            return Heard::Violation(n);
+        }
+        if let Some(cause) = said.lost.take() {
+            return Heard::Lost(cause);
+        }
+        if ended {
+            Heard::Ended
+        } else {
+            Heard::Nothing
+        }
     }
 }
 
-/// Start the thread for the renderer whose filter's listener is `listener`, answering
-/// beneath `files`.
+/// Start the thread for the renderer `pid` (in this process's pid namespace, its
+/// unreaped child) whose filter's listener is `listener`, answering beneath `files`.
 pub(crate) fn start(
     listener: OwnedFd,
     files: Arc<FileService>,
-    id: u64,
+    (id, pid): (u64, u32),
     sync_wake_up: bool,
 ) -> io::Result<Handover> {
     let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
     let (wake, wake_write) = nix::unistd::pipe2(flags)?;
-    let violation = Arc::new(Mutex::new(None));
-    let seen = Arc::clone(&violation);
+    let said = Arc::new(Mutex::new(Said::default()));
+    let theirs = Arc::clone(&said);
     std::thread::Builder::new()
         .name(format!("file-calls-{id}"))
         .spawn(move || {
@@ -59,120 +105,67 @@ pub(crate) fn start(
                 // Best effort: older kernels only wake less directly.
                 let _ = seccomp::wake_synchronously(listener.as_fd());
             }
-            serve(listener, &files, &seen, wake_write)
+            let lost = serve(&listener, &files, pid, &theirs, &wake_write).err();
+            if let (Some(cause), Ok(mut said)) = (lost, theirs.lock()) {
+                said.lost = Some(cause);
+            }
+            let _ = nix::unistd::write(&wake_write, &[1]);
         })?;
-    Ok(Handover { wake, violation })
+    Ok(Handover { wake, said })
 }
 
-/// Answer calls until the renderer is gone.
+/// Answer calls until the renderer is gone (`Ok`), or the listener fails (`Err`, why).
 fn serve(
-    listener: OwnedFd,
+    listener: &OwnedFd,
     files: &FileService,
-    violation: &Mutex<Option<Notification>>,
-    wake: OwnedFd,
-) {
+    pid: u32,
+    said: &Mutex<Said>,
+    wake: &OwnedFd,
+) -> Result<(), String> {
     let arch = Arch::native();
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll of its seccomp listener: {e}")),
         }
         let ready = fds[0].revents().unwrap_or(PollFlags::empty());
+        if ready.contains(PollFlags::POLLHUP) && !ready.contains(PollFlags::POLLIN) {
+            // No task uses the filter any more: the renderer is gone.
+            return Ok(());
+        }
         if !ready.contains(PollFlags::POLLIN) {
-            // POLLHUP: no task uses the filter any more; POLLERR/POLLNVAL: nothing to
-            // read ever again.
-            return;
+            continue;
         }
         let n = match seccomp::receive(listener.as_fd()) {
             Ok(n) => n,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => continue,
-            Err(_) => return,
+            Err(e) => return Err(format!("read of its seccomp listener: {e}")),
         };
         let call = (n.arch == arch.audit_arch())
             .then(|| FileCall::decode(arch, n.nr, n.args))
             .flatten();
         match call {
-            Some(call) => answer(listener.as_fd(), files, &n, call),
+            Some(call) => match Notified::of_process(listener.as_fd(), &n, pid) {
+                Some(caller) => {
+                    respond(
+                        listener.as_fd(),
+                        n.id,
+                        file_calls::answer(files, call, &caller),
+                    );
+                }
+                // A process the renderer started (a preset that allows it): its file
+                // calls are not answered beneath the renderer's grants.
+                None => {
+                    let _ = seccomp::answer_error(listener.as_fd(), n.id, libc::EACCES);
+                }
+            },
             None => {
-                if let Ok(mut v) = violation.lock() {
-                    v.get_or_insert(n);
+                if let Ok(mut s) = said.lock() {
+                    s.violation.get_or_insert(n);
                 }
-                let _ = nix::unistd::write(&wake, &[1]);
+                let _ = nix::unistd::write(wake, &[1]);
             }
         }
-    }
-}
-
-/// Answer one file call.
-fn answer(listener: BorrowedFd<'_>, files: &FileService, n: &Notification, call: FileCall) {
-    let caller = Notified {
-        listener,
-        id: n.id,
-        tid: n.pid,
-    };
-    match file_calls::answer(files, call, &caller) {
-        Answer::Fd { fd, cloexec } => {
-            if let Err(e) = seccomp::answer_with_fd(listener, n.id, fd.as_fd(), cloexec) {
-                // The call still waits unless it went away (ENOENT): e.g. EMFILE,
-                // its descriptor table is full.
-                let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                if errno != libc::ENOENT {
-                    let _ = seccomp::answer_error(listener, n.id, errno);
-                }
-            }
-        }
-        Answer::Value(v) => {
-            let _ = seccomp::answer_value(listener, n.id, v);
-        }
-        Answer::Error(errno) => {
-            let _ = seccomp::answer_error(listener, n.id, errno);
-        }
-    }
-}
-
-/// The caller of a waiting notification: its memory through `process_vm_readv`/
-/// `writev` (which honour its page protections), checked against the notification so
-/// that nothing is read from or written to a process that reused its id.
-struct Notified<'a> {
-    listener: BorrowedFd<'a>,
-    id: u64,
-    tid: u32,
-}
-
-impl Notified<'_> {
-    fn still_waits(&self) -> Result<(), i32> {
-        match seccomp::notification_valid(self.listener, self.id) {
-            Ok(true) => Ok(()),
-            _ => Err(libc::ENOENT),
-        }
-    }
-}
-
-impl Caller for Notified<'_> {
-    fn path(&self, at: u64) -> Result<Vec<u8>, i32> {
-        let path =
-            seccomp::read_callers_string(self.tid, at, MAX_CALL_PATH).map_err(|e| {
-                match e.raw_os_error() {
-                    Some(libc::ENAMETOOLONG) => libc::ENAMETOOLONG,
-                    _ => libc::EFAULT,
-                }
-            })?;
-        // Read, then checked: the call was waiting throughout, so these were its bytes.
-        self.still_waits()?;
-        Ok(path)
-    }
-
-    fn write(&self, at: u64, bytes: &[u8]) -> Result<(), i32> {
-        // Checked, then written: the thread is still blocked in this call.
-        self.still_waits()?;
-        seccomp::write_callers_memory(self.tid, at, bytes).map_err(|_| libc::EFAULT)
-    }
-
-    fn fd(&self, fd: i32) -> Result<OwnedFd, i32> {
-        let dup = seccomp::callers_fd(self.tid, fd).map_err(|_| libc::EBADF)?;
-        self.still_waits()?;
-        Ok(dup)
     }
 }

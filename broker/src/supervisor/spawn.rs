@@ -10,17 +10,19 @@ impl<S: Service> Broker<S> {
     /// reads each violation from the kernel. With `hand_over`, the refusals of the
     /// file calls (`file_calls::HANDED_OVER`) are notifications too, answered by the
     /// broker beneath the renderer's grants.
-    pub(super) fn compiled_preset(&mut self, preset: Preset, hand_over: bool) -> Option<Vec<u8>> {
+    pub(super) fn compiled_preset(
+        &mut self,
+        preset: Preset,
+        hand_over: bool,
+    ) -> Result<Vec<u8>, String> {
         if let Some(bytes) = self.compiled.get(&(preset, hand_over)) {
-            return Some(bytes.clone());
+            return Ok(bytes.clone());
         }
         let handed: &[&str] = if hand_over { HANDED_OVER } else { &[] };
-        let program = preset
-            .compile_handing_over(Arch::native(), 1, handed)
-            .ok()?;
+        let program = preset.compile_handing_over(Arch::native(), 1, handed)?;
         let bytes = sandbox::bpf::to_bytes(&program.instructions);
         self.compiled.insert((preset, hand_over), bytes.clone());
-        Some(bytes)
+        Ok(bytes)
     }
 
     /// Start a renderer.
@@ -136,10 +138,19 @@ impl<S: Service> Broker<S> {
             rlimits: spec.rlimits,
             opt_outs: spec.opt_outs.clone(),
             landlock_min_abi: spec.landlock_min_abi,
-            filter: if spec.namespaces.pid {
-                self.compiled_preset(spec.preset, hands_over)
-            } else {
-                None
+            filter: match spec.namespaces.pid {
+                false => None,
+                true => match self.compiled_preset(spec.preset, hands_over) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) if hands_over => {
+                        return Err(SpawnError::Grants(format!(
+                            "the file calls cannot be handed over under the {} preset: {e}",
+                            spec.preset
+                        )))
+                    }
+                    // The renderer compiles the preset itself (and reports it).
+                    Err(_) => None,
+                },
             },
             listener: false,
         };

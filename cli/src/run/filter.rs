@@ -24,6 +24,7 @@ pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
         && !args.tty
         && !args.no_namespaces
         && args.connect.is_empty()
+        && !args.brokers_files()
         && PolicyArg::parse(args.policy.as_deref().unwrap_or("exec")).map_err(RunError::Options)?
             == PolicyArg::Preset(Preset::Exec);
     if plain_exec && !PRECOMPILED_EXEC.is_empty() {
@@ -37,7 +38,42 @@ pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
             .add_action("connect", Action::UserNotify)
             .map_err(|e| RunError::Policy(e.to_string()))?;
     }
+    if args.brokers_files() {
+        hand_file_calls_over(&mut policy).map_err(RunError::Policy)?;
+    }
     notifying(policy).map_err(RunError::Policy)
+}
+
+/// `--broker-ro/--broker-rw`: every file call of `broker::services::file_calls` to the
+/// supervisor, which answers those beneath its folders and lets the kernel run the
+/// others in the sandbox's own view (`crate::notify`) — except `fstat` in its
+/// `newfstatat(fd, "", AT_EMPTY_PATH)` and `statx(fd, "", AT_EMPTY_PATH)` forms, which
+/// stay in the kernel: with a non-empty path they resolve in the sandbox's view, where
+/// the folders are not mounted.
+fn hand_file_calls_over(policy: &mut Policy) -> Result<(), String> {
+    use sandbox::policy::arg;
+    let arch = Arch::native();
+    let empty_path = libc::AT_EMPTY_PATH as u64;
+    for name in broker::services::file_calls::HANDED_OVER {
+        if arch.syscall_number(name).is_none() {
+            continue;
+        }
+        policy.remove(name);
+        let kept = match *name {
+            "newfstatat" | "fstatat" => Some(arg(3).eq(empty_path)),
+            "statx" => Some(arg(2).any_bits(empty_path)),
+            _ => None,
+        };
+        if let Some(when) = kept {
+            policy
+                .add_rule(name, when, Action::Allow)
+                .map_err(|e| e.to_string())?;
+        }
+        policy
+            .set_otherwise(name, Action::UserNotify)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The policy the program runs under, as written (its own default; its rules know

@@ -33,6 +33,16 @@ pub struct RunArgs {
     /// Bind PATH writable at DEST. Repeatable.
     #[arg(long = "rw", value_name = "PATH[:DEST]")]
     pub rw: Vec<String>,
+    /// Offer the folder PATH read-only without mounting it: the program's open, stat,
+    /// access and readlink of absolute paths beneath it are answered by the supervisor
+    /// (resolved beneath the folder, never out of it; regular files only). Every file
+    /// call then passes through the supervisor. Repeatable; see docs/sandbox-run.md.
+    #[arg(long = "broker-ro", value_name = "PATH")]
+    pub broker_ro: Vec<std::path::PathBuf>,
+    /// As --broker-ro, and the program may write and create files there (they belong
+    /// to you, the caller).
+    #[arg(long = "broker-rw", value_name = "PATH")]
+    pub broker_rw: Vec<std::path::PathBuf>,
     /// A minimal /dev: null, zero, urandom.
     #[arg(long)]
     pub dev: bool,
@@ -141,6 +151,20 @@ pub mod defaults {
 }
 
 impl RunArgs {
+    /// Whether `--broker-ro`/`--broker-rw` offer folders through the supervisor.
+    pub fn brokers_files(&self) -> bool {
+        !self.broker_ro.is_empty() || !self.broker_rw.is_empty()
+    }
+
+    /// The `--broker-ro`/`--broker-rw` folders as grants (whole trees, symlinks
+    /// followed inside them; read-write ones may create files).
+    pub fn broker_grants(&self) -> Vec<broker::services::files::Grant> {
+        use broker::services::files::{Access, Grant};
+        let grant = |p: &std::path::PathBuf, a| Grant::new(p, a).recursive().follow_symlinks();
+        let ro = self.broker_ro.iter().map(|p| grant(p, Access::ReadOnly));
+        let rw = self.broker_rw.iter().map(|p| grant(p, Access::Create));
+        ro.chain(rw).collect()
+    }
     /// With `--profile`: the profile loaded, its binds (`profile_ro`, `profile_rw`) and
     /// environment before the command line's, its limits where the command line sets
     /// none (a limit neither sets takes its default: [`defaults`]).

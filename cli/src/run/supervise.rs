@@ -81,6 +81,14 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
             .map_err(RunError::Policy)?,
         None => compile_filter(&args)?,
     };
+    let files = if args.brokers_files() {
+        Some(
+            broker::services::files::FileService::new(args.broker_grants())
+                .map_err(|e| RunError::Options(format!("--broker-ro/--broker-rw: {e}")))?,
+        )
+    } else {
+        None
+    };
     send_plan(
         &ctl,
         plan_message(&args, &plan, &groups, filter),
@@ -120,6 +128,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         groups: &groups,
         grouped: plan.without_namespaces().then_some(payload),
         egress: egress.as_ref().map(|(e, _)| e),
+        files: files.as_ref(),
         bombs: BombWatch::default(),
         deadline: start + Duration::from_secs(args.wall()),
         recorder,

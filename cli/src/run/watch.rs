@@ -40,6 +40,8 @@ pub(super) struct Watch<'a> {
     pub(super) grouped: Option<i32>,
     /// `--connect`: how `connect` is answered.
     pub(super) egress: Option<&'a super::egress::Egress>,
+    /// `--broker-ro/--broker-rw`: the folders file calls are answered beneath.
+    pub(super) files: Option<&'a broker::services::files::FileService>,
     pub(super) bombs: BombWatch,
     pub(super) deadline: Instant,
     /// `sandbox learn`: every call is recorded here and runs.
@@ -183,7 +185,7 @@ impl Watch<'_> {
         let listener = self.listener.as_ref()?.as_fd();
         let outcome = match self.recorder.as_deref_mut() {
             Some(r) => r.handle(listener, Arch::native()),
-            None => crate::notify::handle_with(listener, Arch::native(), self.egress),
+            None => crate::notify::handle_with(listener, Arch::native(), self.egress, self.files),
         };
         match outcome {
             Outcome::Answered | Outcome::Retry => None,

@@ -72,4 +72,10 @@ pub enum PolicyError {
     /// A policy with no rule at all.
     #[error("empty policy: it names no syscall (a filter that only applies its default is almost certainly a mistake)")]
     Empty,
+    /// `hand_over_refusals` of a syscall the policy does not name or treats as a
+    /// violation somewhere.
+    #[error(
+        "`{0}` cannot be handed over: the policy does not name it, or a case of it is a violation"
+    )]
+    CannotHandOver(&'static str),
 }

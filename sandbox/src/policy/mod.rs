@@ -239,26 +239,37 @@ impl Policy {
         }
     }
 
-    /// Hand `syscall`'s refusals to the listener's holder: every rule of it whose action
-    /// refuses without running the call (an errno, a trap), and its fallback (its own,
-    /// or the default when it has none), become [`Action::UserNotify`]; what it allows
-    /// stays allowed, in the kernel. For a broker that answers those calls itself (a
-    /// file call beneath a grant). A syscall the policy does not name is handed over
-    /// whole.
+    /// Hand `syscall`'s refusals to the listener's holder: every rule of it that
+    /// answers with an errno, and its errno fallback (its own, or the default when it
+    /// has none), become [`Action::UserNotify`]; what it allows stays allowed, in the
+    /// kernel. For a broker that answers those calls itself (a file call beneath a
+    /// grant). A case the policy treats as a violation (trap, kill, or user-notify
+    /// already) cannot be handed over — its holder could not tell it from a call to
+    /// answer — and is an error, as is a syscall the policy does not name.
     pub fn hand_over_refusals(&mut self, syscall: &str) -> Result<(), PolicyError> {
         let s = Syscall::new(syscall)?;
-        let entry = self.syscalls.entry(s).or_default();
-        let refuses = |a: Action| matches!(a, Action::Errno(_) | Action::Trap(_));
+        let default = self.default;
+        let Some(entry) = self.syscalls.get_mut(&s) else {
+            return Err(PolicyError::CannotHandOver(s.name()));
+        };
+        let fallback = (!entry.has_unconditional()).then(|| entry.otherwise.unwrap_or(default));
+        let actions = entry.rules.iter().map(|r| r.action).chain(fallback);
+        let violation = |a: Action| {
+            matches!(
+                a,
+                Action::Trap(_) | Action::KillProcess | Action::KillThread | Action::UserNotify
+            )
+        };
+        if actions.clone().any(violation) {
+            return Err(PolicyError::CannotHandOver(s.name()));
+        }
         for rule in &mut entry.rules {
-            if refuses(rule.action) {
+            if matches!(rule.action, Action::Errno(_)) {
                 rule.action = Action::UserNotify;
             }
         }
-        if !entry.has_unconditional() {
-            let fallback = entry.otherwise.unwrap_or(self.default);
-            if refuses(fallback) {
-                entry.otherwise = Some(Action::UserNotify);
-            }
+        if let Some(Action::Errno(_)) = fallback {
+            entry.otherwise = Some(Action::UserNotify);
         }
         Ok(())
     }

@@ -116,17 +116,18 @@ impl Preset {
         use super::Action;
         let options = Options::new(arch).define("SELF_PID", u64::from(self_pid));
         let mut policy = self.policy(&options).map_err(|e| e.to_string())?;
+        // Handed over first: a call that is a violation cannot be (an error).
+        for name in handed_over {
+            if arch.syscall_number(name).is_some() {
+                policy.hand_over_refusals(name).map_err(|e| e.to_string())?;
+            }
+        }
         policy
             .map_actions(|a| match a {
                 Action::Trap(_) => Action::UserNotify,
                 other => other,
             })
             .map_err(|e| e.to_string())?;
-        for name in handed_over {
-            if arch.syscall_number(name).is_some() {
-                policy.hand_over_refusals(name).map_err(|e| e.to_string())?;
-            }
-        }
         crate::bpf::compile(&policy, arch).map_err(|e| e.to_string())
     }
 

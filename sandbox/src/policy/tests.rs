@@ -138,8 +138,15 @@ fn handing_over_refusals_keeps_what_is_allowed() {
     let arch = Arch::native();
     let options = Options::new(arch).define("SELF_PID", 1);
     let mut p = Preset::Renderer.policy(&options).expect("preset");
-    for name in ["newfstatat", "openat", "statx", "getppid"] {
+    for name in ["newfstatat", "openat", "statx"] {
         p.hand_over_refusals(name).expect("hand over");
+    }
+    // A violation (trapped by the default, or named as one) cannot be handed over.
+    for name in ["getppid", "ptrace"] {
+        assert!(matches!(
+            p.hand_over_refusals(name),
+            Err(PolicyError::CannotHandOver(_))
+        ));
     }
     let nr = |n: &str| arch.syscall_number(n).expect("nr");
     let call = |n: &str, args: [u64; 6]| p.evaluate(arch, &SeccompData::new(arch, nr(n), args));
@@ -153,8 +160,10 @@ fn handing_over_refusals_keeps_what_is_allowed() {
     assert_eq!(call("newfstatat", [3, 0, 0, 0, 0, 0]), Action::UserNotify);
     assert_eq!(call("openat", [0, 0, 0, 0, 0, 0]), Action::UserNotify);
     assert_eq!(call("statx", [0, 0, 0, 0, 0, 0]), Action::UserNotify);
-    // A syscall the preset does not name was refused by the default (trap): handed
-    // over too; one that stays allowed is untouched.
-    assert_eq!(call("getppid", [0; 6]), Action::UserNotify);
+    assert_eq!(call("statx", [3, 0, empty_path, 0, 0, 0]), Action::Allow);
+    // One that stays allowed is untouched; a violation stays the default's trap.
     assert_eq!(call("read", [0; 6]), Action::Allow);
+    assert!(matches!(call("getppid", [0; 6]), Action::Trap(_)));
+    // Handing over twice is an error (the refusal is a notification already).
+    assert!(p.hand_over_refusals("openat").is_err());
 }

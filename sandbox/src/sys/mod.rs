@@ -338,12 +338,24 @@ const FLAG_NEW_LISTENER: u32 = 1 << 3;
 /// failing with ESRCH rather than a thread id.
 const FLAG_TSYNC_ESRCH: u32 = 1 << 4;
 
+/// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (Linux 5.19): once the supervisor has
+/// received a notification, the waiting call is interrupted only by a fatal signal —
+/// so a signal cannot make the kernel restart a call the supervisor is answering (and
+/// have it done twice: a file created, then `EEXIST`).
+const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
 /// Install `program` on every thread with SECCOMP_FILTER_FLAG_NEW_LISTENER (and TSYNC,
-/// TSYNC_ESRCH); returns the listener.
+/// TSYNC_ESRCH, and WAIT_KILLABLE_RECV where the kernel has it); returns the listener.
 pub fn seccomp_install_with_listener(program: &[SockFilter]) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let flags = FLAG_NEW_LISTENER | crate::seccomp::FLAG_TSYNC | FLAG_TSYNC_ESRCH;
-    let fd = seccomp_set_mode_filter(program, flags)?;
+    let fd = match seccomp_set_mode_filter(program, flags | FLAG_WAIT_KILLABLE_RECV) {
+        // An older kernel refuses the unknown flag: install without it.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            seccomp_set_mode_filter(program, flags)?
+        }
+        other => other?,
+    };
     let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: with NEW_LISTENER the kernel returns a new descriptor for the listener,
     // owned by nothing else.

@@ -30,9 +30,6 @@ impl Caller for Fake {
         self.written.borrow_mut().insert(at, bytes.to_vec());
         Ok(())
     }
-    fn fd(&self, _fd: i32) -> Result<OwnedFd, i32> {
-        Err(libc::EBADF)
-    }
 }
 
 fn caller(path: impl AsRef<[u8]>) -> Fake {
@@ -318,4 +315,73 @@ fn decodes_32_bit_arguments_as_the_kernel() {
     );
     assert_eq!(FileCall::decode(arch, nr("read"), [0; 6]), None);
     assert_eq!(FileCall::decode(arch, -1, [0; 6]), None);
+}
+
+/// Grants inside grants: `..` cannot carry an outer grant's access into an inner one,
+/// a non-recursive inner grant does not hide what the outer one covers, and a grant
+/// that follows symlinks may not hold a narrower one.
+#[test]
+fn nested_grants() {
+    let root = std::env::temp_dir().join(format!("file-calls-nested-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("outer/inner/deep")).expect("mkdir");
+    std::fs::create_dir_all(root.join("outer/x")).expect("mkdir");
+    std::fs::write(root.join("outer/inner/f"), "f").expect("write");
+    std::fs::write(root.join("outer/inner/deep/g"), "g").expect("write");
+    std::fs::write(root.join("outer/h"), "h").expect("write");
+    let files = FileService::new(vec![
+        Grant::new(root.join("outer"), Access::ReadWrite).recursive(),
+        Grant::new(root.join("outer/inner"), Access::ReadOnly),
+    ])
+    .expect("service");
+    let open = |rel: &str, flags: i32| {
+        let call = FileCall::Open {
+            dirfd: AT_FDCWD,
+            path: PATH,
+            flags,
+            mode: 0,
+        };
+        match answer(&files, call, &caller(format!("{}/{rel}", root.display()))) {
+            Answer::Fd { .. } => Ok(()),
+            Answer::Error(e) => Err(e),
+            Answer::Value(v) => panic!("value {v}"),
+        }
+    };
+    assert_eq!(open("outer/x/../inner/f", libc::O_RDWR), Err(libc::ENOENT));
+    assert_eq!(open("outer/x/../h", libc::O_RDONLY), Err(libc::ENOENT));
+    assert_eq!(open("outer/inner/f", libc::O_RDWR), Err(libc::EROFS));
+    assert_eq!(open("outer/inner/f", libc::O_RDONLY), Ok(()));
+    // Deeper than the non-recursive inner grant: the outer one covers it.
+    assert_eq!(open("outer/inner/deep/g", libc::O_RDWR), Ok(()));
+    // O_DIRECTORY is decided before anything is opened: no truncation, no creation.
+    assert_eq!(
+        open("outer/h", libc::O_RDWR | libc::O_TRUNC | libc::O_DIRECTORY),
+        Err(libc::ENOTDIR)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("outer/h")).ok(),
+        Some("h".into())
+    );
+    assert_eq!(
+        open(
+            "outer/new",
+            libc::O_RDWR | libc::O_CREAT | libc::O_DIRECTORY
+        ),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        open("outer/x", libc::O_RDONLY | libc::O_DIRECTORY),
+        Err(libc::EACCES)
+    );
+    let follow = FileService::new(vec![
+        Grant::new(root.join("outer"), Access::ReadWrite)
+            .recursive()
+            .follow_symlinks(),
+        Grant::new(root.join("outer/inner"), Access::ReadOnly),
+    ]);
+    assert!(matches!(
+        follow,
+        Err(crate::services::files::FileServiceError::SymlinksIntoNarrowerGrant { .. })
+    ));
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -27,10 +27,17 @@
 //!   (`ENOTDIR` for a regular file opened with `O_DIRECTORY`). `stat`, `access` and
 //!   `readlink` work on everything beneath a grant, the grant's directory included.
 //! * `O_PATH` and `O_TMPFILE` opens answer `EACCES`; execute access (`X_OK`) `EACCES`.
-//! * Created files get the caller's mode without execute and set-id bits
-//!   (`mode & 0o666`), minus the broker's umask, owned by the broker's user.
-//! * `statx`/`newfstatat` with `AT_EMPTY_PATH` and an empty path describe the caller's
-//!   own descriptor (taken with `pidfd_getfd`; it is the caller's already).
+//! * Created files get the caller's mode without execute, set-id or group/other write
+//!   bits (`mode & 0o644`), minus the broker's umask, owned by the broker's user.
+//! * `fstat` (`newfstatat`/`statx` with `AT_EMPTY_PATH`) never comes here: the filter
+//!   leaves it to the kernel. An empty path that does come is `ENOENT`: the broker
+//!   never acts on a caller's descriptor.
+//! * A path with `..` is resolved by the kernel beneath its grant, and refused
+//!   (`ENOENT`) where that grant holds another grant, which `..` could otherwise
+//!   reach with the outer grant's access.
+
+mod notified;
+pub use notified::{respond, Notified};
 
 use super::files::{open_retrying, FileService, HeldGrant};
 use crate::services::files::Access;
@@ -62,6 +69,8 @@ pub const HANDED_OVER: &[&str] = &[
 pub const MAX_CALL_PATH: usize = 4095;
 /// The longest component (`NAME_MAX`).
 const MAX_COMPONENT: usize = 255;
+/// The most a created file's mode keeps of the caller's (then the broker's umask).
+const CREATED_MODE_MAX: u32 = 0o644;
 /// `AT_FDCWD` as the kernel reads a 32-bit `int`.
 const AT_FDCWD: i32 = libc::AT_FDCWD;
 /// `AT_STATX_SYNC_TYPE`: statx's synchronisation bits.
@@ -131,6 +140,17 @@ pub enum FileCall {
 }
 
 impl FileCall {
+    /// The address of the call's path argument.
+    pub fn path(&self) -> u64 {
+        match *self {
+            FileCall::Open { path, .. }
+            | FileCall::Stat { path, .. }
+            | FileCall::Statx { path, .. }
+            | FileCall::Access { path, .. }
+            | FileCall::Readlink { path, .. } => path,
+        }
+    }
+
     /// The call `nr` of `arch` with `args`, if it is one of [`HANDED_OVER`].
     pub fn decode(arch: Arch, nr: i32, args: [u64; 6]) -> Option<FileCall> {
         let name = arch.syscall_name(u32::try_from(nr).ok()?)?;
@@ -214,8 +234,6 @@ pub trait Caller {
     fn path(&self, at: u64) -> Result<Vec<u8>, i32>;
     /// Write `bytes` at `at` (`EFAULT` unless all of them were written).
     fn write(&self, at: u64, bytes: &[u8]) -> Result<(), i32>;
-    /// A duplicate of the caller's descriptor `fd` (`EBADF` if it has none).
-    fn fd(&self, fd: i32) -> Result<OwnedFd, i32>;
 }
 
 /// How a call is answered.
@@ -239,36 +257,36 @@ pub enum Answer {
 pub fn answer(files: &FileService, call: FileCall, caller: &impl Caller) -> Answer {
     let result = match call {
         FileCall::Open {
-            dirfd,
+            dirfd: _,
             path,
             flags,
             mode,
-        } => open(files, caller, dirfd, path, flags, mode),
+        } => open(files, caller, path, flags, mode),
         FileCall::Stat {
-            dirfd,
+            dirfd: _,
             path,
             buf,
             flags,
-        } => stat(files, caller, dirfd, path, buf, flags),
+        } => stat(files, caller, path, buf, flags),
         FileCall::Statx {
-            dirfd,
+            dirfd: _,
             path,
             flags,
             mask,
             buf,
-        } => statx(files, caller, dirfd, path, flags, mask, buf),
+        } => statx(files, caller, path, flags, mask, buf),
         FileCall::Access {
-            dirfd,
+            dirfd: _,
             path,
             mode,
             flags,
-        } => access(files, caller, dirfd, path, mode, flags),
+        } => access(files, caller, path, mode, flags),
         FileCall::Readlink {
-            dirfd,
+            dirfd: _,
             path,
             buf,
             size,
-        } => readlink(files, caller, dirfd, path, buf, size),
+        } => readlink(files, caller, path, buf, size),
     };
     result.unwrap_or_else(Answer::Error)
 }
@@ -280,11 +298,13 @@ struct Located<'a> {
     rest: CString,
 }
 
-/// Where `path` (as the caller wrote it) lands: the grant whose path is the longest
-/// prefix of its leading components (`//` and `/./` are `/`, as for the kernel), and
-/// the rest. A non-recursive grant covers its own directory and its direct entries
-/// only; a recursive one everything beneath, `..` included (the kernel's
-/// `RESOLVE_BENEATH` refuses a `..` that would leave it).
+/// Where `path` (as the caller wrote it) lands: among the grants that cover it — their
+/// path a prefix of its leading components (`//` and `/./` are `/`, as for the kernel),
+/// and what is left one component at most for a non-recursive grant — the one with the
+/// longest path, and the rest. A `..` in the rest is resolved by the kernel beneath the
+/// grant (`RESOLVE_BENEATH` refuses one that would leave it), and only beneath a grant
+/// that holds no other: otherwise `/outer/x/../inner/f` would reach an inner grant
+/// with the outer one's access.
 fn locate<'a>(files: &'a FileService, path: &[u8]) -> Result<Located<'a>, i32> {
     if path.first() != Some(&b'/') {
         return Err(libc::ENOENT);
@@ -297,22 +317,27 @@ fn locate<'a>(files: &'a FileService, path: &[u8]) -> Result<Located<'a>, i32> {
         return Err(libc::ENAMETOOLONG);
     }
     let leading = parts.iter().take_while(|c| **c != b"..").count();
+    let covers = |g: &HeldGrant| {
+        let n = g.components.len();
+        let prefix = n <= leading
+            && g.components
+                .iter()
+                .zip(&parts)
+                .all(|(a, b)| a.as_bytes() == *b);
+        let left = parts.len() - n.min(parts.len());
+        prefix && (g.grant.recursive || (left <= 1 && leading == parts.len()))
+    };
     let grant = files
         .held()
         .iter()
-        .filter(|g| {
-            g.components.len() <= leading
-                && g.components
-                    .iter()
-                    .zip(&parts)
-                    .all(|(a, b)| a.as_bytes() == *b)
-        })
+        .filter(|g| covers(g))
         .max_by_key(|g| g.components.len())
         .ok_or(libc::ENOENT)?;
-    let left = parts.get(grant.components.len()..).unwrap_or_default();
-    if !grant.grant.recursive && (left.len() > 1 || left.iter().any(|c| *c == b"..")) {
+    let n = grant.components.len();
+    if leading < parts.len() && files.held().iter().any(|g| contains(grant, g)) {
         return Err(libc::ENOENT);
     }
+    let left = parts.get(n..).unwrap_or_default();
     let mut rest = left.join(&b'/');
     if rest.is_empty() {
         rest.push(b'.');
@@ -322,6 +347,22 @@ fn locate<'a>(files: &'a FileService, path: &[u8]) -> Result<Located<'a>, i32> {
     }
     let rest = CString::new(rest).map_err(|_| libc::ENOENT)?;
     Ok(Located { grant, rest })
+}
+
+/// Whether grant `inner` lies strictly beneath grant `outer`.
+fn contains(outer: &HeldGrant, inner: &HeldGrant) -> bool {
+    inner.components.len() > outer.components.len()
+        && outer
+            .components
+            .iter()
+            .zip(&inner.components)
+            .all(|(a, b)| a == b)
+}
+
+/// Whether `path` (as a caller wrote it) lands beneath one of `files`' grants — the
+/// calls [`answer`] would serve rather than refuse as missing.
+pub fn beneath_a_grant(files: &FileService, path: &[u8]) -> bool {
+    locate(files, path).is_ok()
 }
 
 /// The caller's path at `at`, located (an empty path is `ENOENT`: `AT_EMPTY_PATH` is
@@ -356,27 +397,28 @@ fn lookup(l: &Located<'_>, nofollow: bool) -> Result<OwnedFd, i32> {
     open_retrying(l.grant, &l.rest, flags, 0).map_err(|e| caller_errno(e, l.grant, nofollow))
 }
 
-/// The file a stat-like call describes: the caller's own descriptor (`AT_EMPTY_PATH`
-/// and an empty `path`), or what `path` names beneath a grant (with the grant).
+/// What a stat-like call's `path` names beneath a grant (with the grant). An empty
+/// path is `ENOENT`: the filter leaves `AT_EMPTY_PATH` on a descriptor to the kernel
+/// (`fstat`); the broker never acts on a caller's descriptor.
 fn target<'a>(
     files: &'a FileService,
-    caller: &impl Caller,
-    dirfd: i32,
     path: &[u8],
     flags: i32,
-) -> Result<(OwnedFd, Option<&'a HeldGrant>), i32> {
-    if path.is_empty() {
-        if flags & libc::AT_EMPTY_PATH == 0 || dirfd == AT_FDCWD {
-            return Err(libc::ENOENT);
-        }
-        return Ok((caller.fd(dirfd)?, None));
-    }
+) -> Result<(OwnedFd, &'a HeldGrant), i32> {
     let l = locate(files, path)?;
     let fd = lookup(&l, flags & libc::AT_SYMLINK_NOFOLLOW != 0)?;
-    Ok((fd, Some(l.grant)))
+    Ok((fd, l.grant))
 }
 
 /// The `O_*` flags an open may carry, besides the access mode.
+/// The kernel's `O_LARGEFILE` (the libc crate says 0 for 64-bit glibc, where the C
+/// library leaves it out; musl passes the kernel's bit).
+#[cfg(target_arch = "x86_64")]
+const O_LARGEFILE: i32 = 0o100000;
+/// The kernel's `O_LARGEFILE` (see the x86_64 one).
+#[cfg(target_arch = "aarch64")]
+const O_LARGEFILE: i32 = 0o400000;
+
 const OPEN_KNOWN: i32 = libc::O_CREAT
     | libc::O_EXCL
     | libc::O_NOCTTY
@@ -387,7 +429,7 @@ const OPEN_KNOWN: i32 = libc::O_CREAT
     | libc::O_SYNC
     | libc::O_ASYNC
     | libc::O_DIRECT
-    | libc::O_LARGEFILE
+    | O_LARGEFILE
     | libc::O_DIRECTORY
     | libc::O_NOFOLLOW
     | libc::O_NOATIME
@@ -398,7 +440,6 @@ const OPEN_KNOWN: i32 = libc::O_CREAT
 fn open(
     files: &FileService,
     caller: &impl Caller,
-    _dirfd: i32,
     at: u64,
     flags: i32,
     mode: u32,
@@ -411,6 +452,20 @@ fn open(
         return Err(libc::EACCES);
     }
     let l = located(files, caller, at)?;
+    if flags & libc::O_DIRECTORY != 0 {
+        // Nothing is opened: a directory is not handed out, anything else is not one.
+        // (Checked first, so O_TRUNC or O_CREAT has no effect, as in the kernel.)
+        if flags & libc::O_CREAT != 0 {
+            return Err(libc::EINVAL);
+        }
+        let fd = lookup(&l, flags & libc::O_NOFOLLOW != 0)?;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| e as i32)?;
+        return Err(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            libc::EACCES
+        } else {
+            libc::ENOTDIR
+        });
+    }
     let writes = flags & libc::O_ACCMODE != libc::O_RDONLY
         || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) != 0;
     // A grant that may not create still opens an existing file asked for with
@@ -438,12 +493,13 @@ fn open(
         | libc::O_DSYNC
         | libc::O_SYNC
         | libc::O_DIRECT
-        | libc::O_LARGEFILE
+        | O_LARGEFILE
         | libc::O_NOFOLLOW
         | libc::O_NOATIME;
     let open_flags = (flags & kept) | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // Never executable, set-id, or writable by others than the broker's user.
     let create_mode = if flags & libc::O_CREAT != 0 {
-        mode & 0o666
+        mode & CREATED_MODE_MAX
     } else {
         0
     };
@@ -459,9 +515,6 @@ fn open(
     let kind = st.st_mode & libc::S_IFMT;
     if kind != libc::S_IFREG {
         return Err(libc::EACCES);
-    }
-    if flags & libc::O_DIRECTORY != 0 {
-        return Err(libc::ENOTDIR);
     }
     // The status flags the caller asked for (O_NONBLOCK only if it did).
     let status = flags & (libc::O_APPEND | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_NOATIME);
@@ -479,7 +532,6 @@ fn open(
 fn stat(
     files: &FileService,
     caller: &impl Caller,
-    dirfd: i32,
     at: u64,
     buf: u64,
     flags: i32,
@@ -487,17 +539,15 @@ fn stat(
     if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT) != 0 {
         return Err(libc::EINVAL);
     }
-    let (fd, _) = target(files, caller, dirfd, &caller.path(at)?, flags)?;
+    let (fd, _) = target(files, &caller.path(at)?, flags)?;
     let bytes = sys::stat_bytes(fd.as_fd()).map_err(|e| errno_of(&e))?;
     caller.write(buf, &bytes)?;
     Ok(Answer::Value(0))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn statx(
     files: &FileService,
     caller: &impl Caller,
-    dirfd: i32,
     at: u64,
     flags: i32,
     mask: u32,
@@ -507,7 +557,7 @@ fn statx(
     if flags & !(known | STATX_SYNC) != 0 || flags & STATX_SYNC == STATX_SYNC {
         return Err(libc::EINVAL);
     }
-    let (fd, _) = target(files, caller, dirfd, &caller.path(at)?, flags)?;
+    let (fd, _) = target(files, &caller.path(at)?, flags)?;
     let bytes = sys::statx_bytes(fd.as_fd(), flags & STATX_SYNC, mask).map_err(|e| errno_of(&e))?;
     caller.write(buf, &bytes)?;
     Ok(Answer::Value(0))
@@ -516,7 +566,6 @@ fn statx(
 fn access(
     files: &FileService,
     caller: &impl Caller,
-    dirfd: i32,
     at: u64,
     mode: i32,
     flags: i32,
@@ -525,11 +574,11 @@ fn access(
     if mode & !(libc::R_OK | libc::W_OK | libc::X_OK) != 0 || flags & !known != 0 {
         return Err(libc::EINVAL);
     }
-    let (fd, grant) = target(files, caller, dirfd, &caller.path(at)?, flags)?;
+    let (fd, grant) = target(files, &caller.path(at)?, flags)?;
     if mode & libc::X_OK != 0 {
         return Err(libc::EACCES);
     }
-    if mode & libc::W_OK != 0 && grant.is_some_and(|g| g.grant.access == Access::ReadOnly) {
+    if mode & libc::W_OK != 0 && grant.grant.access == Access::ReadOnly {
         return Err(libc::EROFS);
     }
     sys::access_fd(fd.as_fd(), mode).map_err(|e| errno_of(&e))?;
@@ -539,7 +588,6 @@ fn access(
 fn readlink(
     files: &FileService,
     caller: &impl Caller,
-    _dirfd: i32,
     at: u64,
     buf: u64,
     size: i32,
@@ -567,5 +615,4 @@ fn errno_of(e: &std::io::Error) -> i32 {
 }
 
 #[cfg(test)]
-#[path = "file_calls_tests.rs"]
 mod tests;
