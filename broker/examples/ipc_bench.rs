@@ -28,7 +28,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-const N: usize = 20_000;
+const N: usize = 5_000;
 
 fn per_op(start: Instant, n: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / n as f64
@@ -39,7 +39,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Raw 8-byte ping-pong over SEQPACKET; optionally with an fd riding on the answer.
+/// Raw 8-byte ping-pong over SEQPACKET between two threads; optionally with an fd
+/// riding on the answer.
 fn raw_round_trips(with_fd: bool) -> f64 {
     let (a, b) = socketpair(
         AddressFamily::Unix,
@@ -48,14 +49,25 @@ fn raw_round_trips(with_fd: bool) -> f64 {
         SockFlag::SOCK_CLOEXEC,
     )
     .expect("pair");
+    let server = raw_server(b, with_fd);
+    let t = raw_client(&a);
+    let _ = server.join();
+    t
+}
+
+/// The answering side of a raw ping-pong: `N` answers, each with an already-open fd
+/// if `with_fd`.
+fn raw_server(b: OwnedFd, with_fd: bool) -> std::thread::JoinHandle<()> {
     let file = std::fs::File::open("/etc/hostname").expect("a file");
-    let fd = file.as_raw_fd();
-    let server = std::thread::spawn(move || {
+    std::thread::spawn(move || {
+        let fd = file.as_raw_fd();
         let mut buf = [0u8; 8];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         for _ in 0..N {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            let _ = recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
+            if recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()).is_err() {
+                return;
+            }
             let fds = [fd];
             let c = [ControlMessage::ScmRights(&fds)];
             let cm: &[ControlMessage<'_>] = if with_fd { &c } else { &[] };
@@ -67,18 +79,18 @@ fn raw_round_trips(with_fd: bool) -> f64 {
                 None,
             );
         }
-    });
+    })
+}
+
+/// The asking side of a raw ping-pong: µs per round trip over `N` (descriptors that
+/// come back are closed, as a real receiver would). Sends with `send`, as a renderer
+/// may (its preset allows `sendmsg` only on its channel).
+fn raw_client(a: &OwnedFd) -> f64 {
     let start = Instant::now();
     let mut buf = [7u8; 8];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     for _ in 0..N {
-        let _ = sendmsg::<()>(
-            a.as_raw_fd(),
-            &[IoSlice::new(&buf)],
-            &[],
-            MsgFlags::empty(),
-            None,
-        );
+        let _ = nix::sys::socket::send(a.as_raw_fd(), &buf, MsgFlags::empty());
         let mut iov = [IoSliceMut::new(&mut buf)];
         if let Ok(m) = recvmsg::<()>(
             a.as_raw_fd(),
@@ -90,7 +102,6 @@ fn raw_round_trips(with_fd: bool) -> f64 {
                 for c in cms {
                     if let ControlMessageOwned::ScmRights(fds) = c {
                         for f in fds {
-                            // A real receiver owns what it gets; close it as it would.
                             let _ = nix::unistd::close(f);
                         }
                     }
@@ -98,10 +109,7 @@ fn raw_round_trips(with_fd: bool) -> f64 {
             }
         }
     }
-    let t = per_op(start, N);
-    let _ = server.join();
-    drop(file);
-    t
+    per_op(start, N)
 }
 
 /// Typed call/response on our channel: `Client::call` against a server loop.
@@ -189,9 +197,11 @@ fn native_opens(dir: &std::path::Path) -> f64 {
 }
 
 /// From a real renderer with a grant on `dir`: µs per plain `File::open` (+ close),
-/// answered through the seccomp listener, and per `client.open`, through the channel
-/// and the broker's loop. `sync`: the broker asks for synchronous wake-ups.
-fn renderer_opens(dir: &std::path::Path, sync: bool) -> (f64, f64) {
+/// answered through the seccomp listener, per `client.open`, through the channel and
+/// the broker's loop, and per raw round trip carrying a descriptor between the renderer
+/// and a broker thread (the baseline). `sync`: the broker asks for synchronous
+/// wake-ups.
+fn renderer_opens(dir: &std::path::Path, sync: bool) -> (f64, f64, f64) {
     let config = BrokerConfig {
         sync_wake_up: sync,
         ..BrokerConfig::default()
@@ -204,7 +214,7 @@ fn renderer_opens(dir: &std::path::Path, sync: bool) -> (f64, f64) {
         .env("FILE", dir.join("file").display().to_string())
         .inherit_stderr(false);
     broker.spawn(spec).expect("spawn");
-    let (mut plain, mut brokered) = (f64::NAN, f64::NAN);
+    let (mut plain, mut brokered, mut raw) = (f64::NAN, f64::NAN, f64::NAN);
     for e in broker.run_until_idle(Duration::from_secs(120)) {
         if let Event::Log { line, .. } = e {
             let mut words = line.split_whitespace();
@@ -212,11 +222,12 @@ fn renderer_opens(dir: &std::path::Path, sync: bool) -> (f64, f64) {
             match (what, value) {
                 (Some("plain"), Some(v)) => plain = v,
                 (Some("client"), Some(v)) => brokered = v,
+                (Some("raw"), Some(v)) => raw = v,
                 _ => {}
             }
         }
     }
-    (plain, brokered)
+    (plain, brokered, raw)
 }
 
 /// The renderer side of [`renderer_opens`].
@@ -239,20 +250,43 @@ fn bench_opens(client: &mut renderer::RendererClient<Nothing>) -> i32 {
         }
     }
     let brokered = per_op(start, N);
+    // The baseline between the same two processes: a raw round trip with the broker
+    // that carries an already-open descriptor.
+    let raw = match client.call_with_fds((), &[], Duration::from_secs(5)) {
+        Ok((EchoEnd, mut fds)) => match fds.pop() {
+            Some(end) => raw_client(&end),
+            None => return 3,
+        },
+        Err(_) => return 3,
+    };
     let _ = client.log(3, &format!("plain {plain}"));
     let _ = client.log(3, &format!("client {brokered}"));
+    let _ = client.log(3, &format!("raw {raw}"));
     0
 }
 
 /// The renderer argument that runs [`bench_opens`].
 const BENCH_OPENS: &str = "bench-opens";
 
+/// The bench's protocol: a renderer may ask for one end of a raw ping-pong socket
+/// whose other end a broker thread answers, each answer carrying a descriptor.
 struct Nothing;
 impl Protocol for Nothing {
     type Req = ();
-    type Resp = ();
+    type Resp = EchoEnd;
     type Note = ();
 }
+
+/// The answer that carries the renderer's end of the ping-pong socket.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EchoEnd;
+impl sandbox::ipc::Message for EchoEnd {
+    fn fd_count(&self) -> usize {
+        1
+    }
+    const MAX_FDS: usize = 1;
+}
+
 impl Service for Nothing {
     type Proto = Nothing;
     fn handle(
@@ -260,8 +294,16 @@ impl Service for Nothing {
         _: broker::RendererId,
         _: (),
         _: Vec<OwnedFd>,
-    ) -> Result<((), Vec<OwnedFd>), String> {
-        Ok(((), Vec::new()))
+    ) -> Result<(EchoEnd, Vec<OwnedFd>), String> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| e.to_string())?;
+        drop(raw_server(b, true));
+        Ok((EchoEnd, vec![a]))
     }
 }
 
@@ -314,18 +356,23 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("ipc-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("file"), "x").expect("file");
-    let rounds = 5;
+    let rounds = 15;
     let mut raw = Vec::new();
     let mut typed = Vec::new();
     let mut raw_fd = Vec::new();
     let mut brokered = Vec::new();
     let mut native = Vec::new();
     let (mut plain_sync, mut plain_async, mut client_open) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let (plain, client) = renderer_opens(&dir, true);
-        plain_sync.push(plain);
-        client_open.push(client);
-        plain_async.push(renderer_opens(&dir, false).0);
+    let mut raw_renderer = Vec::new();
+    for round in 0..rounds {
+        // Renderers in 5 of the rounds (each is a spawn).
+        if round % 3 == 0 {
+            let (plain, client, raw) = renderer_opens(&dir, true);
+            plain_sync.push(plain);
+            client_open.push(client);
+            raw_renderer.push(raw);
+            plain_async.push(renderer_opens(&dir, false).0);
+        }
         raw.push(raw_round_trips(false));
         typed.push(typed_round_trips());
         raw_fd.push(raw_round_trips(true));
@@ -339,8 +386,12 @@ fn main() {
         median(brokered),
         median(native),
     );
-    let (plain_sync, plain_async, client_open) =
-        (median(plain_sync), median(plain_async), median(client_open));
+    let (plain_sync, plain_async, client_open, raw_renderer) = (
+        median(plain_sync),
+        median(plain_async),
+        median(client_open),
+        median(raw_renderer),
+    );
     let spawn = spawn_to_ready(30, false, false);
     let spawn_zygote = spawn_to_ready(30, true, false);
     let spawn_zygote_shared = spawn_to_ready(30, true, true);
@@ -360,9 +411,10 @@ fn main() {
         "| native `File::open` (for scale) | {native:.2} | {:.2}× | |",
         native / raw_fd
     );
-    println!("| renderer: plain `File::open`, brokered file call, synchronous wake-up | {plain_sync:.2} | {:.2}× | ≤ 1.2× |", plain_sync / raw_fd);
-    println!("| renderer: plain `File::open`, brokered file call, ordinary wake-up | {plain_async:.2} | {:.2}× | |", plain_async / raw_fd);
-    println!("| renderer: `client.open` through the broker's loop | {client_open:.2} | {:.2}× | ≤ 1.2× |", client_open / raw_fd);
+    println!("| renderer ↔ broker thread: raw round trip carrying an open fd (baseline) | {raw_renderer:.2} | 1.00× | |");
+    println!("| renderer: plain `File::open`, brokered file call, synchronous wake-up | {plain_sync:.2} | {:.2}× | ≤ 1.2× |", plain_sync / raw_renderer);
+    println!("| renderer: plain `File::open`, brokered file call, ordinary wake-up | {plain_async:.2} | {:.2}× | |", plain_async / raw_renderer);
+    println!("| renderer: `client.open` through the broker's loop | {client_open:.2} | {:.2}× | ≤ 1.2× |", client_open / raw_renderer);
     println!("| spawn → ready through the broker (median of 30) | {spawn:.0} | | |");
     println!(
         "| spawn → ready through the broker's zygote (median of 30) | {spawn_zygote:.0} | | |"

@@ -119,6 +119,8 @@ pub struct Channel<S, R> {
     sock: OwnedFd,
     limits: Limits,
     buf: Vec<u8>,
+    /// The `SO_RCVTIMEO` last set for [`Channel::recv_timeout`].
+    receive_timeout: Option<Duration>,
     _types: PhantomData<fn(S) -> R>,
 }
 
@@ -150,8 +152,14 @@ pub fn pair<A: Message, B: Message>(limits: Limits) -> io::Result<(Channel<A, B>
     Ok((Channel::from_fd(a, limits)?, Channel::from_fd(b, limits)?))
 }
 
+/// How far [`Channel::recv_timeout`]'s kernel timeout may be from the time left.
+pub const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
 impl<S: Message, R: Message> Channel<S, R> {
-    /// Take `sock`, which must be a unix SOCK_SEQPACKET socket; it is made non-blocking.
+    /// Take `sock`, which must be a unix SOCK_SEQPACKET socket. Its descriptor is made
+    /// blocking, but nothing here blocks on it but [`Channel::recv_timeout`], which
+    /// waits in the kernel up to its timeout (`SO_RCVTIMEO`): every send and
+    /// [`Channel::try_recv`] passes `MSG_DONTWAIT`.
     pub fn from_fd(sock: OwnedFd, limits: Limits) -> io::Result<Channel<S, R>> {
         use nix::sys::socket::{getsockopt, sockopt};
         let ty = getsockopt(&sock, sockopt::SockType).map_err(io::Error::from)?;
@@ -163,7 +171,7 @@ impl<S: Message, R: Message> Channel<S, R> {
         }
         let flags =
             nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_GETFL).map_err(io::Error::from)?;
-        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
         if limits.max_message < 2 || limits.max_message > MAX_MESSAGE_CEILING {
             return Err(io::Error::new(
@@ -176,6 +184,7 @@ impl<S: Message, R: Message> Channel<S, R> {
             limits,
             // One byte more than the limit, so an oversize datagram shows as MSG_TRUNC.
             buf: vec![0u8; limits.max_message + 1],
+            receive_timeout: None,
             _types: PhantomData,
         })
     }
@@ -246,8 +255,14 @@ impl<S: Message, R: Message> Channel<S, R> {
     /// codec limit, and [`Message::validate`]. Received descriptors are close-on-exec
     /// and owned; on any error they are closed.
     pub fn try_recv(&mut self) -> Result<Option<(R, Vec<OwnedFd>)>, IpcError> {
+        self.recv_one(false)
+    }
+
+    /// One receive, non-blocking or (`wait`) up to the socket's `SO_RCVTIMEO`, with
+    /// every check of [`Channel::try_recv`].
+    fn recv_one(&mut self, wait: bool) -> Result<Option<(R, Vec<OwnedFd>)>, IpcError> {
         let room = R::MAX_FDS.min(MAX_FDS_CEILING);
-        let got = match recv_with_fds(self.sock.as_fd(), &mut self.buf, room) {
+        let got = match recv_with_fds(self.sock.as_fd(), &mut self.buf, room, wait) {
             Ok(Some(got)) => got,
             Ok(None) => return Ok(None),
             // The peer closed with data still unread on its side.
@@ -303,18 +318,33 @@ impl<S: Message, R: Message> Channel<S, R> {
                 .is_some_and(|r| r.contains(PollFlags::POLLHUP))
     }
 
-    /// Wait up to `timeout` for one message.
+    /// Wait up to `timeout` for one message: a receive that waits in the kernel (with
+    /// `SO_RCVTIMEO`, set again only when the time left differs from the last setting
+    /// by more than [`TIMEOUT_SLACK`], so a wait may outlast `timeout` by that much).
+    /// Waking from a blocked receive is much cheaper than from `poll` and a second
+    /// receive (see docs/performance.md).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<(R, Vec<OwnedFd>), IpcError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(m) = self.try_recv()? {
-                return Ok(m);
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(IpcError::TimedOut);
+                return self.try_recv()?.ok_or(IpcError::TimedOut);
             }
-            self.wait(nix::poll::PollFlags::POLLIN, left)?;
+            let stale = self
+                .receive_timeout
+                .is_none_or(|set| set.abs_diff(left) > TIMEOUT_SLACK);
+            if stale {
+                crate::sys::socket::set_receive_timeout(self.sock.as_fd(), left)
+                    .map_err(IpcError::Io)?;
+                self.receive_timeout = Some(left);
+            }
+            match self.recv_one(true) {
+                Ok(Some(m)) => return Ok(m),
+                // The timeout ran out (or was longer than what is left: set again).
+                Ok(None) => self.receive_timeout = None,
+                Err(IpcError::Io(e)) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -139,6 +139,7 @@ static COMMON: &[(&str, u64)] = libc_table![
     SOCK_NONBLOCK,
     SOL_SOCKET,
     SO_PEEK_OFF,
+    SO_RCVTIMEO,
     SO_ERROR,
     SO_TYPE,
     SO_RCVBUF,

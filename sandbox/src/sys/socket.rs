@@ -17,12 +17,14 @@ pub struct Received {
     pub control_truncated: bool,
 }
 
-/// One non-blocking `recvmsg(MSG_CMSG_CLOEXEC | MSG_DONTWAIT)` into `buf`, with room for
-/// `max_fds` descriptors. Returns `Ok(None)` when nothing is waiting.
+/// One `recvmsg(MSG_CMSG_CLOEXEC)` into `buf`, with room for `max_fds` descriptors:
+/// non-blocking (`MSG_DONTWAIT`) unless `wait`, when it waits up to the socket's
+/// `SO_RCVTIMEO`. Returns `Ok(None)` when nothing is waiting (or came in time).
 pub fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     max_fds: usize,
+    wait: bool,
 ) -> io::Result<Option<Received>> {
     let fd_bytes = (max_fds.max(1) * std::mem::size_of::<RawFd>()) as u32;
     // SAFETY: CMSG_SPACE only computes a size from an integer.
@@ -45,7 +47,7 @@ pub fn recv_with_fds(
         libc::recvmsg(
             sock.as_raw_fd(),
             &mut msg,
-            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            libc::MSG_CMSG_CLOEXEC | if wait { 0 } else { libc::MSG_DONTWAIT },
         )
     };
     if n < 0 {
@@ -89,6 +91,30 @@ pub fn recv_with_fds(
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
         control_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
     }))
+}
+
+/// `setsockopt(SO_RCVTIMEO)`: how long a waiting receive on `sock` waits (at least a
+/// microsecond: zero would mean for ever).
+pub fn set_receive_timeout(sock: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: libc::suseconds_t::try_from(timeout.subsec_micros().max(1)).unwrap_or(1),
+    };
+    // SAFETY: `tv` is a live, initialised `struct timeval` and the length passed is its
+    // size; the kernel only reads it; the socket is borrowed, so it stays open.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `ioctl(SIOCOUTQ)`: the bytes this socket has sent that its peer has not read yet
