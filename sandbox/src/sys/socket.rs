@@ -98,7 +98,7 @@ pub fn recv_with_fds(
 pub fn set_receive_timeout(sock: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<()> {
     let tv = libc::timeval {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::try_from(timeout.subsec_micros().max(1)).unwrap_or(1),
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros().max(1)),
     };
     // SAFETY: `tv` is a live, initialised `struct timeval` and the length passed is its
     // size; the kernel only reads it; the socket is borrowed, so it stays open.
