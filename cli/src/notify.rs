@@ -11,7 +11,7 @@
 //!   used as a name (at most 249 bytes; "memfd" when it cannot be read).
 //! * `connect`, under `sandbox run --connect`: see `run::egress`.
 //! * File calls, under `sandbox run --broker-ro/--broker-rw`: see
-//!   [`answer_file_call`].
+//!   `answer_file_call`.
 //! * Anything else is a violation: the supervisor names the call and ends the sandbox.
 //!
 //! A failed read of the listener is not the end of supervision: `ENOENT` (the call

@@ -1,7 +1,7 @@
 //! The messages between the broker and its renderers, above the embedder's own.
 //!
 //! Broker → renderer: first a [`Setup`] (how to lock down), then [`BrokerNote`]s and
-//! responses. Renderer → broker: its lockdown [`Status`](crate::lockdown::Status) (or
+//! responses. Renderer → broker: its lockdown `Status` ([`crate::lockdown`]) (or
 //! the error that stopped it), requests, logs, and — from its SIGSYS handler — a
 //! fixed-size [`Violation`] report. Everything a renderer sends is validated here
 //! before any handler sees it.
@@ -117,12 +117,12 @@ impl OpenMode {
 }
 
 /// A renderer's request: open `path` in `mode`. On success one descriptor travels
-/// back with [`OpenResponse::Opened`].
+/// back with [`Response::Opened`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
-    /// Absolute path as the renderer sees it (its grants are mounted at their own
-    /// paths); checked by [`ValidPath::parse`].
+    /// Absolute path, as the grant spells it; checked by the broker's files service
+    /// (`broker::services::files::ValidPath::parse`).
     pub path: String,
     /// How to open it.
     pub mode: OpenMode,

@@ -22,7 +22,7 @@
 //! be bound and read by the loader), it must come from a system library directory or
 //! be readable by anyone on the host, and its identity is checked again after the
 //! bind. ELF parsing is goblin's, and the amount read is bounded
-//! ([`elf::MAX_PART`], [`MAX_FILES`]).
+//! (`elf::MAX_PART`, [`MAX_FILES`]).
 
 mod cache;
 pub mod checked;

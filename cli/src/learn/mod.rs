@@ -1,7 +1,7 @@
 //! `sandbox learn --output FILE [run options] -- PROG ARGS`: run the program as
 //! `sandbox run` would — the same namespaces, root, Landlock, limits — but with a filter
 //! that records instead of refusing, then write a profile that `sandbox run --profile
-//! FILE` enforces ([`write`]). See docs/sandbox-run.md, "Learn mode".
+//! FILE` enforces ([`write`](mod@write)). See docs/sandbox-run.md, "Learn mode".
 //!
 //! The filter hands every call to the supervisor (user notification), which records
 //! it ([`record`]) and lets it run (CONTINUE). Three calls are decided in the filter as

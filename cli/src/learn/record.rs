@@ -46,7 +46,7 @@ const MAX_VALUES: usize = 256;
 pub struct Recorder {
     /// Syscall name → the key parameter's values seen (empty: no key parameter).
     pub calls: BTreeMap<&'static str, BTreeSet<u64>>,
-    /// Syscalls whose key parameter took more than [`MAX_VALUES`] values.
+    /// Syscalls whose key parameter took more than `MAX_VALUES` values.
     pub too_many: BTreeSet<&'static str>,
     /// Absolute paths asked for.
     pub paths: BTreeSet<PathBuf>,

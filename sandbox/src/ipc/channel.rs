@@ -320,7 +320,7 @@ impl<S: Message, R: Message> Channel<S, R> {
 
     /// Wait up to `timeout` for one message: a receive that waits in the kernel (with
     /// `SO_RCVTIMEO`, set again only when the time left differs from the last setting
-    /// by more than [`TIMEOUT_SLACK`], so a wait may outlast `timeout` by that much).
+    /// by more than `TIMEOUT_SLACK`, 1 ms, so a wait may outlast `timeout` by that much).
     /// Waking from a blocked receive is much cheaper than from `poll` and a second
     /// receive (see docs/performance.md).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<(R, Vec<OwnedFd>), IpcError> {
