@@ -1,8 +1,10 @@
 //! Support shared by the test suites that re-execute their own binary: the runner
 //! ([`runner::run_cases`]) and copies of executables that an unprivileged user can
-//! run whatever the checkout's path ([`reachable`]).
+//! run whatever the checkout's path ([`reachable`]); the escape vectors a renderer
+//! attempts ([`escape`]).
 #![deny(missing_docs)]
 
+pub mod escape;
 pub mod reachable;
 pub mod runner;
 
