@@ -26,7 +26,7 @@
 
 mod cache;
 pub mod checked;
-mod elf;
+pub mod elf;
 
 use checked::{open_checked, Checked};
 use std::collections::BTreeSet;
