@@ -1,5 +1,5 @@
 //! Faults, measured: (1) the broker SIGKILLed with 8 renderers alive — how long until
-//! every one is gone (PR_SET_PDEATHSIG); (2) 2,000 spawns through the zygote, each
+//! every one is gone (PR_SET_PDEATHSIG); (2) 10,000 spawns through the zygote, each
 //! renderer ended — descriptors and zombies left in the broker afterwards.
 //!
 //! ```sh
@@ -37,7 +37,7 @@ impl Service for Nothing {
 }
 
 const RENDERERS: usize = 8;
-const SPAWNS: usize = 2_000;
+const SPAWNS: usize = 10_000;
 
 /// The broker of (1): 8 renderers that sleep, their pids on stdout, then wait.
 fn broker_with_renderers() -> ! {
