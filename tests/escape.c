@@ -172,6 +172,7 @@ long escape_attempt(const char *v, const char *grant, int *err) {
     else if (IS("fionread_high_bits")) { int n; r = syscall(SYS_ioctl, 0, 0x100000000UL | FIONREAD, &n); }
     /* --- memory --- */
     else if (IS("mmap_exec")) { void *p = mmap(0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); r = p == MAP_FAILED ? -1 : 0; }
+    else if (IS("mmap_write_exec")) { void *p = mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); r = p == MAP_FAILED ? -1 : 0; }
     else if (IS("mprotect_exec")) { static char page[8192] __attribute__((aligned(4096))); r = mprotect(page, 4096, PROT_READ | PROT_EXEC); }
     else if (IS("memfd_exec")) r = syscall(SYS_memfd_create, "x", 0x10 /* MFD_EXEC */);
     else if (IS("madvise_hwpoison")) { static char page[8192] __attribute__((aligned(4096))); r = madvise(page, 4096, 100 /* MADV_HWPOISON */); }

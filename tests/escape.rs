@@ -4,11 +4,13 @@
 //! docs and the peers' trackers — each in a fresh renderer, and each outcome is
 //! asserted exactly: the errno the call returned, or the violation the broker read from
 //! the kernel, by syscall name. Run as root and as uid 65534 (this binary re-executed
-//! with `--battery`, then as the renderers).
+//! with `--battery PRESET`, then as the renderers), with the `renderer` preset and with
+//! the `plugin` preset (whose differences are listed in `PLUGIN_DIFFERS`).
 
 use broker::services::files::{Access, Grant};
 use broker::spec::RendererSpec;
 use broker::supervisor::{Broker, BrokerConfig, EndReason, Event, RendererId, Service};
+use sandbox::policy::presets::Preset;
 use sandbox::renderer::{self, Protocol};
 use sandbox_tests::escape::{attempt, Attempt};
 use sandbox_tests::{reachable, run_cases, Case};
@@ -25,6 +27,8 @@ enum Want {
     Errno(i32),
     /// The renderer was ended for a violation of this syscall, attested by the kernel.
     Violation(&'static str),
+    /// The call succeeded: what the preset is for (executable code, for `plugin`).
+    Allowed,
     /// The filter killed it outright, before any notification: another architecture's
     /// entry, or junk in the high half of a 32-bit argument (a value no rule looked at).
     KilledByFilter,
@@ -155,6 +159,7 @@ const VECTORS: &[(&str, Want)] = &[
     ("fionread_high_bits", Want::KilledByFilter),
     // Memory.
     ("mmap_exec", Violation("mmap")),
+    ("mmap_write_exec", Violation("mmap")),
     ("mprotect_exec", Violation("mprotect")),
     ("memfd_exec", Violation("memfd_create")),
     ("madvise_hwpoison", EPERM),
@@ -164,6 +169,23 @@ const VECTORS: &[(&str, Want)] = &[
     // Resources: bounded by RLIMIT_NOFILE, not an escape.
     ("fd_exhaustion", Errno(libc::EMFILE)),
 ];
+
+/// Where the `plugin` preset answers otherwise: it exists to run code loaded at run
+/// time, so read+execute mappings are allowed (never writable and executable at once).
+const PLUGIN_DIFFERS: &[(&str, Want)] = &[
+    ("mmap_exec", Want::Allowed),
+    ("mprotect_exec", Want::Allowed),
+];
+
+/// What `name` must come to under `preset`.
+fn want(name: &str, preset: Preset) -> Option<Want> {
+    let plugin = (preset == Preset::Plugin)
+        .then(|| PLUGIN_DIFFERS.iter().find(|(n, _)| *n == name))
+        .flatten();
+    plugin
+        .or_else(|| VECTORS.iter().find(|(n, _)| *n == name))
+        .map(|(_, w)| *w)
+}
 
 struct Plain;
 impl Protocol for Plain {
@@ -216,12 +238,13 @@ fn wanted(w: Want) -> String {
         Errno(e) => format!("errno {e}"),
         Violation(n) => format!("violation {n}"),
         Want::KilledByFilter => "killed by the filter".into(),
+        Want::Allowed => "ok".into(),
     }
 }
 
 /// The battery, in this process as the broker: every vector's outcome, as
 /// `VECTOR name: got | want` lines, `MISMATCH` where they differ.
-fn battery() -> Result<String, String> {
+fn battery(preset: Preset) -> Result<String, String> {
     let root = std::env::temp_dir().join(format!("escape-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let grant = root.join("grant");
@@ -238,6 +261,7 @@ fn battery() -> Result<String, String> {
             let spec = RendererSpec::current_exe()
                 .map_err(|e| e.to_string())?
                 .arg(*name)
+                .preset(preset)
                 .env("GRANT", grant.display().to_string())
                 .grant(Grant::new(&grant, Access::ReadOnly).recursive())
                 .inherit_stderr(false)
@@ -258,11 +282,7 @@ fn battery() -> Result<String, String> {
         }
         for (id, name) in &ids {
             let got = words(results.get(id).map(String::as_str), ends.get(id));
-            let want = VECTORS
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, w)| wanted(*w));
-            let want = want.unwrap_or_default();
+            let want = want(name, preset).map(wanted).unwrap_or_default();
             let mark = if got == want { "" } else { " MISMATCH" };
             out.push_str(&format!("VECTOR {name}: {got} | {want}{mark}\n"));
         }
@@ -271,14 +291,14 @@ fn battery() -> Result<String, String> {
     Ok(out)
 }
 
-fn run_battery(nobody: bool) -> Result<(), String> {
+fn run_battery(preset: Preset, nobody: bool) -> Result<(), String> {
     let exe = if nobody {
         reachable::current_exe()
     } else {
         std::env::current_exe().map_err(|e| e.to_string())?
     };
     let mut cmd = Command::new(exe);
-    cmd.arg("--battery");
+    cmd.args(["--battery", preset.name()]);
     if nobody {
         use std::os::unix::process::CommandExt;
         cmd.uid(65534).gid(65534);
@@ -297,16 +317,19 @@ fn run_battery(nobody: bool) -> Result<(), String> {
     }
 }
 
-fn as_root() -> Result<(), String> {
-    run_battery(false)
-}
-fn as_nobody() -> Result<(), String> {
-    run_battery(true)
-}
-
 const CASES: &[Case] = &[
-    ("escape_battery_renderer_preset_as_root", as_root),
-    ("escape_battery_renderer_preset_as_nobody", as_nobody),
+    ("escape_battery_renderer_preset_as_root", || {
+        run_battery(Preset::Renderer, false)
+    }),
+    ("escape_battery_renderer_preset_as_nobody", || {
+        run_battery(Preset::Renderer, true)
+    }),
+    ("escape_battery_plugin_preset_as_root", || {
+        run_battery(Preset::Plugin, false)
+    }),
+    ("escape_battery_plugin_preset_as_nobody", || {
+        run_battery(Preset::Plugin, true)
+    }),
 ];
 
 fn main() {
@@ -324,8 +347,12 @@ fn main() {
             0
         });
     }
-    if args.iter().any(|a| a == "--battery") {
-        match battery() {
+    if let Some(i) = args.iter().position(|a| a == "--battery") {
+        let preset = args
+            .get(i + 1)
+            .and_then(|p| p.parse::<Preset>().ok())
+            .unwrap_or(Preset::Renderer);
+        match battery(preset) {
             Ok(out) => print!("{out}"),
             Err(e) => println!("BATTERY ERROR {e}"),
         }
