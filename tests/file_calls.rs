@@ -368,6 +368,57 @@ fn needs_pid_namespace() -> Result<(), String> {
     }
 }
 
+/// A kernel without `openat2` (before 5.6), as a filter in front of it says: grants
+/// cannot be resolved safely, so a spec with grants is refused, saying why. (In a fresh
+/// process: the filter cannot be removed.)
+fn no_openat2_refused() -> Result<(), String> {
+    let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .arg("--no-openat2")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.contains("REFUSED") && out.contains("openat2 with RESOLVE_BENEATH is not available") {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
+fn without_openat2() -> ! {
+    use sandbox::policy::arch::Arch;
+    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
+    let text = "@default allow\nopenat2: errno ENOSYS";
+    let filter = parse_str(
+        "no-openat2",
+        text,
+        &Options::new(Arch::native()),
+        &EmbeddedSources(&[]),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|p| sandbox::bpf::compile(&p, Arch::native()).map_err(|e| e.to_string()));
+    let installed = filter.and_then(|program| {
+        sandbox::seccomp::set_no_new_privs().map_err(|e| e.to_string())?;
+        sandbox::seccomp::install(&program, Default::default()).map_err(|e| e.to_string())
+    });
+    if let Err(e) = installed {
+        println!("SETUP {e}");
+        std::process::exit(0);
+    }
+    let spawned = Broker::new(BrokerConfig::default(), Nothing)
+        .map_err(|e| e.to_string())
+        .and_then(|mut b| {
+            let spec = RendererSpec::current_exe()
+                .map_err(|e| e.to_string())?
+                .grant(Grant::new(std::env::temp_dir(), Access::ReadOnly));
+            b.spawn(spec).map_err(|e| e.to_string())
+        });
+    match spawned {
+        Err(e) => println!("REFUSED {e}"),
+        Ok(_) => println!("SPAWNED"),
+    }
+    std::process::exit(0)
+}
+
 const CASES: &[Case] = &[
     ("file_calls_plain_std_fs_as_root", fs_root),
     ("file_calls_plain_std_fs_as_nobody", fs_nobody),
@@ -381,6 +432,7 @@ const CASES: &[Case] = &[
         violation_still_attested,
     ),
     ("file_calls_need_the_pid_namespace", needs_pid_namespace),
+    ("grants_without_openat2_are_refused", no_openat2_refused),
 ];
 
 fn main() {
@@ -388,6 +440,9 @@ fn main() {
     if args.iter().any(|a| a == renderer::ROLE_ARG) {
         let mode = args.last().cloned().unwrap_or_default();
         renderer::run::<Plain>(move |_locked, client| renderer_main(&mode, client));
+    }
+    if args.iter().any(|a| a == "--no-openat2") {
+        without_openat2();
     }
     if let Some(i) = args.iter().position(|a| a == "--case") {
         match run_case(args.get(i + 1).map_or("", String::as_str)) {

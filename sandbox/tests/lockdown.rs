@@ -54,7 +54,7 @@ fn renderer(case: &str) -> ! {
         ..Config::default()
     };
     match case {
-        "full" | "full_nobody" => {}
+        "full" | "full_nobody" | "full_no_close_range" => {}
         "layers" | "layers_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "keep_root" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "grants_swapped" => {
@@ -261,6 +261,11 @@ fn spawner(case: &str) -> ! {
     }
     match case {
         "unshare_forbidden" => forbid_user_namespaces(),
+        // A kernel without close_range (before 5.9), as a filter in front of it says.
+        "full_no_close_range" => install_spawner_filter(
+            "no-close-range",
+            "@default allow\nclose_range: errno ENOSYS",
+        ),
         "userns_exhausted" => exhaust_user_namespaces(),
         "chroot" | "chroot_nobody" => refuse_pivot_root(),
         _ => {}
@@ -566,6 +571,9 @@ fn chroot_case(case: &str) -> Result<(), String> {
 
 const CASES: &[Case] = &[
     ("all_layers_with_renderer_preset", || full_case("full")),
+    ("all_layers_without_close_range", || {
+        full_case("full_no_close_range")
+    }),
     ("all_layers_with_renderer_preset_as_nobody", || {
         full_case("full_nobody")
     }),

@@ -13,24 +13,64 @@ fn check(r: libc::c_long) -> io::Result<libc::c_long> {
 
 /// `close_range(first, u32::MAX, 0)`: close every descriptor from `first` up.
 pub fn close_from(first: u32) -> io::Result<()> {
-    // SAFETY: close_range takes integers only. Closing descriptors cannot break memory
-    // safety; descriptors owned by Rust objects (OwnedFd, File) above `first` would be
-    // closed under them, which is why callers run this only on fds they name as kept.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }).map(|_| ())
+    close_range_or_each(first, u32::MAX)
 }
 
 /// `close_range(first, last, 0)`.
 pub fn close_between(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: as in `close_from`; the caller names the range.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(|_| ())
+    close_range_or_each(first, last)
+}
+
+/// `close_range(first, last, 0)`, or — on a kernel without it (before 5.9: `ENOSYS`) —
+/// every open descriptor in the range found and closed one by one ([`close_each`]).
+fn close_range_or_each(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range takes integers only. Closing descriptors cannot break memory
+    // safety; descriptors owned by Rust objects (OwnedFd, File) in the range would be
+    // closed under them, which is why callers run this only on ranges they name as
+    // not kept.
+    match check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => close_each(first, last),
+        r => r.map(|_| ()),
+    }
+}
+
+/// Without `close_range`: the open descriptors of `first..=last` found with `poll` in
+/// chunks (no larger than RLIMIT_NOFILE, which `poll` requires), each closed. No
+/// descriptor can lie at or above the larger of the two RLIMIT_NOFILE limits (capped
+/// at 2^20, the kernel's default `nr_open`).
+fn close_each(first: u32, last: u32) -> io::Result<()> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    let top = u32::try_from(soft.max(hard).min(1 << 20)).unwrap_or(1 << 20);
+    let last = last.min(top.saturating_sub(1));
+    let chunk = u32::try_from(soft.clamp(1, 4096)).unwrap_or(4096);
+    let mut base = first;
+    while base <= last {
+        let n = chunk.min(last - base + 1);
+        for fd in open_fds_in(base, n as usize)? {
+            // SAFETY: as in `close_range_or_each`: an integer, in the caller's range.
+            let _ = unsafe { libc::close(fd) };
+        }
+        match base.checked_add(n) {
+            Some(next) => base = next,
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// Which of the descriptors `0..n` are open, in one `poll` call (an unopened
 /// descriptor reports POLLNVAL).
 pub fn open_fds(n: usize) -> io::Result<Vec<i32>> {
+    open_fds_in(0, n)
+}
+
+/// Which of the descriptors `base..base + n` are open, in one `poll` call.
+fn open_fds_in(base: u32, n: usize) -> io::Result<Vec<i32>> {
+    let base = i32::try_from(base).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     let mut fds: Vec<libc::pollfd> = (0..n as i32)
-        .map(|fd| libc::pollfd {
-            fd,
+        .map(|i| libc::pollfd {
+            fd: base.saturating_add(i),
             events: 0,
             revents: 0,
         })
