@@ -55,6 +55,11 @@ fn renderer(case: &str) -> ! {
     };
     match case {
         "full" | "full_nobody" | "full_no_close_range" => {}
+        c if c.starts_with("landlock_abi") => {
+            if c.ends_with("_min_4") {
+                config.landlock_min_abi = 4;
+            }
+        }
         "layers" | "layers_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "keep_root" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "grants_swapped" => {
@@ -242,6 +247,40 @@ fn refuse_pivot_root() {
     install_spawner_filter("no-pivot-root", "@default allow\npivot_root: errno EINVAL");
 }
 
+/// Make the kernel look like Landlock ABI `abi` to the renderer (inherited): its
+/// `landlock_create_ruleset` is handed to a thread of this process, which answers the
+/// version query with `abi` and lets every other call run (this is a test's
+/// supervisor: CONTINUE is fine here).
+fn pretend_landlock_abi(abi: i64) {
+    use sandbox::policy::arch::Arch;
+    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
+    const VERSION: u64 = 1; // LANDLOCK_CREATE_RULESET_VERSION
+    let policy = parse_str(
+        "old-landlock",
+        "@default allow\nlandlock_create_ruleset: user-notify",
+        &Options::new(Arch::native()),
+        &EmbeddedSources(&[]),
+    )
+    .expect("policy");
+    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
+    sandbox::seccomp::set_no_new_privs().expect("nnp");
+    let listener = sandbox::seccomp::install_with_listener(&program).expect("install");
+    std::thread::spawn(move || loop {
+        use std::os::fd::AsFd;
+        let fd = listener.as_fd();
+        match sandbox::seccomp::receive(fd) {
+            Ok(n) if n.args[2] & VERSION != 0 => {
+                let _ = sandbox::seccomp::answer_value(fd, n.id, abi);
+            }
+            Ok(n) => {
+                let _ = sandbox::seccomp::answer_continue(fd, n.id);
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {}
+            Err(_) => return,
+        }
+    });
+}
+
 fn exhaust_user_namespaces() {
     // Enter a user namespace of our own, become root in it, and set its limit on
     // nested user namespaces to 0.
@@ -261,6 +300,10 @@ fn spawner(case: &str) -> ! {
     }
     match case {
         "unshare_forbidden" => forbid_user_namespaces(),
+        c if c.starts_with("landlock_abi_") => {
+            let n = c.trim_start_matches("landlock_abi_").split('_').next();
+            pretend_landlock_abi(n.and_then(|n| n.parse().ok()).unwrap_or(1));
+        }
         // A kernel without close_range (before 5.9), as a filter in front of it says.
         "full_no_close_range" => install_spawner_filter(
             "no-close-range",
@@ -574,6 +617,39 @@ const CASES: &[Case] = &[
     ("all_layers_without_close_range", || {
         full_case("full_no_close_range")
     }),
+    ("each_landlock_abi_from_1_applies_what_it_has", || {
+        // ABI: the file access rights it handles (1: 13; REFER in 2, TRUNCATE in 3,
+        // IOCTL_DEV in 5), TCP from 4, scopes from 6.
+        for (abi, rights) in [(1, 13), (2, 14), (3, 15), (4, 15), (5, 16), (6, 16)] {
+            let out = run(&format!("landlock_abi_{abi}"));
+            let mut want = vec![
+                format!("ABI {abi}: all {rights} file access rights handled"),
+                "OUTSIDE-OK".into(),
+                "EXIT Ok(Exited(".into(),
+            ];
+            if abi >= 4 {
+                want.push("tcp bind/connect denied".into());
+            }
+            if abi >= 6 {
+                want.push("abstract unix sockets and signals scoped".into());
+            }
+            expect(&out, &want)?;
+            if abi < 4 && out.contains("tcp bind/connect denied") {
+                return Err(format!("ABI {abi} claims TCP rules:\n{out}"));
+            }
+        }
+        Ok(())
+    }),
+    (
+        "an_older_landlock_than_required_is_an_error_naming_it",
+        || {
+            let out = run("landlock_abi_3_min_4");
+            expect(
+                &out,
+                &["the kernel has Landlock ABI 3; ABI 4 was required".into()],
+            )
+        },
+    ),
     ("all_layers_with_renderer_preset_as_nobody", || {
         full_case("full_nobody")
     }),
