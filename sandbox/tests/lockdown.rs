@@ -55,10 +55,8 @@ fn renderer(case: &str) -> ! {
     };
     match case {
         "full" | "full_nobody" | "full_no_close_range" => {}
-        c if c.starts_with("landlock_abi") => {
-            if c.ends_with("_min_4") {
-                config.landlock_min_abi = 4;
-            }
+        c if c.starts_with("landlock_abi") && c.ends_with("_min_4") => {
+            config.landlock_min_abi = 4;
         }
         "layers" | "layers_nobody" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
         "keep_root" => config.seccomp = SeccompChoice::Preset(Preset::Exec),
