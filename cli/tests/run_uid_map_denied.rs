@@ -1,0 +1,103 @@
+//! User namespaces that are made but cannot be mapped — what Ubuntu's AppArmor
+//! restriction does (the namespace gets no capabilities, so writing its uid map fails
+//! with EPERM) — simulated: this binary, re-executed with `--deny-uid-map`, hands every
+//! `openat` to a thread of its own (seccomp user notification) that refuses a path
+//! ending in `/uid_map` with EPERM and lets the rest run, then runs `sandbox run` under
+//! that. `sandbox run` must fail with the step, the cause and the remedies — never run
+//! weaker. As root and as uid 65534.
+
+use std::os::fd::AsFd;
+use std::process::Command;
+
+fn deny_uid_map_then_run(sandbox: &str) -> ! {
+    use sandbox::policy::arch::Arch;
+    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
+    let policy = parse_str(
+        "deny-uid-map",
+        "@default allow\nopenat: user-notify",
+        &Options::new(Arch::native()),
+        &EmbeddedSources(&[]),
+    )
+    .expect("policy");
+    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
+    sandbox::seccomp::set_no_new_privs().expect("nnp");
+    let listener = sandbox::seccomp::install_with_listener(&program).expect("install");
+    std::thread::spawn(move || loop {
+        let fd = listener.as_fd();
+        match sandbox::seccomp::receive(fd) {
+            Ok(n) => {
+                let path = sandbox::seccomp::read_callers_string(n.pid, n.args[1], 4096);
+                // A test's supervisor: CONTINUE is fine here.
+                if path.is_ok_and(|p| p.ends_with(b"/uid_map")) {
+                    let _ = sandbox::seccomp::answer_error(fd, n.id, libc::EPERM);
+                } else {
+                    let _ = sandbox::seccomp::answer_continue(fd, n.id);
+                }
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {}
+            Err(_) => return,
+        }
+    });
+    let out = Command::new(sandbox)
+        .args(["run", "--", "/bin/true"])
+        .current_dir("/")
+        .output()
+        .expect("run sandbox");
+    print!(
+        "STATUS {:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::process::exit(0)
+}
+
+fn case(nobody: bool) -> Result<(), String> {
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_sandbox"));
+    let (me, sandbox) = if nobody {
+        (
+            sandbox_tests::reachable::current_exe(),
+            sandbox_tests::reachable::copy_of(built),
+        )
+    } else {
+        (
+            std::env::current_exe().map_err(|e| e.to_string())?,
+            built.to_path_buf(),
+        )
+    };
+    let mut cmd = Command::new(me);
+    cmd.args(["--deny-uid-map", &sandbox.display().to_string()]);
+    if nobody {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let failed = !out.contains("STATUS Some(0)") && out.contains("STATUS Some(");
+    let says = out.contains("uid_map") && out.contains("Operation not permitted");
+    // The opt-out that fits the caller: root can keep the other namespaces.
+    let opt_out = if nobody {
+        "--no-namespaces"
+    } else {
+        "--no-userns"
+    };
+    let remedies = out.contains("Remedy") && out.contains(opt_out);
+    if failed && says && remedies {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--deny-uid-map") {
+        deny_uid_map_then_run(args.get(i + 1).map_or("", String::as_str));
+    }
+    sandbox_tests::run_cases(
+        &[
+            ("uid_map_refused_as_apparmor_does_as_root", || case(false)),
+            ("uid_map_refused_as_apparmor_does_as_nobody", || case(true)),
+        ],
+        &args,
+    )
+}
