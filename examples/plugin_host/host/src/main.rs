@@ -63,8 +63,13 @@ fn plugin_process(path: &Path) -> ! {
         loop {
             match client.call(Req::Next, Duration::from_secs(5)) {
                 Ok(Job(Some(input))) => {
-                    let answer = plugin.call(&input).unwrap_or_else(|e| format!("error: {e}"));
-                    if client.call(Req::Answer(answer), Duration::from_secs(5)).is_err() {
+                    let answer = plugin
+                        .call(&input)
+                        .unwrap_or_else(|e| format!("error: {e}"));
+                    if client
+                        .call(Req::Answer(answer), Duration::from_secs(5))
+                        .is_err()
+                    {
                         return 2;
                     }
                 }
@@ -78,7 +83,11 @@ fn plugin_process(path: &Path) -> ! {
 // ------------------------------------------------------------------------------------
 // The host.
 
-const JOBS: &[&str] = &["the quick brown fox", "jumps over the lazy dog", "sandboxed plugins"];
+const JOBS: &[&str] = &[
+    "the quick brown fox",
+    "jumps over the lazy dog",
+    "sandboxed plugins",
+];
 
 #[derive(Default)]
 struct Host {
@@ -89,10 +98,18 @@ struct Host {
 
 impl Service for Host {
     type Proto = Plugins;
-    fn handle(&mut self, from: RendererId, req: Req, _: Vec<OwnedFd>) -> Result<(Job, Vec<OwnedFd>), String> {
+    fn handle(
+        &mut self,
+        from: RendererId,
+        req: Req,
+        _: Vec<OwnedFd>,
+    ) -> Result<(Job, Vec<OwnedFd>), String> {
         let name = self.names.get(&from).cloned().unwrap_or_default();
         match req {
-            Req::Next => Ok((Job(self.jobs.get_mut(&from).and_then(VecDeque::pop_front)), Vec::new())),
+            Req::Next => Ok((
+                Job(self.jobs.get_mut(&from).and_then(VecDeque::pop_front)),
+                Vec::new(),
+            )),
             Req::Answer(a) => {
                 println!("  {name}: answered {a:?}");
                 self.answers.entry(name).or_default().push(a);
@@ -107,10 +124,15 @@ fn contained(name: &str, answers: &[String], reason: &EndReason) -> bool {
     match name {
         "good" => answers.len() == JOBS.len() && *reason == EndReason::Exited(0),
         // Both attempts refused inside the sandbox, the answer still delivered.
-        "files" => answers.first().is_some_and(|a| a.matches("Err").count() == 2),
+        "files" => answers
+            .first()
+            .is_some_and(|a| a.matches("Err").count() == 2),
         "looping" => *reason == EndReason::DeadlineExceeded,
         // A fault or a failed allocation ends it, by a signal or an out-of-memory report.
-        "crash" | "hog" => matches!(reason, EndReason::Signaled(_) | EndReason::OutOfMemory { .. }),
+        "crash" | "hog" => matches!(
+            reason,
+            EndReason::Signaled(_) | EndReason::OutOfMemory { .. }
+        ),
         _ => false,
     }
 }
@@ -133,9 +155,12 @@ fn main() {
 }
 
 fn host(libraries: &[String]) -> Result<bool, String> {
-    let mut broker = Broker::new(BrokerConfig::default(), Host::default()).map_err(|e| e.to_string())?;
+    let mut broker =
+        Broker::new(BrokerConfig::default(), Host::default()).map_err(|e| e.to_string())?;
     for lib in libraries {
-        let path = PathBuf::from(lib).canonicalize().map_err(|e| format!("{lib}: {e}"))?;
+        let path = PathBuf::from(lib)
+            .canonicalize()
+            .map_err(|e| format!("{lib}: {e}"))?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -152,7 +177,10 @@ fn host(libraries: &[String]) -> Result<bool, String> {
         let id = broker.spawn(spec).map_err(|e| format!("{name}: {e}"))?;
         println!("{name}: plugin process spawned ({})", path.display());
         broker.service().names.insert(id, name);
-        broker.service().jobs.insert(id, JOBS.iter().map(|j| j.to_string()).collect());
+        broker
+            .service()
+            .jobs
+            .insert(id, JOBS.iter().map(|j| j.to_string()).collect());
     }
     let mut ends = BTreeMap::new();
     let mut pids = HashMap::new();
@@ -176,12 +204,28 @@ fn host(libraries: &[String]) -> Result<bool, String> {
     println!("|---|---:|---:|---|---|");
     let mut all = ends.len() == libraries.len();
     for (name, (pid, reason)) in &ends {
-        let answers = broker.service().answers.get(name).cloned().unwrap_or_default();
+        let answers = broker
+            .service()
+            .answers
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
         let ok = contained(name, &answers, reason);
         all &= ok;
-        println!("| {name} | {pid} | {} | {reason:?} | {} |", answers.len(), if ok { "yes" } else { "NO" });
+        println!(
+            "| {name} | {pid} | {} | {reason:?} | {} |",
+            answers.len(),
+            if ok { "yes" } else { "NO" }
+        );
     }
     println!();
-    println!("{}", if all { "every plugin contained; the good one served every job" } else { "SOMETHING UNEXPECTED happened" });
+    println!(
+        "{}",
+        if all {
+            "every plugin contained; the good one served every job"
+        } else {
+            "SOMETHING UNEXPECTED happened"
+        }
+    );
     Ok(all)
 }
