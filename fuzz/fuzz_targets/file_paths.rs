@@ -5,53 +5,12 @@
 //! through the read-only grant.
 #![no_main]
 
+#[path = "common/tree.rs"]
+mod common;
+
 use broker::services::file_calls::{answer, Answer, Caller, FileCall};
-use broker::services::files::{Access, FileService, Grant};
+use common::{target, tree};
 use libfuzzer_sys::fuzz_target;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-struct Tree {
-    root: PathBuf,
-    files: FileService,
-}
-
-/// `ro/` (a, sub/b, in -> a, out -> /etc/passwd, up -> ../rw/c) read-only, recursive,
-/// following symlinks; `rw/` (c) read-write; `flat/` (d, deep/e) read-only, not
-/// recursive; `secret` beside them.
-fn tree() -> &'static Tree {
-    static TREE: OnceLock<Tree> = OnceLock::new();
-    TREE.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("fuzz-file-paths-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        for d in ["ro/sub", "rw", "flat/deep"] {
-            std::fs::create_dir_all(root.join(d)).expect("mkdir");
-        }
-        for f in [
-            "ro/a",
-            "ro/sub/b",
-            "rw/c",
-            "flat/d",
-            "flat/deep/e",
-            "secret",
-        ] {
-            std::fs::write(root.join(f), f).expect("write");
-        }
-        std::os::unix::fs::symlink("a", root.join("ro/in")).expect("symlink");
-        std::os::unix::fs::symlink("/etc/passwd", root.join("ro/out")).expect("symlink");
-        std::os::unix::fs::symlink("../rw/c", root.join("ro/up")).expect("symlink");
-        let files = FileService::new(vec![
-            Grant::new(root.join("ro"), Access::ReadOnly)
-                .recursive()
-                .follow_symlinks(),
-            Grant::new(root.join("rw"), Access::ReadWrite).recursive(),
-            Grant::new(root.join("flat"), Access::ReadOnly),
-        ])
-        .expect("service");
-        Tree { root, files }
-    })
-}
 
 struct Fake(Vec<u8>);
 impl Caller for Fake {
@@ -64,11 +23,6 @@ impl Caller for Fake {
     fn write(&self, _at: u64, _bytes: &[u8]) -> Result<(), i32> {
         Ok(())
     }
-}
-
-/// Where the descriptor points, as the kernel says.
-fn target(fd: &OwnedFd) -> PathBuf {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }
 
 fuzz_target!(|input: (u16, u8, Vec<u8>)| {
