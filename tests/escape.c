@@ -110,6 +110,18 @@ long escape_attempt(const char *v, const char *grant, int *err) {
         r = socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s);
         if (r == 0) r = send(s[0], &c, 1, MSG_OOB);
     }
+    else if (IS("sendto_fastopen")) {
+        /* A send that connects: TCP's MSG_FASTOPEN (here on a unix pair: the flag alone). */
+        int s[2]; char c = 'x'; struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(9) };
+        a.sin_addr.s_addr = htonl(0x7f000001);
+        r = socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s);
+        if (r == 0) r = sendto(s[0], &c, 1, MSG_FASTOPEN, (struct sockaddr *)&a, sizeof a);
+    }
+    else if (IS("sendto_address")) {
+        int s[2]; char c = 'x'; struct sockaddr_un a = { .sun_family = AF_UNIX };
+        r = socketpair(AF_UNIX, SOCK_DGRAM, 0, s);
+        if (r == 0) r = sendto(s[0], &c, 1, 0, (struct sockaddr *)&a, sizeof a);
+    }
     else if (IS("sendmsg_other_fd")) {
         int s[2]; char c = 'x'; struct iovec io = { &c, 1 }; struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1 };
         r = socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s);

@@ -105,6 +105,8 @@ const VECTORS: &[(&str, Want)] = &[
     ("socketpair_stream", Violation("socketpair")),
     ("socketpair_inet", Violation("socketpair")),
     ("msg_oob", Violation("sendto")),
+    ("sendto_fastopen", Violation("sendto")),
+    ("sendto_address", Violation("sendto")),
     ("sendmsg_other_fd", Violation("sendmsg")),
     // Privilege, namespaces, mounts.
     ("unshare_user", Violation("unshare")),

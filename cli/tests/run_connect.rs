@@ -15,6 +15,7 @@ const CLIENT: &str = r#"
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +33,13 @@ static void tcp_in(int family, const char *host, const char *port) {
     char buf[8] = {0};
     if (write(s, "ping", 4) != 4 || read(s, buf, 4) != 4) { printf("%s io %d\n", host, errno); return; }
     printf("%s %s cloexec=%d\n", host, buf, (fcntl(s, F_GETFD) & FD_CLOEXEC) != 0);
+    /* A send that would connect the socket elsewhere (TCP fast open): refused. */
+    if (family == AF_INET && !strcmp(host, "127.0.0.1")) {
+        struct sockaddr_in other = { .sin_family = AF_INET, .sin_port = htons(9) };
+        other.sin_addr.s_addr = htonl(0x7f000001);
+        int r = sendto(s, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&other, sizeof other);
+        printf("fastopen %d\n", r == 0 ? 0 : errno);
+    }
     close(s);
 }
 
@@ -106,7 +114,7 @@ fn allowed_destinations_connect_and_others_are_refused() {
         assert_eq!(r.status.code(), Some(0), "{err}");
         assert_eq!(
             text(&r.stdout),
-            "127.0.0.1 pong cloexec=1\nlocalhost pong cloexec=1\n127.0.0.1 refused 13\n\
+            "127.0.0.1 pong cloexec=1\nfastopen 13\nlocalhost pong cloexec=1\n127.0.0.1 refused 13\n\
              ::1 pong cloexec=1\nudp 13\n",
             "nobody={nobody}: {err}"
         );

@@ -83,6 +83,8 @@ const EXEC: &[(&str, &str)] = &[
     ("socketpair_stream", "ok"),
     ("socketpair_inet", "errno 95"),
     ("msg_oob", "errno 95"),
+    ("sendto_fastopen", "ok"),
+    ("sendto_address", "errno 111"),
     ("sendmsg_other_fd", "ok"),
     ("unshare_user", "errno 1"),
     ("unshare_net", "errno 1"),

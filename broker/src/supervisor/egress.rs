@@ -56,6 +56,8 @@ pub(super) struct PendingConnect {
     req_id: u64,
     /// The socket whose connect is in progress.
     sock: OwnedFd,
+    /// The address being connected to.
+    addr: SocketAddr,
     /// Addresses not tried yet.
     left: Vec<SocketAddr>,
     deadline: Instant,
@@ -114,6 +116,7 @@ impl<S: Service> Broker<S> {
                         renderer: id,
                         req_id,
                         sock,
+                        addr,
                         left,
                         deadline,
                     };
@@ -133,6 +136,10 @@ impl<S: Service> Broker<S> {
         };
         let _ = self.epoll.delete(p.sock.as_fd());
         match socket::getsockopt(&p.sock, socket::sockopt::SocketError) {
+            // Connected; `settle` makes the socket layer say so too.
+            Ok(0) if settle(&p.sock, p.addr).is_err() => {
+                self.try_next(p.renderer, p.req_id, p.left, p.deadline, libc::ECONNABORTED)
+            }
             Ok(0) => {
                 let blocking = nix::fcntl::fcntl(
                     &p.sock,
@@ -181,6 +188,21 @@ impl<S: Service> Broker<S> {
     }
 }
 
+/// A connect completed in the background leaves the socket "connecting" to the kernel's
+/// socket layer until `connect` is called again; only then is it "connected", so that
+/// a later connect or a send with MSG_FASTOPEN (with which TCP connects to the address
+/// it carries) fails with EISCONN instead of pointing the socket somewhere else.
+fn settle(sock: &OwnedFd, addr: SocketAddr) -> Result<(), i32> {
+    let r = match addr {
+        SocketAddr::V4(a) => socket::connect(sock.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => socket::connect(sock.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    match r {
+        Ok(()) | Err(nix::errno::Errno::EISCONN) => Ok(()),
+        Err(e) => Err(e as i32),
+    }
+}
+
 /// A non-blocking, close-on-exec stream socket connecting to `addr`: connected
 /// already (`true`) or in progress (`false`), or the errno.
 fn begin(addr: SocketAddr) -> Result<(OwnedFd, bool), i32> {
@@ -210,5 +232,30 @@ fn begin(addr: SocketAddr) -> Result<(OwnedFd, bool), i32> {
         }
         Err(nix::errno::Errno::EINPROGRESS) => Ok((sock, false)),
         Err(e) => Err(e as i32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connect completed in the background and then settled is connected for the
+    /// socket layer: connecting it again (or a MSG_FASTOPEN send) says EISCONN.
+    #[test]
+    fn settled_sockets_cannot_be_pointed_elsewhere() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (sock, connected) = begin(addr).expect("begin");
+        if !connected {
+            let mut fds = [nix::poll::PollFd::new(
+                sock.as_fd(),
+                nix::poll::PollFlags::POLLOUT,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).expect("poll");
+        }
+        settle(&sock, addr).expect("settled");
+        let other = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9);
+        let again = socket::connect(sock.as_raw_fd(), &SockaddrIn::from(other));
+        assert_eq!(again, Err(nix::errno::Errno::EISCONN));
     }
 }

@@ -20,15 +20,19 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sandbox::policy::arch::Arch;
 use sandbox::seccomp::{self, Notification};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 /// The broker's side of a renderer's file-call thread.
 pub(crate) struct Handover {
     /// Readable when the thread has something to say (the epoll set watches it), and
-    /// at its end of file once the thread has ended.
+    /// at its end of file once the thread has ended. A socket, written with
+    /// MSG_NOSIGNAL: the thread's last word after this end is gone raises no SIGPIPE.
     pub(crate) wake: OwnedFd,
     said: Arc<Mutex<Said>>,
+    /// Held by the thread while it reaches the renderer's memory through its pid, and
+    /// by the loop while it reaps the renderer: the pid names the renderer throughout.
+    pub(crate) reaping: Arc<Mutex<()>>,
 }
 
 /// What the thread tells the broker's loop.
@@ -94,10 +98,13 @@ pub(crate) fn start(
     (id, pid): (u64, u32),
     sync_wake_up: bool,
 ) -> io::Result<Handover> {
-    let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
-    let (wake, wake_write) = nix::unistd::pipe2(flags)?;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let (wake, wake_write) = socketpair(AddressFamily::Unix, SockType::Stream, None, flags)?;
     let said = Arc::new(Mutex::new(Said::default()));
     let theirs = Arc::clone(&said);
+    let reaping = Arc::new(Mutex::new(()));
+    let guard = Arc::clone(&reaping);
     std::thread::Builder::new()
         .name(format!("file-calls-{id}"))
         .spawn(move || {
@@ -105,20 +112,41 @@ pub(crate) fn start(
                 // Best effort: older kernels only wake less directly.
                 let _ = seccomp::wake_synchronously(listener.as_fd());
             }
-            let lost = serve(&listener, &files, pid, &theirs, &wake_write).err();
+            let caller = Renderer { pid, guard: &guard };
+            let lost = serve(&listener, &files, &caller, &theirs, &wake_write).err();
             if let (Some(cause), Ok(mut said)) = (lost, theirs.lock()) {
                 said.lost = Some(cause);
             }
-            let _ = nix::unistd::write(&wake_write, &[1]);
+            tell(&wake_write);
         })?;
-    Ok(Handover { wake, said })
+    Ok(Handover {
+        wake,
+        said,
+        reaping,
+    })
+}
+
+/// The renderer a thread answers for: its pid, and the guard the loop takes to reap it.
+struct Renderer<'a> {
+    pid: u32,
+    guard: &'a Mutex<()>,
+}
+
+/// Wake the broker's loop (never blocking, never SIGPIPE if it has gone).
+fn tell(wake: &OwnedFd) {
+    use nix::sys::socket::{send, MsgFlags};
+    let _ = send(
+        wake.as_raw_fd(),
+        &[1],
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    );
 }
 
 /// Answer calls until the renderer is gone (`Ok`), or the listener fails (`Err`, why).
 fn serve(
     listener: &OwnedFd,
     files: &FileService,
-    pid: u32,
+    renderer: &Renderer<'_>,
     said: &Mutex<Said>,
     wake: &OwnedFd,
 ) -> Result<(), String> {
@@ -146,25 +174,27 @@ fn serve(
             .then(|| FileCall::decode(arch, n.nr, n.args))
             .flatten();
         match call {
-            Some(call) => match Notified::of_process(listener.as_fd(), &n, pid) {
-                Some(caller) => {
-                    respond(
-                        listener.as_fd(),
-                        n.id,
-                        file_calls::answer(files, call, &caller),
-                    );
+            Some(call) => {
+                match Notified::of_process(listener.as_fd(), &n, renderer.pid, renderer.guard) {
+                    Some(caller) => {
+                        respond(
+                            listener.as_fd(),
+                            n.id,
+                            file_calls::answer(files, call, &caller),
+                        );
+                    }
+                    // A process the renderer started (a preset that allows it): its file
+                    // calls are not answered beneath the renderer's grants.
+                    None => {
+                        let _ = seccomp::answer_error(listener.as_fd(), n.id, libc::EACCES);
+                    }
                 }
-                // A process the renderer started (a preset that allows it): its file
-                // calls are not answered beneath the renderer's grants.
-                None => {
-                    let _ = seccomp::answer_error(listener.as_fd(), n.id, libc::EACCES);
-                }
-            },
+            }
             None => {
                 if let Ok(mut s) = said.lock() {
                     s.violation.get_or_insert(n);
                 }
-                let _ = nix::unistd::write(wake, &[1]);
+                tell(wake);
             }
         }
     }

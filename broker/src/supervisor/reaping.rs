@@ -7,10 +7,14 @@ impl<S: Service> Broker<S> {
         let Some(r) = self.renderers.get_mut(&id) else {
             return;
         };
+        // Not while a file-call thread reaches its memory through its pid.
+        let reaping = r.handover.as_ref().map(|h| Arc::clone(&h.reaping));
+        let held = reaping.as_ref().map(|g| g.lock());
         let status = match r.child.try_wait() {
             Ok(Some(s)) => s,
             _ => return,
         };
+        drop(held);
         // Read what is left: a violation report may have arrived just before the death.
         while let Ok(Some((frame, _))) = r.channel.try_recv() {
             r.said.note(frame);
@@ -43,6 +47,7 @@ impl<S: Service> Broker<S> {
                     due: Instant::now() + backoff,
                     spec: r.spec.clone(),
                     restarts: r.restarts + 1,
+                    egress: r.egress.clone(),
                     replaces: RendererId(id),
                 });
             }
@@ -122,7 +127,7 @@ impl<S: Service> Broker<S> {
             .partition(|p| p.due <= now);
         self.pending = later;
         for p in due {
-            match self.spawn_with(p.spec.clone(), p.restarts) {
+            match self.spawn_with(p.spec.clone(), p.restarts, Some(p.egress.clone())) {
                 Ok(new_id) => {
                     tracing::info!(old = %p.replaces, new = %new_id, "renderer restarted")
                 }

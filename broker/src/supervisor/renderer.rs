@@ -186,6 +186,9 @@ pub(super) struct PendingRestart {
     pub(super) due: Instant,
     pub(super) spec: RendererSpec,
     pub(super) restarts: u32,
+    /// Its allow-list as resolved for the first spawn: a restart, made in the loop,
+    /// never waits on the resolver.
+    pub(super) egress: Vec<super::egress::Allowed>,
     pub(super) replaces: RendererId,
 }
 

@@ -27,16 +27,18 @@ impl<S: Service> Broker<S> {
 
     /// Start a renderer.
     pub fn spawn(&mut self, spec: RendererSpec) -> Result<RendererId, SpawnError> {
-        self.spawn_with(spec, 0)
+        self.spawn_with(spec, 0, None)
     }
 
     /// Start a renderer that is restart number `restarts` of its spec: its files
     /// service, its channel with the setup already in it, its process, its place in
-    /// the epoll set.
+    /// the epoll set. `resolved`: its allow-list as resolved for an earlier spawn (a
+    /// restart); else it is resolved now.
     pub(super) fn spawn_with(
         &mut self,
         spec: RendererSpec,
         restarts: u32,
+        resolved: Option<Vec<super::egress::Allowed>>,
     ) -> Result<RendererId, SpawnError> {
         let files = if spec.grants.is_empty() {
             None
@@ -47,7 +49,11 @@ impl<S: Service> Broker<S> {
             ))
         };
         let hands_over = hands_over_file_calls(&spec)?;
-        let egress = super::egress::resolve(&spec.connect)?;
+        // Names are resolved once, when the embedder spawns; a restart reuses them.
+        let egress = match resolved {
+            Some(allowed) => allowed,
+            None => super::egress::resolve(&spec.connect)?,
+        };
         let (channel, theirs, asked_listener) = self.channel_with_setup(&spec, hands_over)?;
         let id = self.next_id;
         self.next_id += 1;

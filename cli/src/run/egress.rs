@@ -258,6 +258,7 @@ fn connect_for(tid: u32, fd: i32, addr: SocketAddr) -> Result<(OwnedFd, bool), i
     let no_delay = getsockopt(&theirs, sockopt::TcpNoDelay).unwrap_or(false);
     let cloexec = close_on_exec(tid, fd);
     let stream = std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(errno)?;
+    settle(&stream, addr)?;
     if status & libc::O_NONBLOCK != 0 {
         stream.set_nonblocking(true).map_err(errno)?;
     }
@@ -265,6 +266,23 @@ fn connect_for(tid: u32, fd: i32, addr: SocketAddr) -> Result<(OwnedFd, bool), i
         let _ = stream.set_nodelay(true);
     }
     Ok((OwnedFd::from(stream), cloexec))
+}
+
+/// A connect completed in the background leaves the socket "connecting" to the kernel's
+/// socket layer until `connect` is called again; only then is it "connected", so that a
+/// later connect (or a send with MSG_FASTOPEN) on it fails with EISCONN instead of
+/// connecting it somewhere else. Called again here: EISCONN (or 0) is the answer.
+fn settle(stream: &std::net::TcpStream, addr: SocketAddr) -> Result<(), i32> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let r = match addr {
+        SocketAddr::V4(a) => nix::sys::socket::connect(fd, &nix::sys::socket::SockaddrIn::from(a)),
+        SocketAddr::V6(a) => nix::sys::socket::connect(fd, &nix::sys::socket::SockaddrIn6::from(a)),
+    };
+    match r {
+        Ok(()) | Err(nix::errno::Errno::EISCONN) => Ok(()),
+        Err(e) => Err(e as i32),
+    }
 }
 
 /// Whether descriptor `fd` of thread `tid`'s process is close-on-exec (`flags:` in

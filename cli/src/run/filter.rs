@@ -31,8 +31,11 @@ pub(super) fn compile_filter(args: &RunArgs) -> Result<Vec<u8>, RunError> {
         return Ok(PRECOMPILED_EXEC.to_vec());
     }
     let mut policy = effective_policy(args)?;
-    // --connect: every connect to the supervisor, which decides it (`egress`).
+    // --connect: every connect to the supervisor, which decides it (`egress`), and no
+    // send that connects by itself (MSG_FASTOPEN).
     if !args.connect.is_empty() {
+        sandbox::policy::guards::no_fast_open(&mut policy)
+            .map_err(|e| RunError::Policy(e.to_string()))?;
         policy.remove("connect");
         policy
             .add_action("connect", Action::UserNotify)

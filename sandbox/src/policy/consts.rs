@@ -151,6 +151,7 @@ static COMMON: &[(&str, u64)] = libc_table![
     SO_DOMAIN,
     SO_PROTOCOL,
     MSG_OOB,
+    MSG_FASTOPEN,
     MSG_PEEK,
     MSG_DONTWAIT,
     MSG_NOSIGNAL,

@@ -54,6 +54,24 @@ pub fn refuse_setid_modes(policy: &mut Policy) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// With sockets connected outside the sandbox in place (`sandbox run --connect`): no
+/// `MSG_FASTOPEN` on any send (EACCES). With it, a TCP send connects the socket to the
+/// address it carries — bypassing `connect`, which the supervisor decides — and a
+/// socket connected outside could be pointed anywhere from the host's network.
+pub fn no_fast_open(policy: &mut Policy) -> Result<(), PolicyError> {
+    let fast_open = libc::MSG_FASTOPEN as u64;
+    for (call, flags) in [("sendto", 3u8), ("sendmsg", 2), ("sendmmsg", 3)] {
+        prepend(
+            policy,
+            call,
+            arg(flags).any_bits(fast_open),
+            Action::Errno(libc::EACCES as u16),
+            GUARD_ORIGIN,
+        )?;
+    }
+    Ok(())
+}
+
 /// `when` → `action` as `syscall`'s first rule, written at `origin`.
 fn prepend(
     policy: &mut Policy,

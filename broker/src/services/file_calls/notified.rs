@@ -35,6 +35,9 @@ pub fn respond(listener: BorrowedFd<'_>, id: u64, answer: Answer) {
 pub struct Notified<'a> {
     listener: BorrowedFd<'a>,
     id: u64,
+    /// Held while the caller's memory is reached through `memory` (see
+    /// [`Notified::of_process`]).
+    guard: Option<&'a std::sync::Mutex<()>>,
     /// Whose memory is read and written: the caller's thread group where known (see
     /// [`Notified::of_process`]), else the calling thread.
     memory: u32,
@@ -49,24 +52,28 @@ impl<'a> Notified<'a> {
         Notified {
             listener,
             id: n.id,
+            guard: None,
             memory: n.pid,
         }
     }
 
     /// The caller of notification `n`, which must be a thread of process `tgid` — a
-    /// child of this process that it has not reaped, so `tgid` names it until then:
-    /// its memory is reached through `tgid` (the threads share it). `None` if the
-    /// calling thread is not one of its (e.g. a process it started).
+    /// child of this process, reaped only while `guard` is held: its memory is reached
+    /// through `tgid` (the threads share it) with `guard` held, so that the validity
+    /// check and the access see the same process. `None` if the calling thread is not
+    /// one of its (e.g. a process it started).
     pub fn of_process(
         listener: BorrowedFd<'a>,
         n: &Notification,
         tgid: u32,
+        guard: &'a std::sync::Mutex<()>,
     ) -> Option<Notified<'a>> {
         let member =
             n.pid == tgid || std::path::Path::new(&format!("/proc/{tgid}/task/{}", n.pid)).exists();
         member.then_some(Notified {
             listener,
             id: n.id,
+            guard: Some(guard),
             memory: tgid,
         })
     }
@@ -81,6 +88,7 @@ impl<'a> Notified<'a> {
 
 impl Caller for Notified<'_> {
     fn path(&self, at: u64) -> Result<Vec<u8>, i32> {
+        let _held = self.guard.map(|g| g.lock());
         let path =
             seccomp::read_callers_string(self.memory, at, MAX_CALL_PATH).map_err(|e| {
                 match e.raw_os_error() {
@@ -94,6 +102,7 @@ impl Caller for Notified<'_> {
     }
 
     fn write(&self, at: u64, bytes: &[u8]) -> Result<(), i32> {
+        let _held = self.guard.map(|g| g.lock());
         // Checked, then written: the thread is still blocked in this call.
         self.still_waits()?;
         seccomp::write_callers_memory(self.memory, at, bytes).map_err(|_| libc::EFAULT)

@@ -154,13 +154,46 @@ fn main() {
     })
 }
 
+/// The plugins, copied where a plugin process can read them: a root broker runs each
+/// under a user id of its own, which cannot enter the caller's private folders (a
+/// checkout in a 0700 `mktemp -d`, say). The folder is removed when this is dropped.
+struct Installed(PathBuf);
+
+impl Installed {
+    fn new(libraries: &[String]) -> Result<(Installed, Vec<PathBuf>), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("plugin-host-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let installed = Installed(dir.clone());
+        let open =
+            |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        open(&dir, 0o755).map_err(|e| e.to_string())?;
+        let mut paths = Vec::new();
+        for lib in libraries {
+            let from = Path::new(lib);
+            let to = dir.join(
+                from.file_name()
+                    .ok_or_else(|| format!("{lib}: no file name"))?,
+            );
+            std::fs::copy(from, &to).map_err(|e| format!("{lib}: {e}"))?;
+            open(&to, 0o644).map_err(|e| e.to_string())?;
+            paths.push(to);
+        }
+        Ok((installed, paths))
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn host(libraries: &[String]) -> Result<bool, String> {
+    let (_installed, libraries) = Installed::new(libraries)?;
     let mut broker =
         Broker::new(BrokerConfig::default(), Host::default()).map_err(|e| e.to_string())?;
-    for lib in libraries {
-        let path = PathBuf::from(lib)
-            .canonicalize()
-            .map_err(|e| format!("{lib}: {e}"))?;
+    for path in &libraries {
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -175,7 +208,7 @@ fn host(libraries: &[String]) -> Result<bool, String> {
             .deadline(Duration::from_secs(3))
             .inherit_stderr(false);
         let id = broker.spawn(spec).map_err(|e| format!("{name}: {e}"))?;
-        println!("{name}: plugin process spawned ({})", path.display());
+        println!("{name}: plugin process spawned");
         broker.service().names.insert(id, name);
         broker
             .service()
