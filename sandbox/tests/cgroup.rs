@@ -145,3 +145,61 @@ fn the_memory_limit_ends_a_process_that_uses_more_and_counts_it() {
     });
     assert!(removed, "removable once empty");
 }
+
+/// The cgroup v2 paths, in a delegated subtree described to `Places` (this machine's
+/// pids and memory controllers are bound to v1, so no cgroup2 mount here can have
+/// them): the v2 subtree is chosen when its `cgroup.subtree_control` enables the
+/// controller, and v2's files are written and read (`pids.max`, `memory.max`,
+/// `memory.events`, `memory.peak`, `0::` membership); without the controller enabled
+/// and no v1 hierarchy, the error says so.
+#[test]
+fn cgroup_v2_files_in_a_delegated_subtree() {
+    use sandbox::launch::cgroup::{CgroupError, Hierarchy};
+    let root = std::env::temp_dir().join(name("v2"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::write(root.join("cgroup.subtree_control"), "memory pids\n").expect("subtree");
+    let mountinfo = format!(
+        "30 25 0:26 / {} rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate\n",
+        root.display()
+    );
+    let places = Places::from_text(&mountinfo, "0::/\n");
+    let pids = PidsCgroup::create(&places, "t-pids", 64).expect("v2 pids cgroup");
+    assert_eq!(pids.hierarchy(), Hierarchy::V2);
+    assert_eq!(
+        std::fs::read_to_string(root.join("t-pids/pids.max"))
+            .ok()
+            .as_deref(),
+        Some("64")
+    );
+    assert!(pids.listed_in("0::/t-pids\n"));
+    assert!(!pids.listed_in("0::/other\n"));
+    let mem = MemoryCgroup::create(&places, "t-mem", 1 << 30).expect("v2 memory cgroup");
+    assert_eq!(
+        std::fs::read_to_string(root.join("t-mem/memory.max"))
+            .ok()
+            .as_deref(),
+        Some("1073741824")
+    );
+    std::fs::write(
+        root.join("t-mem/memory.events"),
+        "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n",
+    )
+    .expect("events");
+    std::fs::write(root.join("t-mem/memory.peak"), "4096\n").expect("peak");
+    assert_eq!(mem.oom_kills(), Some(1));
+    assert_eq!(mem.peak(), Some(4096));
+    // The controller not enabled in the subtree, and no v1 hierarchy: refused, saying so.
+    std::fs::write(root.join("cgroup.subtree_control"), "memory\n").expect("subtree");
+    match PidsCgroup::create(&places, "t-none", 64) {
+        Err(CgroupError::Unavailable(what, why)) => {
+            assert_eq!(what, "pids");
+            assert!(
+                why.contains("no cgroup v2 subtree with pids enabled"),
+                "{why}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

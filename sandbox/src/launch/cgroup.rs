@@ -196,6 +196,15 @@ impl Places {
             own: read("/proc/self/cgroup"),
         }
     }
+
+    /// The places given as the text of a `mountinfo` and a `/proc/PID/cgroup` (a view
+    /// read elsewhere; tests describe hierarchies this machine does not have).
+    pub fn from_text(mountinfo: &str, cgroup: &str) -> Places {
+        Places {
+            mountinfo: Ok(mountinfo.to_string()),
+            own: Ok(cgroup.to_string()),
+        }
+    }
 }
 
 /// The parent directory a new cgroup with `controller` goes in, its hierarchy, and this
