@@ -1,4 +1,4 @@
-//! The renderer escape battery (`tests/escape.c`, 116 vectors) through `sandbox run`
+//! The renderer escape battery (`tests/escape.c`, 118 vectors) through `sandbox run`
 //! with the `exec` preset, as root and as uid 65534: each vector in a fresh sandbox,
 //! each outcome asserted exactly. The `exec` preset runs ordinary programs, so where it
 //! differs from the renderer battery the difference is the policy's, and listed in
