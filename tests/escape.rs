@@ -9,13 +9,13 @@
 
 use broker::services::files::{Access, Grant};
 use broker::spec::RendererSpec;
-use broker::supervisor::{Broker, BrokerConfig, EndReason, Event, RendererId, Service};
+use broker::supervisor::{Broker, BrokerConfig, EndReason, Event};
 use sandbox::policy::presets::Preset;
-use sandbox::renderer::{self, Protocol};
+use sandbox::renderer;
 use sandbox_tests::escape::{attempt, Attempt};
+use sandbox_tests::plain::{Nothing, Plain};
 use sandbox_tests::{reachable, run_cases, Case};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::time::Duration;
 
@@ -187,26 +187,6 @@ fn want(name: &str, preset: Preset) -> Option<Want> {
     plugin
         .or_else(|| VECTORS.iter().find(|(n, _)| *n == name))
         .map(|(_, w)| *w)
-}
-
-struct Plain;
-impl Protocol for Plain {
-    type Req = ();
-    type Resp = ();
-    type Note = ();
-}
-
-struct Nothing;
-impl Service for Nothing {
-    type Proto = Plain;
-    fn handle(
-        &mut self,
-        _: RendererId,
-        _: (),
-        _: Vec<OwnedFd>,
-    ) -> Result<((), Vec<OwnedFd>), String> {
-        Ok(((), Vec::new()))
-    }
 }
 
 /// The outcome in words, as the table says it.

@@ -4,31 +4,12 @@
 //! how fast is `broker/examples/fault_bench.rs`.) Run in a fresh process (this binary
 //! with `--spawns`), as the broker.
 
-use broker::supervisor::{Broker, BrokerConfig, EndReason, Event, RendererId, Service};
+use broker::supervisor::{Broker, BrokerConfig, EndReason, Event};
 use broker::RendererSpec;
-use sandbox::renderer::{self, Protocol};
+use sandbox::renderer;
+use sandbox_tests::plain::{Nothing, Plain};
 use sandbox_tests::{run_cases, Case};
-use std::os::fd::OwnedFd;
 use std::time::Duration;
-
-struct Plain;
-impl Protocol for Plain {
-    type Req = ();
-    type Resp = ();
-    type Note = ();
-}
-struct Nothing;
-impl Service for Nothing {
-    type Proto = Plain;
-    fn handle(
-        &mut self,
-        _: RendererId,
-        _: (),
-        _: Vec<OwnedFd>,
-    ) -> Result<((), Vec<OwnedFd>), String> {
-        Ok(((), Vec::new()))
-    }
-}
 
 const SPAWNS: usize = 10_000;
 

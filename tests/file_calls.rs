@@ -6,34 +6,14 @@
 
 use broker::services::files::{Access, Grant};
 use broker::spec::RendererSpec;
-use broker::supervisor::{Broker, BrokerConfig, Event, RendererId, Service};
-use sandbox::renderer::{self, Protocol, RendererClient};
+use broker::supervisor::{Broker, BrokerConfig, Event};
+use sandbox::renderer::{self, RendererClient};
+use sandbox_tests::plain::{Nothing, Plain};
 use sandbox_tests::{reachable, run_cases, Case};
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-struct Plain;
-impl Protocol for Plain {
-    type Req = ();
-    type Resp = ();
-    type Note = ();
-}
-
-struct Nothing;
-impl Service for Nothing {
-    type Proto = Plain;
-    fn handle(
-        &mut self,
-        _: RendererId,
-        _: (),
-        _: Vec<OwnedFd>,
-    ) -> Result<((), Vec<OwnedFd>), String> {
-        Ok(((), Vec::new()))
-    }
-}
 
 // ------------------------------------------------------------------------------------
 // Renderers: they report every check that failed as a log line `FAIL ...`, and
@@ -385,21 +365,11 @@ fn no_openat2_refused() -> Result<(), String> {
 }
 
 fn without_openat2() -> ! {
-    use sandbox::policy::arch::Arch;
-    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
-    let text = "@default allow\nopenat2: errno ENOSYS";
-    let filter = parse_str(
+    let installed = sandbox::probe::install_policy_text(
         "no-openat2",
-        text,
-        &Options::new(Arch::native()),
-        &EmbeddedSources(&[]),
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|p| sandbox::bpf::compile(&p, Arch::native()).map_err(|e| e.to_string()));
-    let installed = filter.and_then(|program| {
-        sandbox::seccomp::set_no_new_privs().map_err(|e| e.to_string())?;
-        sandbox::seccomp::install(&program, Default::default()).map_err(|e| e.to_string())
-    });
+        "@default allow\nopenat2: errno ENOSYS",
+        false,
+    );
     if let Err(e) = installed {
         println!("SETUP {e}");
         std::process::exit(0);

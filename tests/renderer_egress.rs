@@ -4,35 +4,15 @@
 //! own, spawns this binary again as the renderer, and prints what it reported.
 
 use broker::spec::RendererSpec;
-use broker::supervisor::{Broker, BrokerConfig, Event, RendererId, Service};
+use broker::supervisor::{Broker, BrokerConfig, Event};
 use sandbox::protocol::ConnectError;
-use sandbox::renderer::{self, CallError, Protocol, RendererClient};
+use sandbox::renderer::{self, CallError, RendererClient};
+use sandbox_tests::plain::{Nothing, Plain};
 use sandbox_tests::{reachable, run_cases, Case};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::time::Duration;
-
-struct Plain;
-impl Protocol for Plain {
-    type Req = ();
-    type Resp = ();
-    type Note = ();
-}
-
-struct Nothing;
-impl Service for Nothing {
-    type Proto = Plain;
-    fn handle(
-        &mut self,
-        _: RendererId,
-        _: (),
-        _: Vec<OwnedFd>,
-    ) -> Result<((), Vec<OwnedFd>), String> {
-        Ok(((), Vec::new()))
-    }
-}
 
 /// Ping the server behind `stream`: it must answer "pong".
 fn ping(mut stream: TcpStream) -> Result<(), String> {

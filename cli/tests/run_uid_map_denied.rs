@@ -10,18 +10,13 @@ use std::os::fd::AsFd;
 use std::process::Command;
 
 fn deny_uid_map_then_run(sandbox: &str) -> ! {
-    use sandbox::policy::arch::Arch;
-    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
-    let policy = parse_str(
+    let listener = sandbox::probe::install_policy_text(
         "deny-uid-map",
         "@default allow\nopenat: user-notify",
-        &Options::new(Arch::native()),
-        &EmbeddedSources(&[]),
+        true,
     )
-    .expect("policy");
-    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
-    sandbox::seccomp::set_no_new_privs().expect("nnp");
-    let listener = sandbox::seccomp::install_with_listener(&program).expect("install");
+    .expect("install")
+    .expect("listener");
     std::thread::spawn(move || loop {
         let fd = listener.as_fd();
         match sandbox::seccomp::receive(fd) {

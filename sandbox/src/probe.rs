@@ -60,3 +60,34 @@ pub fn fionread_with_high_bits(fd: i32, high: u32) -> io::Result<i32> {
 pub fn mmap_anonymous_page(prot: i32) -> io::Result<()> {
     sys::probe::mmap_anonymous_page(prot)
 }
+
+/// Compile the policy `text` (named `name` in errors; no includes) for this machine and
+/// install it on the calling process, no_new_privs set first: what a test does to play
+/// a kernel, a container or a security module that refuses or answers some calls.
+/// With `listener`, installed with a notification listener, which is returned.
+pub fn install_policy_text(
+    name: &str,
+    text: &str,
+    listener: bool,
+) -> Result<Option<std::os::fd::OwnedFd>, String> {
+    use crate::policy::arch::Arch;
+    use crate::policy::text::{parse_str, EmbeddedSources, Options};
+    let policy = parse_str(
+        name,
+        text,
+        &Options::new(Arch::native()),
+        &EmbeddedSources(&[]),
+    )
+    .map_err(|e| e.to_string())?;
+    let program = crate::bpf::compile(&policy, Arch::native()).map_err(|e| e.to_string())?;
+    crate::seccomp::set_no_new_privs().map_err(|e| e.to_string())?;
+    if listener {
+        crate::seccomp::install_with_listener(&program)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    } else {
+        crate::seccomp::install(&program, Default::default())
+            .map(|()| None)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -218,18 +218,7 @@ fn spawn_or_report(spec: &SpawnSpec) -> sandbox::launch::Spawned {
 
 /// Break the spawner on purpose with a filter of our own (inherited by the renderer).
 fn install_spawner_filter(name: &str, text: &str) {
-    use sandbox::policy::arch::Arch;
-    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
-    let policy = parse_str(
-        name,
-        text,
-        &Options::new(Arch::native()),
-        &EmbeddedSources(&[]),
-    )
-    .expect("policy");
-    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
-    sandbox::seccomp::set_no_new_privs().expect("nnp");
-    sandbox::seccomp::install(&program, Default::default()).expect("install");
+    sandbox::probe::install_policy_text(name, text, false).expect("spawner filter");
 }
 
 fn forbid_user_namespaces() {
@@ -250,19 +239,14 @@ fn refuse_pivot_root() {
 /// version query with `abi` and lets every other call run (this is a test's
 /// supervisor: CONTINUE is fine here).
 fn pretend_landlock_abi(abi: i64) {
-    use sandbox::policy::arch::Arch;
-    use sandbox::policy::text::{parse_str, EmbeddedSources, Options};
     const VERSION: u64 = 1; // LANDLOCK_CREATE_RULESET_VERSION
-    let policy = parse_str(
+    let listener = sandbox::probe::install_policy_text(
         "old-landlock",
         "@default allow\nlandlock_create_ruleset: user-notify",
-        &Options::new(Arch::native()),
-        &EmbeddedSources(&[]),
+        true,
     )
-    .expect("policy");
-    let program = sandbox::bpf::compile(&policy, Arch::native()).expect("compile");
-    sandbox::seccomp::set_no_new_privs().expect("nnp");
-    let listener = sandbox::seccomp::install_with_listener(&program).expect("install");
+    .expect("install")
+    .expect("listener");
     std::thread::spawn(move || loop {
         use std::os::fd::AsFd;
         let fd = listener.as_fd();
