@@ -663,25 +663,7 @@ fn run(name: &str, nobody: bool) -> String {
 /// This binary with `args`, as root or as uid 65534 (then a copy it can run: the broker
 /// re-executes it as its renderers); what it printed.
 fn this_binary(args: &[&str], nobody: bool) -> String {
-    let exe = if nobody {
-        reachable::current_exe()
-    } else {
-        std::env::current_exe().expect("own path")
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args(args);
-    if nobody {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
-    }
-    match cmd.output() {
-        Ok(o) => format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => format!("could not run case: {e}"),
-    }
+    reachable::run_self(args, nobody)
 }
 
 fn expect_hostile(name: &str, nobody: bool, want: &str) -> Result<(), String> {

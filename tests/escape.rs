@@ -16,7 +16,6 @@ use sandbox_tests::escape::{attempt, Attempt};
 use sandbox_tests::plain::{Nothing, Plain};
 use sandbox_tests::{reachable, run_cases, Case};
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
 /// What each vector must come to.
@@ -274,27 +273,14 @@ fn battery(preset: Preset) -> Result<String, String> {
 }
 
 fn run_battery(preset: Preset, nobody: bool) -> Result<(), String> {
-    let exe = if nobody {
-        reachable::current_exe()
-    } else {
-        std::env::current_exe().map_err(|e| e.to_string())?
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args(["--battery", preset.name()]);
-    if nobody {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
-    }
-    let o = cmd.output().map_err(|e| e.to_string())?;
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let out = reachable::run_self(&["--battery", preset.name()], nobody);
     let count = out.lines().filter(|l| l.starts_with("VECTOR ")).count();
     if count == VECTORS.len() && !out.contains("MISMATCH") {
         Ok(())
     } else {
         Err(format!(
-            "{count} of {} vectors reported\n{out}{}",
-            VECTORS.len(),
-            String::from_utf8_lossy(&o.stderr)
+            "{count} of {} vectors reported\n{out}",
+            VECTORS.len()
         ))
     }
 }

@@ -272,25 +272,7 @@ fn run_case(mode: &str) -> Result<String, String> {
 
 /// This binary as a case's broker, as root or as uid 65534; what it printed.
 fn case(mode: &str, nobody: bool) -> String {
-    let exe = if nobody {
-        reachable::current_exe()
-    } else {
-        std::env::current_exe().expect("own path")
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args(["--case", mode]);
-    if nobody {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
-    }
-    match cmd.output() {
-        Ok(o) => format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => format!("could not run case: {e}"),
-    }
+    reachable::run_self(&["--case", mode], nobody)
 }
 
 fn expect_pass(mode: &str, nobody: bool, also: &[&str]) -> Result<(), String> {

@@ -11,7 +11,6 @@ use sandbox_tests::plain::{Nothing, Plain};
 use sandbox_tests::{reachable, run_cases, Case};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::time::Duration;
 
 /// Ping the server behind `stream`: it must answer "pong".
@@ -134,23 +133,7 @@ fn run_case() -> Result<String, String> {
 }
 
 fn case(nobody: bool) -> Result<(), String> {
-    let exe = if nobody {
-        reachable::current_exe()
-    } else {
-        std::env::current_exe().map_err(|e| e.to_string())?
-    };
-    let mut cmd = Command::new(exe);
-    cmd.arg("--case");
-    if nobody {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
-    }
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = reachable::run_self(&["--case"], nobody);
     let passed = out.contains("LOG PASS true") && out.contains("ENDED Exited(0)");
     // This machine class has IPv6 loopback: a test that silently skipped it could not
     // fail on the IPv6 path.

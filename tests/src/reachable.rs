@@ -60,3 +60,30 @@ pub fn drop_to_nobody() {
     nix::unistd::setresuid(u, u, u).expect("setresuid");
     assert_eq!(nix::unistd::getuid().as_raw(), 65534, "still not uid 65534");
 }
+
+/// This test binary again with `args`, as root or (`nobody`) as uid 65534 through a
+/// copy it can run; what it printed, standard output then standard error.
+pub fn run_self(args: &[&str], nobody: bool) -> String {
+    use std::os::unix::process::CommandExt;
+    let exe = if nobody {
+        current_exe()
+    } else {
+        match std::env::current_exe() {
+            Ok(p) => p,
+            Err(e) => return format!("own path: {e}"),
+        }
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args);
+    if nobody {
+        cmd.uid(65534).gid(65534);
+    }
+    match cmd.output() {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("could not run this binary: {e}"),
+    }
+}
