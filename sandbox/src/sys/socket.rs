@@ -62,8 +62,8 @@ pub fn recv_with_fds(
     // msg_control..msg_control+msg_controllen (which the kernel set to what it wrote).
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     while !cmsg.is_null() {
-        // SAFETY: `cmsg` is non-null and within the control buffer (see above).
         let (level, kind, len) =
+            // SAFETY: `cmsg` is non-null and within the control buffer (see above).
             unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
         if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
             // SAFETY: CMSG_LEN computes a size; CMSG_DATA points into this cmsg.
