@@ -234,9 +234,15 @@ fn run_case(mode: &str) -> Result<String, String> {
         std::env::temp_dir().join(format!("file-calls-{mode}-{}", std::process::id()));
     make_tree(&root).map_err(|e| format!("tree: {e}"))?;
     let mut broker = Broker::new(BrokerConfig::default(), Nothing).map_err(|e| e.to_string())?;
+    // "many": four renderers at once, each with 8 threads making 1,000 opens.
+    let (renderers, renderer_mode) = if mode == "many" {
+        (4, "threads")
+    } else {
+        (1, mode)
+    };
     let spec = RendererSpec::current_exe()
         .map_err(|e| e.to_string())?
-        .arg(mode)
+        .arg(renderer_mode)
         .grant(
             Grant::new(root.join("ro"), Access::ReadOnly)
                 .recursive()
@@ -250,8 +256,10 @@ fn run_case(mode: &str) -> Result<String, String> {
         })
         .env("RO", root.join("ro").display().to_string())
         .env("RW", root.join("rw").display().to_string());
-    broker.spawn(spec).map_err(|e| e.to_string())?;
-    let events = broker.run_until_idle(Duration::from_secs(60));
+    for _ in 0..renderers {
+        broker.spawn(spec.clone()).map_err(|e| e.to_string())?;
+    }
+    let events = broker.run_until_idle(Duration::from_secs(120));
     let mut out = String::new();
     for e in &events {
         match e {
@@ -299,6 +307,19 @@ fn threads_root() -> Result<(), String> {
 }
 fn threads_nobody() -> Result<(), String> {
     expect_pass("threads", true, &[])
+}
+/// Four renderers at once, each with 8 threads × 1,000 opens: every one answered right
+/// (each renderer's calls are answered by a thread of its own).
+fn many_renderers() -> Result<(), String> {
+    let out = case("many", false);
+    let passed = out.matches("LOG PASS true").count() == 4
+        && out.matches("ENDED Exited(0)").count() == 4
+        && !out.contains("LOG FAIL");
+    if passed {
+        Ok(())
+    } else {
+        Err(out)
+    }
 }
 fn violation_still_attested() -> Result<(), String> {
     let out = case("forbidden", false);
@@ -378,6 +399,10 @@ const CASES: &[Case] = &[
     (
         "file_calls_8_threads_x_1000_opens_as_nobody",
         threads_nobody,
+    ),
+    (
+        "file_calls_4_renderers_at_once_x_8_threads_x_1000_opens",
+        many_renderers,
     ),
     (
         "file_calls_violation_still_attested",
