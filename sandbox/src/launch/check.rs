@@ -153,15 +153,23 @@ pub fn kernel_report() -> KernelReport {
         false,
         yes_no(process::pidfd_works(), "pidfd_open failed"),
     ));
+    // Without it the descriptor layer closes each open descriptor (slower, as strong).
     f.push(feature(
         "close_range",
-        true,
-        yes_no(process::close_range_works(), "ENOSYS"),
+        false,
+        yes_no(
+            process::close_range_works(),
+            "ENOSYS: descriptors are closed one by one",
+        ),
     ));
+    // Grants (client.open, a renderer's own file calls, --broker-ro) need it.
     f.push(feature(
         "openat2",
         false,
-        yes_no(process::openat2_exists(), "ENOSYS"),
+        yes_no(
+            process::openat2_exists(),
+            "ENOSYS: file grants are refused (no safe resolution beneath a folder)",
+        ),
     ));
     // `sandbox run` holds --pids and --mem with these where it can.
     let places = super::cgroup::Places::read();
