@@ -6,7 +6,6 @@
 //! that. `sandbox run` must fail with the step, the cause and the remedies — never run
 //! weaker. As root and as uid 65534.
 
-use std::os::fd::AsFd;
 use std::process::Command;
 
 fn deny_uid_map_then_run(sandbox: &str) -> ! {
@@ -17,20 +16,12 @@ fn deny_uid_map_then_run(sandbox: &str) -> ! {
     )
     .expect("install")
     .expect("listener");
-    std::thread::spawn(move || loop {
-        let fd = listener.as_fd();
-        match sandbox::seccomp::receive(fd) {
-            Ok(n) => {
-                let path = sandbox::seccomp::read_callers_string(n.pid, n.args[1], 4096);
-                // A test's supervisor: CONTINUE is fine here.
-                if path.is_ok_and(|p| p.ends_with(b"/uid_map")) {
-                    let _ = sandbox::seccomp::answer_error(fd, n.id, libc::EPERM);
-                } else {
-                    let _ = sandbox::seccomp::answer_continue(fd, n.id);
-                }
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {}
-            Err(_) => return,
+    sandbox::probe::supervise(listener, |n| {
+        let path = sandbox::seccomp::read_callers_string(n.pid, n.args[1], 4096);
+        if path.is_ok_and(|p| p.ends_with(b"/uid_map")) {
+            sandbox::probe::Reply::Error(libc::EPERM)
+        } else {
+            sandbox::probe::Reply::Continue
         }
     });
     let out = Command::new(sandbox)

@@ -91,3 +91,39 @@ pub fn install_policy_text(
             .map_err(|e| e.to_string())
     }
 }
+
+/// How a test's supervisor answers one notification ([`supervise`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The call returns this value.
+    Value(i64),
+    /// The call fails with this errno.
+    Error(i32),
+    /// The kernel runs the call (fine for a test playing a kernel or a security module;
+    /// never a security decision: see `seccomp::answer_continue`).
+    Continue,
+}
+
+/// Answer every notification of `listener` on a thread of its own with `decide`,
+/// until the listener fails (its filter's users are gone): a test's supervisor, playing
+/// a kernel or a security module that answers some calls its own way.
+pub fn supervise(
+    listener: std::os::fd::OwnedFd,
+    decide: impl Fn(&crate::seccomp::Notification) -> Reply + Send + 'static,
+) {
+    use std::os::fd::AsFd;
+    std::thread::spawn(move || loop {
+        let fd = listener.as_fd();
+        match crate::seccomp::receive(fd) {
+            Ok(n) => {
+                let _ = match decide(&n) {
+                    Reply::Value(v) => crate::seccomp::answer_value(fd, n.id, v),
+                    Reply::Error(e) => crate::seccomp::answer_error(fd, n.id, e),
+                    Reply::Continue => crate::seccomp::answer_continue(fd, n.id),
+                };
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {}
+            Err(_) => return,
+        }
+    });
+}

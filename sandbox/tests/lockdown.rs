@@ -247,18 +247,11 @@ fn pretend_landlock_abi(abi: i64) {
     )
     .expect("install")
     .expect("listener");
-    std::thread::spawn(move || loop {
-        use std::os::fd::AsFd;
-        let fd = listener.as_fd();
-        match sandbox::seccomp::receive(fd) {
-            Ok(n) if n.args[2] & VERSION != 0 => {
-                let _ = sandbox::seccomp::answer_value(fd, n.id, abi);
-            }
-            Ok(n) => {
-                let _ = sandbox::seccomp::answer_continue(fd, n.id);
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {}
-            Err(_) => return,
+    sandbox::probe::supervise(listener, move |n| {
+        if n.args[2] & VERSION != 0 {
+            sandbox::probe::Reply::Value(abi)
+        } else {
+            sandbox::probe::Reply::Continue
         }
     });
 }

@@ -27,10 +27,9 @@ pub fn attempt(vector: &str, grant: &str) -> Attempt {
         return Attempt::Unknown;
     };
     let mut err: c_int = 0;
-    // SAFETY: `v` and `g` are NUL-terminated strings that live across the call, and
-    // `&mut err` is a live local int; `escape_attempt` (escape.c) only reads the two
-    // strings, writes `*err`, and makes syscalls whose pointer arguments are string
-    // literals or its own stack and static buffers.
+    // `escape_attempt` (escape.c) only reads the two strings, writes `*err`, and makes
+    // syscalls whose pointer arguments are string literals or its own buffers.
+    // SAFETY: `v`, `g` are NUL-terminated and live across the call; `err` is a live int.
     let r = unsafe { escape_attempt(v.as_ptr(), g.as_ptr(), &mut err) };
     match (r, err) {
         (-2, -1) => Attempt::Unknown,

@@ -24,11 +24,12 @@ pub fn close_between(first: u32, last: u32) -> io::Result<()> {
 /// `close_range(first, last, 0)`, or — on a kernel without it (before 5.9: `ENOSYS`) —
 /// every open descriptor in the range found and closed one by one ([`close_each`]).
 fn close_range_or_each(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: close_range takes integers only. Closing descriptors cannot break memory
-    // safety; descriptors owned by Rust objects (OwnedFd, File) in the range would be
-    // closed under them, which is why callers run this only on ranges they name as
-    // not kept.
-    match check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }) {
+    // Closing descriptors cannot break memory safety; descriptors owned by Rust objects
+    // (OwnedFd, File) in the range would be closed under them, which is why callers run
+    // this only on ranges they name as not kept.
+    // SAFETY: close_range takes integers only; the range is the caller's (above).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    match check(r) {
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => close_each(first, last),
         r => r.map(|_| ()),
     }
