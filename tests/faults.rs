@@ -13,31 +13,6 @@ use std::time::Duration;
 
 const SPAWNS: usize = 10_000;
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn zombies() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-                .filter(|s| {
-                    let fields: Vec<&str> = s
-                        .rsplit_once(')')
-                        .map_or("", |(_, r)| r)
-                        .split_whitespace()
-                        .collect();
-                    fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// The broker side, in its own process: prints `FDS before after`, `ZOMBIES n` and
 /// `ENDED n`.
 fn spawns() -> Result<String, String> {
@@ -49,7 +24,7 @@ fn spawns() -> Result<String, String> {
     // One round first: the zygote's and epoll's own descriptors are in the baseline.
     broker.spawn(spec.clone()).map_err(|e| e.to_string())?;
     let _ = broker.run_until_idle(Duration::from_secs(10));
-    let before = open_fds();
+    let before = sandbox::probe::open_descriptors();
     let mut ended = 0;
     for _ in 0..SPAWNS / 50 {
         for _ in 0..50 {
@@ -69,8 +44,8 @@ fn spawns() -> Result<String, String> {
     }
     Ok(format!(
         "FDS {before} {}\nZOMBIES {}\nENDED {ended}\n",
-        open_fds(),
-        zombies()
+        sandbox::probe::open_descriptors(),
+        sandbox::probe::zombie_children()
     ))
 }
 

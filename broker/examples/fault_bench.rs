@@ -91,30 +91,6 @@ fn broker_death_round() -> f64 {
     start.elapsed().as_secs_f64() * 1e6
 }
 
-/// Descriptors open in this process.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Zombie children of this process.
-fn zombies() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-                .filter(|s| {
-                    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
-                    let f: Vec<&str> = after.split_whitespace().collect();
-                    f.first() == Some(&"Z") && f.get(1) == Some(&me.as_str())
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// (2): descriptors before and after, zombies after, and the spawns' wall time.
 fn many_spawns() -> (usize, usize, usize, Duration) {
     let mut broker = Broker::new(BrokerConfig::default(), Nothing).expect("broker");
@@ -125,7 +101,7 @@ fn many_spawns() -> (usize, usize, usize, Duration) {
     // One round first, so the zygote's and epoll's own descriptors are in the baseline.
     let _ = broker.spawn(spec.clone());
     let _ = broker.run_until_idle(Duration::from_secs(10));
-    let before = open_fds();
+    let before = sandbox::probe::open_descriptors();
     let start = Instant::now();
     let mut ended = 0;
     for _ in 0..SPAWNS / 20 {
@@ -146,7 +122,12 @@ fn many_spawns() -> (usize, usize, usize, Duration) {
     }
     let took = start.elapsed();
     assert_eq!(ended, SPAWNS, "every renderer ends with Exited(0)");
-    (before, open_fds(), zombies(), took)
+    (
+        before,
+        sandbox::probe::open_descriptors(),
+        sandbox::probe::zombie_children(),
+        took,
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -127,3 +127,30 @@ pub fn supervise(
         }
     });
 }
+
+/// How many descriptors this process has open (`/proc/self/fd`; its own listing's
+/// descriptor included).
+pub fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// How many children of this process are zombies (exited, not reaped), from the
+/// state and parent fields of every `/proc/PID/stat`.
+pub fn zombie_children() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+                .filter(|s| {
+                    // After the command name (in parentheses, anything inside): state, ppid.
+                    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
+                    let mut f = after.split_whitespace();
+                    f.next() == Some("Z") && f.next() == Some(me.as_str())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
