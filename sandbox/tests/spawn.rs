@@ -186,6 +186,7 @@ fn in_place_helper() -> ! {
     let mut spec = SpawnSpec::new("", &[]);
     spec.fds = vec![(0, 0), (1, 1), (2, 2), (w.as_raw_fd(), 3)];
     let mut child = spawn_in_place(&spec, one, in_place_entry).expect("spawn in place");
+    child.started().expect("placed its descriptors");
     drop(w);
     drop(inheritable);
     let mut report = String::new();

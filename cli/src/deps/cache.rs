@@ -16,51 +16,101 @@ const CACHE_FLAGS: i32 = 0x0a03;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const CACHE_FLAGS: i32 = -1;
 
-/// The cache of this system (empty if it cannot be read).
-pub fn read() -> Vec<(String, PathBuf)> {
-    std::fs::read(LD_SO_CACHE)
-        .map(|d| parse(&d))
-        .unwrap_or_default()
+/// Where the first NUL of `bytes` is.
+fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == 0)
 }
 
-/// `name → paths` from an `ld.so.cache` in the format glibc ≥ 2.32 writes
-/// (`glibc-ld.so.cache1.1`), this architecture's entries only, in the cache's order.
-/// Anything malformed yields what was read before it.
-pub fn parse(data: &[u8]) -> Vec<(String, PathBuf)> {
-    let u32_at = |at: usize| -> Option<u32> {
-        let b = data.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes(b.try_into().ok()?))
-    };
-    let string_at = |at: usize| -> Option<&str> {
-        let tail = data.get(at..)?;
-        let end = tail.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(tail.get(..end)?).ok()
-    };
-    let mut out = Vec::new();
-    // Little-endian caches only (flags byte 2), as on both supported architectures.
-    if !data.starts_with(CACHE_MAGIC) || data.get(28) != Some(&2) {
-        return out;
+/// An `ld.so.cache` in the format glibc ≥ 2.32 writes (`glibc-ld.so.cache1.1`),
+/// read on demand: one `sandbox run` looks up a few names among hundreds of entries.
+pub struct Cache {
+    data: Vec<u8>,
+}
+
+impl Cache {
+    /// The cache of this system (empty if it cannot be read).
+    pub fn read() -> Cache {
+        Cache::from_bytes(std::fs::read(LD_SO_CACHE).unwrap_or_default())
     }
-    let Some(count) = u32_at(20) else {
-        return out;
-    };
-    for i in 0..count as usize {
-        let Some(entry) = i.checked_mul(24).and_then(|o| o.checked_add(48)) else {
-            break;
-        };
-        let (Some(flags), Some(key), Some(value)) =
-            (u32_at(entry), u32_at(entry + 4), u32_at(entry + 8))
-        else {
-            break;
-        };
-        if flags as i32 != CACHE_FLAGS {
-            continue;
-        }
-        if let (Some(name), Some(path)) = (string_at(key as usize), string_at(value as usize)) {
-            out.push((name.to_string(), PathBuf::from(path)));
-        }
+
+    pub fn from_bytes(data: Vec<u8>) -> Cache {
+        Cache { data }
     }
-    out
+
+    /// The string at `at` (to its NUL), if within the data.
+    fn string_at(&self, at: u32) -> Option<&[u8]> {
+        let tail = self.data.get(at as usize..)?;
+        tail.get(..memchr_nul(tail)?)
+    }
+
+    /// `(name offset, path offset)` of this architecture's entries, in the cache's
+    /// order. A malformed table ends the entries (what came before it is yielded).
+    fn slots(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let data = &self.data[..];
+        let u32_at = move |at: usize| -> Option<u32> {
+            let b = data.get(at..at.checked_add(4)?)?;
+            Some(u32::from_le_bytes(b.try_into().ok()?))
+        };
+        // Little-endian caches only (flags byte 2), as on both supported architectures.
+        let count = match data.starts_with(CACHE_MAGIC) && data.get(28) == Some(&2) {
+            true => u32_at(20).unwrap_or(0),
+            false => 0,
+        };
+        (0..count as usize)
+            .map_while(move |i| {
+                let entry = i.checked_mul(24)?.checked_add(48)?;
+                Some((u32_at(entry)?, u32_at(entry + 4)?, u32_at(entry + 8)?))
+            })
+            .filter(|(flags, _, _)| *flags as i32 == CACHE_FLAGS)
+            .map(|(_, key, value)| (key, value))
+    }
+
+    /// `(name, path)` of this architecture's entries, in the cache's order, as bytes.
+    /// An entry whose strings are not within the data ends the entries.
+    fn raw_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.slots()
+            .map_while(|(key, value)| Some((self.string_at(key)?, self.string_at(value)?)))
+    }
+
+    /// This architecture's entries, in the cache's order (entries that are not UTF-8
+    /// are left out).
+    #[cfg(test)]
+    fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.raw_entries()
+            .filter_map(|(n, p)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(p).ok()?)))
+    }
+
+    /// The paths of every entry of library `name`, in the cache's order (compared
+    /// where each entry's name starts: only a matching entry's path is read).
+    pub fn lookup<'a>(&'a self, name: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+        let wanted = name.as_bytes();
+        self.slots()
+            .map_while(|(key, value)| {
+                let end = (key as usize).checked_add(wanted.len())?;
+                let named = self.data.get(key as usize..end) == Some(wanted)
+                    && self.data.get(end) == Some(&0);
+                Some((named, value))
+            })
+            .filter(|(named, _)| *named)
+            .filter_map(|(_, value)| {
+                let path = std::str::from_utf8(self.string_at(value)?).ok()?;
+                Some(PathBuf::from(path))
+            })
+    }
+
+    /// The folders the entries are in, each once.
+    pub fn folders(&self) -> Vec<PathBuf> {
+        let mut seen: Vec<&[u8]> = Vec::new();
+        for (_, path) in self.raw_entries() {
+            let folder = path.rsplitn(2, |&b| b == b'/').nth(1).unwrap_or(b"");
+            if !folder.is_empty() && !seen.contains(&folder) {
+                seen.push(folder);
+            }
+        }
+        seen.into_iter()
+            .filter_map(|f| std::str::from_utf8(f).ok().map(PathBuf::from))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -101,13 +151,19 @@ mod tests {
             (0x0003, "libc.so.6", "/lib32/libc.so.6"),
             (CACHE_FLAGS, "libm.so.6", "/lib/x/libm.so.6"),
         ]);
+        let cache = Cache::from_bytes(data);
         assert_eq!(
-            parse(&data),
+            cache.entries().collect::<Vec<_>>(),
             vec![
-                ("libc.so.6".to_string(), PathBuf::from("/lib/x/libc.so.6")),
-                ("libm.so.6".to_string(), PathBuf::from("/lib/x/libm.so.6")),
+                ("libc.so.6", "/lib/x/libc.so.6"),
+                ("libm.so.6", "/lib/x/libm.so.6"),
             ]
         );
+        assert_eq!(
+            cache.lookup("libc.so.6").collect::<Vec<_>>(),
+            vec![PathBuf::from("/lib/x/libc.so.6")]
+        );
+        assert_eq!(cache.folders(), vec![PathBuf::from("/lib/x")]);
     }
 
     #[test]
@@ -118,14 +174,11 @@ mod tests {
         ]);
         // Cut inside the second entry's table slot: only the first is whole, and its
         // strings are gone too, so nothing is returned rather than garbage.
-        assert!(parse(&data[..48 + 30]).is_empty());
-        assert!(parse(b"not a cache").is_empty());
+        let count = |d: &[u8]| Cache::from_bytes(d.to_vec()).entries().count();
+        assert_eq!(count(&data[..48 + 30]), 0);
+        assert_eq!(count(b"not a cache"), 0);
         let mut big = data.clone();
         big[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            parse(&big).len(),
-            2,
-            "a lying count stops at the data's end"
-        );
+        assert_eq!(count(&big), 2, "a lying count stops at the data's end");
     }
 }

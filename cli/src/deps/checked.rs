@@ -48,9 +48,12 @@ fn is(st: &FileStat, kind: SFlag) -> bool {
 }
 
 /// Open `path` (following symlinks, as the loader does) if it is a regular file. With
-/// `trusted`, the folders it may come from regardless of permissions; without, any
-/// place (the caller named it).
-pub fn open_checked(path: &Path, trusted: Option<&[PathBuf]>) -> Result<Checked, String> {
+/// `trusted`, whether its real path is in a folder it may come from regardless of
+/// permissions; without, any place (the caller named it).
+pub fn open_checked(
+    path: &Path,
+    trusted: Option<&dyn Fn(&Path) -> bool>,
+) -> Result<Checked, String> {
     let opath = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err(path))?;
     let st = fstat(&opath).map_err(err(path))?;
     if !is(&st, SFlag::S_IFREG) {
@@ -58,9 +61,8 @@ pub fn open_checked(path: &Path, trusted: Option<&[PathBuf]>) -> Result<Checked,
     }
     let link = format!("/proc/self/fd/{}", opath.as_raw_fd());
     let real = std::fs::read_link(&link).map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(dirs) = trusted {
-        let beneath = dirs.iter().any(|d| real.starts_with(d));
-        if !beneath && !readable_by_anyone(&real, id_of(&st)) {
+    if let Some(trusted) = trusted {
+        if !trusted(&real) && !readable_by_anyone(&real, id_of(&st)) {
             return Err(format!(
                 "{} (really {}) is outside the system library directories and not \
                  readable by others: refused (bind it with --ro if the program may read it)",
@@ -116,11 +118,13 @@ mod tests {
 
     #[test]
     fn system_files_are_readable_by_anyone_and_devices_refused_unopened() {
-        let c = open_checked(Path::new("/bin/true"), Some(&[])).expect("world-readable");
+        let c =
+            open_checked(Path::new("/bin/true"), Some(&|_: &Path| false)).expect("world-readable");
         assert!(c.real.ends_with("true"), "{:?}", c.real);
         let e = open_checked(Path::new("/dev/null"), None).expect_err("a device");
         assert!(e.contains("not a regular file: refused"), "{e}");
-        let e = open_checked(Path::new("/etc/shadow"), Some(&[])).expect_err("root only");
+        let e =
+            open_checked(Path::new("/etc/shadow"), Some(&|_: &Path| false)).expect_err("root only");
         assert!(e.contains("not readable by others"), "{e}");
         // Named by the caller (no `trusted`): any regular file it can open.
         open_checked(Path::new("/etc/shadow"), None).expect("the caller's choice");

@@ -29,6 +29,7 @@ pub mod checked;
 pub mod elf;
 
 use checked::{open_checked, Checked};
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -83,18 +84,33 @@ fn search_dirs(entries: &[String], origin: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The system library directories, symlinks resolved: the loader's defaults and the
-/// folders of the cache's entries for this architecture.
-fn system_dirs(cache: &[(String, PathBuf)]) -> Vec<PathBuf> {
-    let mut dirs: BTreeSet<PathBuf> = DEFAULT_DIRS.iter().map(PathBuf::from).collect();
-    dirs.extend(
-        cache
-            .iter()
-            .filter_map(|(_, p)| p.parent().map(Path::to_path_buf)),
-    );
-    dirs.iter()
-        .filter_map(|d| std::fs::canonicalize(d).ok())
-        .collect()
+/// The folders a dependency may come from whatever its permissions: what the caller
+/// grants, and the system library directories (symlinks resolved) — the loader's
+/// defaults and the folders of the cache's entries for this architecture — each set
+/// resolved only when a file is not beneath the ones before it (most libraries are in
+/// a default directory).
+struct Trusted<'a> {
+    granted: &'a [PathBuf],
+    cache: &'a cache::Cache,
+    defaults: OnceCell<Vec<PathBuf>>,
+    cached: OnceCell<Vec<PathBuf>>,
+}
+
+impl Trusted<'_> {
+    fn holds(&self, real: &Path) -> bool {
+        let beneath = |dirs: &[PathBuf]| dirs.iter().any(|d| real.starts_with(d));
+        let canonical = |dirs: Vec<PathBuf>| -> Vec<PathBuf> {
+            dirs.iter()
+                .filter_map(|d| std::fs::canonicalize(d).ok())
+                .collect()
+        };
+        beneath(self.granted)
+            || beneath(
+                self.defaults
+                    .get_or_init(|| canonical(DEFAULT_DIRS.iter().map(PathBuf::from).collect())),
+            )
+            || beneath(self.cached.get_or_init(|| canonical(self.cache.folders())))
+    }
 }
 
 /// The files `program` needs to start, itself first. A dependency beneath one of
@@ -102,14 +118,17 @@ fn system_dirs(cache: &[(String, PathBuf)]) -> Vec<PathBuf> {
 /// directory. An error names the file and what went wrong, or the library that cannot
 /// be found.
 pub fn needed_files(program: &Path, granted: &[PathBuf]) -> Result<Vec<Found>, String> {
-    let cache = cache::read();
-    let mut trusted = system_dirs(&cache);
-    trusted.extend(granted.iter().cloned());
+    let cache = cache::Cache::read();
     let own = open_checked(program, None)?;
     let mut walk = Walk {
         program,
-        trusted,
-        cache,
+        trusted: Trusted {
+            granted,
+            cache: &cache,
+            defaults: OnceCell::new(),
+            cached: OnceCell::new(),
+        },
+        cache: &cache,
         found: vec![found(program, &own)],
         seen: BTreeSet::from([program.to_path_buf()]),
         todo: Vec::new(),
@@ -164,8 +183,8 @@ fn script_interpreter(program: &Path, first: &[u8]) -> Result<Option<PathBuf>, S
 struct Walk<'a> {
     program: &'a Path,
     /// Folders a dependency may come from whatever its permissions.
-    trusted: Vec<PathBuf>,
-    cache: Vec<(String, PathBuf)>,
+    trusted: Trusted<'a>,
+    cache: &'a cache::Cache,
     found: Vec<Found>,
     seen: BTreeSet<PathBuf>,
     /// (where the loader opens it, the file opened and checked)
@@ -185,7 +204,7 @@ impl Walk<'_> {
                 self.program.display()
             ));
         }
-        let checked = open_checked(&path, Some(&self.trusted))
+        let checked = open_checked(&path, Some(&|real: &Path| self.trusted.holds(real)))
             .map_err(|e| format!("{} needs {e}", self.program.display()))?;
         self.seen.insert(path.clone());
         self.found.push(found(&path, &checked));
@@ -240,12 +259,7 @@ impl Walk<'_> {
         if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
             return Ok(vec![p]);
         }
-        let cached: Vec<PathBuf> = self
-            .cache
-            .iter()
-            .filter(|(n, p)| n == name && p.is_file())
-            .map(|(_, p)| p.clone())
-            .collect();
+        let cached: Vec<PathBuf> = self.cache.lookup(name).filter(|p| p.is_file()).collect();
         if !cached.is_empty() {
             self.used_cache = true;
             return Ok(cached);

@@ -192,8 +192,8 @@ impl Cgroups {
     /// Start the child that removes the cgroups once this process has ended (it waits
     /// for the end of a pipe whose other end only this process holds — so it also
     /// cleans up after a supervisor that was killed, whose stage the parent-death
-    /// signal then ends). Started while the program runs, its fork is off the path of
-    /// the run's end. Without it (an error before "go"), [`Drop`] forks one.
+    /// signal then ends). Started while the stage builds the root, its fork is off
+    /// the path. Without it (an error before), [`Drop`] forks one.
     pub(super) fn start_janitor(&mut self) {
         if self.all().next().is_none() || self.janitor.is_some() {
             return;
@@ -264,9 +264,9 @@ fn stdio_to_null() {
 }
 
 impl Drop for Cgroups {
-    /// Remove the cgroups: let the janitor go; or, on an error before "go" (no
-    /// janitor yet; the stage, dropped after this, is being ended), remove them here,
-    /// forking a child to retry if one is still busy.
+    /// Remove the cgroups: let the janitor go; or, on an error before it was started
+    /// (the stage, dropped after this, is being ended), remove them here, forking a
+    /// child to retry if one is still busy.
     fn drop(&mut self) {
         if let Some(hold) = self.janitor.take() {
             drop(hold);

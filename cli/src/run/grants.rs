@@ -42,6 +42,8 @@ pub(super) struct Trees {
     /// Index in the plan's binds, and the tree's descriptor.
     pub(super) trees: Vec<(usize, OwnedFd)>,
     pub(super) views: Vec<GrantView>,
+    /// The mapping, kept until the plan is sent: its maker is reaped when it drops.
+    pub(super) _idmap: Option<Idmap>,
 }
 
 /// For the binds at `grants` (the caller's `--ro`/`--rw`): an idmapped tree each,
@@ -100,6 +102,7 @@ pub(super) fn idmapped_trees(
             }
         }
     }
+    out._idmap = Some(idmap);
     Ok(out)
 }
 

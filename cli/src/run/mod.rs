@@ -8,18 +8,20 @@
 //! inside).
 //!
 //! ```text
-//! sandbox run (this process, the supervisor; outside). While the stage starts: makes
-//! │ the pids and memory cgroups (`Cgroups`), finds the program's files when no grant
-//! │ holds it (`super::deps`), sends the plan with the cgroups' join descriptors.
+//! sandbox run (this process, the supervisor; outside). While the stage starts: finds
+//! │ the program's files when no grant holds it (`super::deps`), sends the plan; while
+//! │ the stage builds the root: makes the pids and memory cgroups (`Cgroups`) and the
+//! │ cleanup child, sends the program's limits and filter with the cgroups' join
+//! │ descriptors.
 //! ├─ stage: a copy of the supervisor cloned in place (with CAP_SYS_PTRACE; else this
 //! │  binary exec'd, `__run-stage`), pid 1 of new user/pid/net/mount/ipc/uts/cgroup
-//! │  namespaces (the network one made by the stage itself when in place). Joins the
-//! │  cgroups, builds the root (empty read-only tmpfs, the --ro/--rw/--dev binds,
-//! │  --proc), then forks:
+//! │  namespaces (the network one made by the stage itself when in place), on a CPU
+//! │  other than the supervisor's until then. Builds the root (empty read-only tmpfs,
+//! │  the --ro/--rw/--dev binds, --proc), joins the cgroups, then forks:
 //! │    └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock)
 //! │       and installs the filter with a user-notification listener *last*, sends
 //! │       its status and the listener to the supervisor, waits for "go", execve()s.
-//! └─ cleanup child (after "go"): waits for the supervisor's end, removes the cgroups.
+//! └─ cleanup child: waits for the supervisor's end, removes the cgroups.
 //! ```
 //!
 //! The filter is the policy (default: the `exec` preset) with its default action

@@ -22,12 +22,15 @@ pub(super) enum ToStage {
         scratch_dir: Option<std::path::PathBuf>,
         /// The opt-outs asked (`--no-userns`: [`OptOut::NoUserNamespace`]).
         opt_outs: Vec<sandbox::lockdown::OptOut>,
+        switch_to: Option<(u32, u32)>,
+    },
+    /// After the plan, made while the stage builds the root: what the program's process
+    /// gets besides, and the cgroups the stage joins before it forks that process.
+    Payload {
         rlimits: Rlimits,
         filter: Vec<u8>,
-        switch_to: Option<(u32, u32)>,
-        /// The plan comes with this many descriptors of cgroups' join files
-        /// ([`Cgroup::open_self_join`]): the stage moves itself into each before it
-        /// starts anything.
+        /// The message comes with this many descriptors of cgroups' join files
+        /// ([`Cgroup::open_self_join`]).
         join_cgroups: usize,
     },
     /// Before the plan, in as many messages as needed: detached, idmapped mount trees
@@ -39,7 +42,8 @@ pub(super) enum ToStage {
 impl Message for ToStage {
     fn fd_count(&self) -> usize {
         match self {
-            ToStage::Plan { join_cgroups, .. } => *join_cgroups,
+            ToStage::Payload { join_cgroups, .. } => *join_cgroups,
+            ToStage::Plan { .. } => 0,
             ToStage::Trees(at) => at.len(),
             ToStage::Go => 0,
         }

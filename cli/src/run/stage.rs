@@ -82,6 +82,10 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
         false
     };
     drop(trees);
+    receive_payload(&mut ctl, &mut config, &one_thread).map_err(|e| match e {
+        RunError::Setup(why) | RunError::Cgroup(why) => report_failure(&ctl, why),
+        other => other,
+    })?;
     let child = one_thread
         .fork()
         .map_err(|e| report_failure(&ctl, e.to_string()))?;
@@ -112,21 +116,21 @@ fn report_failure(ctl: &Ctl, why: String) -> RunError {
     }
 }
 
-/// The idmapped trees and the plan: the lockdown configuration, the program, and the
-/// trees' descriptors (each bind with a tree names it; kept open until the root is
-/// built). The stage joins the cgroups first — everything it forks from then on is
-/// born in them.
+/// The idmapped trees and the plan: the configuration that builds the root (its
+/// lockdown part still [`Config::default`]'s, the strictest, until
+/// [`receive_payload`]), the program, and the trees' descriptors (each bind with a
+/// tree names it; kept open until the root is built).
 /// (And the scratch folder to remove, without namespaces.)
 fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
     let setup = |e: String| RunError::Setup(e);
     let mut trees: Vec<(usize, OwnedFd)> = Vec::new();
-    let (plan, mut plan_fds) = loop {
+    let plan = loop {
         let (message, fds) = ctl
             .recv_timeout(Duration::from_secs(10))
             .map_err(|e| setup(e.to_string()))?;
         match message {
             ToStage::Trees(at) => trees.extend(at.into_iter().zip(fds)),
-            other => break (other, fds),
+            other => break other,
         }
     };
     let ToStage::Plan {
@@ -138,10 +142,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
         scratch_tmp,
         scratch_dir,
         opt_outs,
-        rlimits,
-        filter,
         switch_to,
-        join_cgroups,
     } = plan
     else {
         return Err(setup("expected a plan".into()));
@@ -154,22 +155,8 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
             .ok_or(setup("a mount tree for no bind".into()))?;
         bind.tree = Some(tree.as_raw_fd());
     }
-    // (Single-threaded: with v1's `tasks`, only the writing thread moves.)
-    if join_cgroups != plan_fds.len() {
-        return Err(setup("the plan's cgroup descriptors are missing".into()));
-    }
-    if join_cgroups > 0 {
-        SingleThreaded::check().map_err(|e| setup(e.to_string()))?;
-    }
-    for fd in plan_fds.drain(..) {
-        let mut file = std::fs::File::from(fd);
-        sandbox::launch::cgroup::join_self(&mut file)
-            .map_err(|e| RunError::Cgroup(format!("join a cgroup: {e}")))?;
-    }
-    let instructions = bpf::from_bytes(&filter).ok_or(setup("malformed filter".into()))?;
     let config = Config {
         keep_fds: vec![0, 1, 2, 3],
-        rlimits,
         binds,
         landlock_min_abi: 1,
         mount_proc,
@@ -177,12 +164,8 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
         root_built: None,
         seccomp_listener: true,
         switch_to,
-        seccomp: SeccompChoice::Program(bpf::Program {
-            instructions,
-            arch: Arch::native(),
-            left_out: Vec::new(),
-        }),
         opt_outs,
+        ..Config::default()
     };
     Ok((
         config,
@@ -194,6 +177,45 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
         trees.into_iter().map(|(_, fd)| fd).collect(),
         scratch_dir,
     ))
+}
+
+/// The rest of the program's lockdown (its rlimits and filter) into `config`; the
+/// stage joins the cgroups — everything it forks from then on is born in them.
+/// `_one` proves the stage single-threaded: with v1's `tasks`, only the writing thread
+/// would move.
+fn receive_payload(
+    ctl: &mut Ctl,
+    config: &mut Config,
+    _one: &SingleThreaded,
+) -> Result<(), RunError> {
+    let setup = |e: String| RunError::Setup(e);
+    let (message, mut fds) = ctl
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| setup(e.to_string()))?;
+    let ToStage::Payload {
+        rlimits,
+        filter,
+        join_cgroups,
+    } = message
+    else {
+        return Err(setup("expected the program's limits and filter".into()));
+    };
+    if join_cgroups != fds.len() {
+        return Err(setup("the cgroups' descriptors are missing".into()));
+    }
+    for fd in fds.drain(..) {
+        let mut file = std::fs::File::from(fd);
+        sandbox::launch::cgroup::join_self(&mut file)
+            .map_err(|e| RunError::Cgroup(format!("join a cgroup: {e}")))?;
+    }
+    let instructions = bpf::from_bytes(&filter).ok_or(setup("malformed filter".into()))?;
+    config.rlimits = rlimits;
+    config.seccomp = SeccompChoice::Program(bpf::Program {
+        instructions,
+        arch: Arch::native(),
+        left_out: Vec::new(),
+    });
+    Ok(())
 }
 
 /// As pid 1, reap everything until the payload (`child`) ends; how it ended.

@@ -2,10 +2,12 @@
 //!
 //! 1. [`plan`]: the binds, the program, the ids, the namespaces.
 //! 2. [`start_stage`]: the stage cloned into its namespaces (it starts meanwhile).
-//! 3. [`bind_program_files`]: the program's own files, when no grant holds it.
-//! 4. the cgroups and the filter; [`send_plan`].
+//! 3. [`bind_program_files`]: the program's own files, when no grant holds it; the
+//!    idmapped trees; [`send_plan`].
+//! 4. While the stage builds the root: the cgroups, the cleanup child, the filter;
+//!    [`send_payload`].
 //! 5. [`await_lockdown`]: the payload's report and listener, verified from outside.
-//! 6. [`write_status`], "go", the cleanup child; [`Watch::run`] until the end.
+//! 6. [`write_status`], "go"; [`Watch::run`] until the end.
 
 use super::cgroups::{tasks_of_this_user, BombWatch, Cgroups};
 use super::filter::compile_filter;
@@ -43,44 +45,22 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| RunError::Setup(format!("PR_SET_CHILD_SUBREAPER: {e}")))?;
     }
-    let (stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
+    let (mut stage, mut ctl) = start_stage(&plan).map_err(explain_userns)?;
     let auto_ro = bind_program_files(&mut plan)?;
     let caller = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
     let trees = idmapped_trees(&plan.binds, plan.grants.clone(), caller, plan.outside)?;
-    // --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
-    // subtree) holding the stage and everything below it — the stage counts, so the
-    // program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup
-    // reaches first (so that its refusals are counted); without a cgroup,
-    // RLIMIT_NPROC alone: N, or N + 1 when the program runs as the stage's user
-    // (an unprivileged caller's, or --uid 0), which counts the stage too.
-    // --mem: a memory cgroup where one can be made, counting memory used (and then
-    // no RLIMIT_AS); otherwise RLIMIT_AS.
-    let also_counted = if plan.without_namespaces() {
-        tasks_of_this_user()
-    } else {
-        u64::from(plan.switch_to.is_none())
-    };
-    let mut groups = Cgroups::new(args.pids(), args.mem(), also_counted)?;
-    // ~0.5 ms (the default preset comes precompiled); a policy error ends here
-    // (dropping `stage` kills and reaps it).
-    let filter = match recorder {
-        Some(_) => crate::learn::learning_policy()
-            .and_then(|mut p| {
-                // Without namespaces, what they held is refused even while learning.
-                if args.no_namespaces {
-                    sandbox::policy::guards::without_namespaces(&mut p)
-                        .map_err(|e| e.to_string())?;
-                }
-                sandbox::bpf::compile(&p, Arch::native())
-                    .map(|prog| sandbox::bpf::to_bytes(&prog.instructions))
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(RunError::Policy)?,
-        None => compile_filter(&args)?,
-    };
+    // (A stage cloned in place went on without being waited for: see `start_stage`.)
+    stage.started()?;
+    send_plan(&mut ctl, plan_message(&args, &plan), &trees)?;
+    // While the stage builds the root: the cgroups, the filter, the services.
+    let mut groups = Cgroups::new(args.pids(), args.mem(), also_counted(&plan))?;
+    let filter = filter(&args, recorder.is_some())?;
+    send_payload(&mut ctl, &groups, payload_message(&args, &groups, filter))?;
+    // Its fork off the path: the stage is building the root meanwhile.
+    groups.start_janitor();
     let files = if args.brokers_files() {
         Some(
             broker::services::files::FileService::new(args.broker_grants())
@@ -89,12 +69,6 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
     } else {
         None
     };
-    send_plan(
-        &ctl,
-        plan_message(&args, &plan, &groups, filter),
-        &groups,
-        &trees,
-    )?;
     let egress = match plan.egress.take() {
         Some((allowed, folder)) => Some((
             super::egress::Egress {
@@ -110,10 +84,9 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
     let (status, listener, payload) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
     let scratch = plan.scratch_dir.as_ref().map(|d| d.path());
     write_status(&args, &status, &groups, &auto_ro, &trees.views, scratch)?;
-    drop(trees);
     ctl.send(&ToStage::Go, &[])
         .map_err(|e| RunError::Io(e.to_string()))?;
-    groups.start_janitor();
+    drop(trees);
     let pidfd = stage
         .open_pidfd()
         .map_err(|e| RunError::Io(e.to_string()))?;
@@ -228,8 +201,8 @@ fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
     Ok((stage, ctl))
 }
 
-/// What the stage needs to build the sandbox and start the program.
-fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) -> ToStage {
+/// What the stage needs to build the sandbox.
+fn plan_message(args: &RunArgs, plan: &Plan) -> ToStage {
     ToStage::Plan {
         program: plan.exe.display().to_string(),
         argv: plan.argv.clone(),
@@ -239,6 +212,86 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
         opt_outs: opt_outs(args),
         scratch_tmp: plan.scratch_tmp,
         scratch_dir: plan.scratch_dir.as_ref().map(|d| d.path().to_path_buf()),
+        switch_to: plan.switch_to,
+    }
+}
+
+/// Step 4: the idmapped trees, then the plan.
+fn send_plan(ctl: &mut Ctl, message: ToStage, trees: &Trees) -> Result<(), RunError> {
+    for chunk in trees.trees.chunks(TREES_PER_MESSAGE) {
+        let at = chunk.iter().map(|(i, _)| *i).collect();
+        let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_fd()).collect();
+        let sent = ctl.send(&ToStage::Trees(at), &fds);
+        sent.map_err(|e| stage_reason(ctl, e))?;
+    }
+    let sent = ctl.send(&message, &[]);
+    sent.map_err(|e| stage_reason(ctl, e))
+}
+
+/// A send to the stage failed: the reason the stage gave, if it stopped and said why
+/// (it says so once it has read the plan — a network namespace it could not make,
+/// say — and a broken channel says less); else the send's error.
+fn stage_reason(ctl: &mut Ctl, e: impl std::fmt::Display) -> RunError {
+    while let Ok(Some((message, _))) = ctl.try_recv() {
+        if let FromStage::Failed(why) = message {
+            return stage_failed(why);
+        }
+    }
+    RunError::Io(e.to_string())
+}
+
+/// The stage's own failure, with the diagnosis of AppArmor's restriction where it
+/// applies: under it the namespace is made but powerless, and the first mount or map
+/// fails inside.
+fn stage_failed(why: String) -> RunError {
+    let facts = sandbox::launch::userns::UsernsFacts::read();
+    if facts.apparmor_restricts() {
+        let diagnosis = sandbox::launch::userns::diagnose(None, &facts);
+        return RunError::Setup(format!("{why}\n{diagnosis}"));
+    }
+    RunError::Setup(why)
+}
+
+/// The tasks RLIMIT_NPROC counts besides the program's (see [`Cgroups::rlimit_nproc`]).
+///
+/// --pids: a pids cgroup where one can be made (root, or a delegated cgroup v2
+/// subtree) holding the stage and everything below it — the stage counts, so the
+/// program gets N — and RLIMIT_NPROC one above, as a backstop that the cgroup reaches
+/// first (so that its refusals are counted); without a cgroup, RLIMIT_NPROC alone: N,
+/// or N + 1 when the program runs as the stage's user (an unprivileged caller's, or
+/// --uid 0), which counts the stage too. --mem: a memory cgroup where one can be made,
+/// counting memory used (and then no RLIMIT_AS); otherwise RLIMIT_AS.
+fn also_counted(plan: &Plan) -> u64 {
+    if plan.without_namespaces() {
+        tasks_of_this_user()
+    } else {
+        u64::from(plan.switch_to.is_none())
+    }
+}
+
+/// The program's filter: the policy compiled (the default preset comes precompiled),
+/// or in learn mode the recording one. A policy error ends the run here (dropping the
+/// stage kills and reaps it).
+fn filter(args: &RunArgs, learning: bool) -> Result<Vec<u8>, RunError> {
+    if !learning {
+        return compile_filter(args);
+    }
+    crate::learn::learning_policy()
+        .and_then(|mut p| {
+            // Without namespaces, what they held is refused even while learning.
+            if args.no_namespaces {
+                sandbox::policy::guards::without_namespaces(&mut p).map_err(|e| e.to_string())?;
+            }
+            sandbox::bpf::compile(&p, Arch::native())
+                .map(|prog| sandbox::bpf::to_bytes(&prog.instructions))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(RunError::Policy)
+}
+
+/// What the program's process gets besides the root: its limits and filter.
+fn payload_message(args: &RunArgs, groups: &Cgroups, filter: Vec<u8>) -> ToStage {
+    ToStage::Payload {
         rlimits: Rlimits {
             address_space: groups.rlimit_as(),
             open_files: args.nofile(),
@@ -249,26 +302,17 @@ fn plan_message(args: &RunArgs, plan: &Plan, groups: &Cgroups, filter: Vec<u8>) 
             processes: groups.rlimit_nproc(),
         },
         filter,
-        switch_to: plan.switch_to,
         join_cgroups: groups.count(),
     }
 }
 
-/// Step 4: the idmapped trees, then the plan with the descriptors the stage joins the
-/// cgroups through.
-fn send_plan(ctl: &Ctl, message: ToStage, groups: &Cgroups, trees: &Trees) -> Result<(), RunError> {
-    for chunk in trees.trees.chunks(TREES_PER_MESSAGE) {
-        let at = chunk.iter().map(|(i, _)| *i).collect();
-        let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_fd()).collect();
-        ctl.send(&ToStage::Trees(at), &fds)
-            .map_err(|e| RunError::Io(e.to_string()))?;
-    }
+/// Step 4b: the limits and filter, with the descriptors the stage joins the cgroups
+/// through.
+fn send_payload(ctl: &mut Ctl, groups: &Cgroups, message: ToStage) -> Result<(), RunError> {
     let joins = groups.open_self_joins()?;
-    ctl.send(
-        &message,
-        &joins.iter().map(|f| f.as_fd()).collect::<Vec<_>>(),
-    )
-    .map_err(|e| RunError::Io(e.to_string()))
+    let fds: Vec<_> = joins.iter().map(|f| f.as_fd()).collect();
+    let sent = ctl.send(&message, &fds);
+    sent.map_err(|e| stage_reason(ctl, e))
 }
 
 /// Step 5: the payload's status report and its seccomp listener; the report checked
@@ -282,16 +326,7 @@ fn await_lockdown(
 ) -> Result<(Box<Status>, OwnedFd, i32), RunError> {
     let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
         Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
-        Ok((FromStage::Failed(why), _)) => {
-            // Under AppArmor's restriction the namespace is made but powerless: the
-            // first mount or map fails inside.
-            let facts = sandbox::launch::userns::UsernsFacts::read();
-            if facts.apparmor_restricts() {
-                let diagnosis = sandbox::launch::userns::diagnose(None, &facts);
-                return Err(RunError::Setup(format!("{why}\n{diagnosis}")));
-            }
-            return Err(RunError::Setup(why));
-        }
+        Ok((FromStage::Failed(why), _)) => return Err(stage_failed(why)),
         Ok(_) => {
             return Err(RunError::Setup(
                 "unexpected message from the sandbox".into(),

@@ -24,6 +24,9 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct Idmap {
     userns: OwnedFd,
+    /// The child that made it, let go but reaped only on drop (keep the `Idmap` while
+    /// other work goes on, and the wait then costs nothing).
+    _holder: super::spawn::Spawned,
 }
 
 impl Idmap {
@@ -37,8 +40,10 @@ impl Idmap {
         write("gid_map", format!("{} {program} 1\n", owner.1))
             .map_err(ns_err("write /proc/PID/gid_map"))?;
         let userns = holder.open("user")?;
-        holder.release();
-        Ok(Idmap { userns })
+        Ok(Idmap {
+            userns,
+            _holder: holder.let_go(),
+        })
     }
 
     /// A detached, idmapped copy of the mount tree at `path` (with the mounts beneath

@@ -75,6 +75,9 @@ impl SpawnSpec {
 pub struct Spawned {
     pid: Pid,
     reaped: bool,
+    /// A child of [`spawn_in_place`] not yet seen to have placed its descriptors: the
+    /// report pipe it closes then (see [`Spawned::started`]).
+    pending: Option<std::fs::File>,
 }
 
 impl Spawned {
@@ -84,7 +87,18 @@ impl Spawned {
         Spawned {
             pid: Pid::from_raw(pid),
             reaped: false,
+            pending: None,
         }
+    }
+
+    /// For a child of [`spawn_in_place`]: wait until it has placed its descriptors and
+    /// runs its entry (at once if it has). Its failure to place them is an error, and
+    /// the child is then reaped. Nothing to wait for with other children.
+    pub fn started(&mut self) -> Result<(), LaunchError> {
+        let Some(mut report) = self.pending.take() else {
+            return Ok(());
+        };
+        read_release(&mut report, self, "fd setup")
     }
 
     /// Its pid in the caller's pid namespace.
@@ -242,18 +256,47 @@ fn start(
             return Err(e);
         }
     }
-    let mut go = std::fs::File::from(go_w);
-    go.write_all(&[1]).map_err(ns_err("release child"))?;
-    drop(go);
+    // Released on a CPU other than this process's (see `place_apart`); it takes its
+    // CPU set back itself.
+    crate::sys::spawn::place_apart(child.pid());
+    if prepared.in_place_child() {
+        // It goes on with work of its own (see `Deferred`), and so does this process:
+        // whether it placed its descriptors is read later (`Spawned::started`).
+        release(go_w)?;
+        child.pending = Some(report);
+        return Ok(child);
+    }
+    // Woken by the exec, this process must not queue behind the child on the child's
+    // CPU (where the scheduler puts a task woken this way when it takes the other CPU
+    // for busy, as an idle virtual CPU often looks) while the child starts its program.
+    let stay = crate::sys::spawn::StayHere::pin();
+    release(go_w)?;
+    let ended = read_release(&mut report, &mut child, "fd setup or execve");
+    drop(stay);
+    ended.map(|()| child)
+}
+
+/// Let the child go on (one byte on `go`).
+fn release(go: OwnedFd) -> Result<(), LaunchError> {
+    let mut go = std::fs::File::from(go);
+    go.write_all(&[1]).map_err(ns_err("release child"))
+}
+
+/// Read the child's report to its end: end of file once it closed it (by exec, or in
+/// place once its descriptors are placed); otherwise its errno, and the child reaped.
+fn read_release(
+    report: &mut std::fs::File,
+    child: &mut Spawned,
+    call: &'static str,
+) -> Result<(), LaunchError> {
     let mut tag = [0u8; 1];
     match report.read(&mut tag).map_err(ns_err("read exec report"))? {
-        // EOF: the report pipe was closed by a successful exec.
-        0 => Ok(child),
+        0 => Ok(()),
         _ => {
-            let errno = read_i32(&mut report).unwrap_or(libc::ECHILD);
+            let errno = read_i32(report).unwrap_or(libc::ECHILD);
             let _ = child.wait();
             Err(LaunchError::new(
-                "fd setup or execve",
+                call,
                 std::io::Error::from_raw_os_error(errno),
             ))
         }

@@ -35,20 +35,23 @@ pub struct PreparedExec {
     entry: Option<fn(Deferred) -> !>,
     /// CLONE_NEW* flags the in-place child makes itself (see [`Deferred`]).
     deferred: libc::c_int,
-    /// The CPU the parent runs on, for [`Deferred::unshare`] to avoid.
-    parent_cpu: libc::c_int,
+    /// The CPUs the parent may run on (and so the child, at the clone), for the child
+    /// to take back after [`Deferred::unshare`]: see [`place_apart`].
+    cpus: Option<libc::cpu_set_t>,
 }
 
 /// Namespaces an in-place child makes for itself once its parent has gone on: the
-/// costly ones (a network namespace is ~0.6 ms of kernel work) made on the child's
-/// CPU while the parent works on its own. Dropping it unused makes nothing; a checker
-/// from outside (`launch::verify_from_outside`) then sees the namespace missing.
+/// costly ones (a network namespace is ~0.6 ms of kernel work) made on a CPU of the
+/// child's own (see [`place_apart`]) while the parent works on its own. Dropping it
+/// unused makes nothing; a checker from outside (`launch::verify_from_outside`) then
+/// sees the namespace missing. Either way the child gets its CPU set back.
 #[derive(Debug)]
 #[must_use = "the deferred namespaces are made only by `unshare`"]
 pub struct Deferred {
     flags: libc::c_int,
-    /// The CPU the parent ran on just before the clone (-1: unknown).
-    parent_cpu: libc::c_int,
+    /// The CPU set to take back (the parent's, which the clone gave the child before
+    /// the parent narrowed it).
+    cpus: Option<libc::cpu_set_t>,
 }
 
 impl Deferred {
@@ -56,63 +59,120 @@ impl Deferred {
     pub fn none() -> Deferred {
         Deferred {
             flags: 0,
-            parent_cpu: -1,
+            cpus: None,
         }
     }
 
-    /// Make them (`unshare(2)`); nothing to do is `Ok`. Where the process may run on
-    /// more than one CPU, it moves to one other than the parent's for the call and
-    /// back to its whole set after (the scheduler would otherwise often keep the
-    /// woken child on the parent's CPU, and the two would take turns on it). An
-    /// error is unshare's; failing to restore the CPU set is an error of its own.
-    pub fn unshare(self) -> io::Result<()> {
-        if self.flags == 0 {
-            return Ok(());
-        }
-        let restore = away_from(self.parent_cpu);
-        // SAFETY: unshare takes flags only; it changes this process's namespaces.
-        let made = unsafe { libc::unshare(self.flags) };
-        let made = if made != 0 {
-            Err(io::Error::last_os_error())
-        } else {
+    /// Make them (`unshare(2)`); nothing to do is `Ok`. Then the CPU set the parent
+    /// had is this process's again (everything it forks inherits it). An error is
+    /// unshare's; failing to restore the CPU set is an error of its own.
+    pub fn unshare(mut self) -> io::Result<()> {
+        let made = if self.flags == 0 {
             Ok(())
-        };
-        if let Some(all) = restore {
-            // SAFETY: `all` is a live cpu_set_t read by sched_getaffinity.
-            if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) } != 0 {
-                let e = io::Error::last_os_error();
-                made?;
-                return Err(io::Error::other(format!("cannot restore the CPU set: {e}")));
+        } else {
+            // SAFETY: unshare takes flags only; it changes this process's namespaces.
+            match unsafe { libc::unshare(self.flags) } {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
             }
+        };
+        let restored = self.restore_cpus();
+        made?;
+        restored.map_err(|e| io::Error::other(format!("cannot restore the CPU set: {e}")))
+    }
+
+    fn restore_cpus(&mut self) -> io::Result<()> {
+        let Some(all) = self.cpus.take() else {
+            return Ok(());
+        };
+        // SAFETY: `all` is a live cpu_set_t passed with its own size.
+        match unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
         }
-        made
     }
 }
 
-/// The CPU this thread runs on (-1 if unknown).
-pub fn current_cpu() -> libc::c_int {
-    // SAFETY: sched_getcpu takes nothing.
-    unsafe { libc::sched_getcpu() }
+impl Drop for Deferred {
+    /// Unused: the CPU set is taken back all the same (nothing the child forks may
+    /// stay narrowed to one CPU).
+    fn drop(&mut self) {
+        let _ = self.restore_cpus();
+    }
 }
 
-/// Move this process to an allowed CPU other than `cpu` (when it may run on two or
-/// more); the set it had, to restore, if it moved.
-fn away_from(cpu: libc::c_int) -> Option<libc::cpu_set_t> {
+/// The CPUs this process may run on (`None` if unknown).
+fn own_cpus() -> Option<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is plain data (all zero is an empty set); sched_getaffinity
-    // and sched_setaffinity read and write only the live set passed with its size.
+    // writes only the live set passed with its size.
     unsafe {
         let mut all: libc::cpu_set_t = std::mem::zeroed();
-        if cpu < 0
-            || libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) != 0
-            || libc::CPU_COUNT(&all) < 2
-        {
-            return None;
+        (libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) == 0).then_some(all)
+    }
+}
+
+/// Narrow a child that is waiting to be released (asleep, so the change costs no
+/// migration) to one CPU of the caller's set other than the one the caller runs on,
+/// when the set has two or more: released, it starts there rather than queue behind
+/// the caller on the caller's CPU, where the scheduler's wake-up placement would
+/// otherwise often put it (the two then take turns on one CPU while the other idles).
+/// The child takes its set back itself ([`Deferred`]). `false` if nothing changed.
+pub fn place_apart(child: libc::pid_t) -> bool {
+    let Some(all) = own_cpus() else {
+        return false;
+    };
+    // SAFETY: sched_getcpu takes nothing.
+    let here = unsafe { libc::sched_getcpu() };
+    // SAFETY: CPU_COUNT and CPU_ISSET read the live set `all`; CPU_SET writes the
+    // live, zeroed `one`; sched_setaffinity reads `one` with its size.
+    unsafe {
+        if here < 0 || libc::CPU_COUNT(&all) < 2 {
+            return false;
         }
-        let other = (0..libc::CPU_SETSIZE as usize)
-            .find(|&c| c as libc::c_int != cpu && libc::CPU_ISSET(c, &all))?;
+        let Some(other) = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| c as libc::c_int != here && libc::CPU_ISSET(c, &all))
+        else {
+            return false;
+        };
         let mut one: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(other, &mut one);
-        (libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) == 0).then_some(all)
+        libc::sched_setaffinity(child, std::mem::size_of_val(&one), &one) == 0
+    }
+}
+
+/// This thread kept on the CPU it runs on until dropped (then its CPU set is what
+/// it was): for a parent about to block until its child's exec, so that the wake-up
+/// brings it back here rather than behind the child (see `launch::spawn`).
+pub struct StayHere(Option<libc::cpu_set_t>);
+
+impl StayHere {
+    /// Pinned where it runs, if its set has another CPU (else nothing changes).
+    pub fn pin() -> StayHere {
+        let Some(all) = own_cpus() else {
+            return StayHere(None);
+        };
+        // SAFETY: sched_getcpu takes nothing; CPU_COUNT reads the live set `all`;
+        // CPU_SET writes the live, zeroed `one`; sched_setaffinity reads `one` with
+        // its size.
+        unsafe {
+            let here = libc::sched_getcpu();
+            if here < 0 || libc::CPU_COUNT(&all) < 2 {
+                return StayHere(None);
+            }
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(here as usize, &mut one);
+            let pinned = libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) == 0;
+            StayHere(pinned.then_some(all))
+        }
+    }
+}
+
+impl Drop for StayHere {
+    fn drop(&mut self) {
+        if let Some(all) = self.0.take() {
+            // SAFETY: `all` is a live cpu_set_t passed with its own size.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) };
+        }
     }
 }
 
@@ -206,7 +266,7 @@ impl PreparedExec {
             exe_fd: None,
             entry: None,
             deferred: 0,
-            parent_cpu: -1,
+            cpus: own_cpus(),
         })
     }
 
@@ -227,12 +287,17 @@ impl PreparedExec {
         let mut prepared = PreparedExec::new("", &[], &[], remaps)?;
         prepared.entry = Some(entry);
         prepared.deferred = deferred;
-        prepared.parent_cpu = current_cpu();
         Ok(prepared)
     }
 }
 
 impl PreparedExec {
+    /// Whether the child runs an entry in place (and takes back its CPU set: see
+    /// [`place_apart`]).
+    pub fn in_place_child(&self) -> bool {
+        self.entry.is_some()
+    }
+
     /// An id of its own outside, without supplementary groups. A plain child takes
     /// uid and gid 0 of its new user namespace (which the parent maps to that id)
     /// before exec; the kernel keeps its capabilities over the namespace (the old ids
@@ -476,9 +541,15 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
                 entry,
                 Deferred {
                     flags: exec.deferred,
-                    parent_cpu: exec.parent_cpu,
+                    cpus: exec.cpus,
                 },
             );
+        }
+        // The CPU set the parent narrowed (`place_apart`), back before the program.
+        if let Some(cpus) = &exec.cpus {
+            if libc::sched_setaffinity(0, std::mem::size_of_val(cpus), cpus) != 0 {
+                fail(errno());
+            }
         }
         // A Rust parent ignores SIGPIPE, and an ignored signal stays ignored across
         // execve: give the program the default action, as std's Command does.
