@@ -3,6 +3,7 @@
 
 pub mod deps;
 pub mod explain;
+pub mod lazy;
 pub mod learn;
 pub mod notify;
 pub mod policy;
@@ -27,12 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Check, compile, evaluate and show seccomp policies.
     #[command(subcommand)]
-    Policy(policy::PolicyCommand),
+    Policy(lazy::Lazy<policy::PolicyCommand>),
     /// Run a program under the sandbox layers (like bwrap or minijail0).
-    Run(Box<run::RunArgs>),
+    Run(lazy::Lazy<Box<run::RunArgs>>),
     /// Run a program as `sandbox run` would, recording every syscall and path instead
     /// of refusing, and write a profile that `sandbox run --profile` enforces.
-    Learn(Box<learn::LearnArgs>),
+    Learn(lazy::Lazy<Box<learn::LearnArgs>>),
     /// Show which sandbox layers this kernel and user offer; exit 0 when the default
     /// renderer configuration can be applied in full, 1 when it cannot.
     Check {
@@ -45,9 +46,9 @@ pub enum Command {
 /// Run the command line; returns the process exit code.
 pub fn main_with(cli: Cli) -> i32 {
     match cli.command {
-        Command::Policy(cmd) => policy::run(cmd),
-        Command::Run(args) => run::run(*args),
-        Command::Learn(args) => learn::learn(*args),
+        Command::Policy(cmd) => policy::run(cmd.0),
+        Command::Run(args) => run::run(*args.0),
+        Command::Learn(args) => learn::learn(*args.0),
         Command::Check { verbose } => {
             let report = sandbox::launch::check::kernel_report();
             if verbose {

@@ -5,7 +5,7 @@
 use sandbox_tests::{run_cases, Case};
 
 use sandbox::ipc::{Channel, Limits, Message};
-use sandbox::launch::{spawn, spawn_in_place, Deferred, SpawnSpec};
+use sandbox::launch::{spawn, spawn_in_place, InPlace, SpawnSpec};
 use sandbox::lockdown::SingleThreaded;
 use sandbox::policy::arch::Arch;
 use sandbox::policy::{Action, Policy};
@@ -147,9 +147,10 @@ const CASES: &[Case] = &[
 /// The parent's network namespace, for the in-place child (a copy of this memory).
 static PARENT_NET: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
-/// The in-place child: makes its deferred network, then writes what it holds to fd 3.
-fn in_place_entry(network: Deferred) -> ! {
-    let made = network.unshare();
+/// The in-place child: whether its deferred network was made, then what it holds, to
+/// fd 3.
+fn in_place_entry(start: InPlace) -> ! {
+    let made = start.namespaces();
     let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.filter_map(|e| e.ok())

@@ -185,7 +185,7 @@ mod tests {
         match clap::Parser::try_parse_from(line).expect("parses") {
             crate::Cli {
                 command: crate::Command::Run(a),
-            } => a.with_profile().expect("profile"),
+            } => a.0.with_profile().expect("profile"),
             _ => panic!("not run"),
         }
     }

@@ -51,7 +51,7 @@ use stage::stage;
 
 /// The stage, exec'd as `sandbox __run-stage` (its clone made every namespace).
 pub fn exec_stage() -> ! {
-    stage(sandbox::launch::Deferred::none())
+    stage(sandbox::launch::InPlace::none())
 }
 
 use sandbox::launch::LaunchError;

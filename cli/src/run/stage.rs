@@ -8,7 +8,7 @@ use super::protocol::{limits, FromStage, ToStage};
 use super::*;
 use sandbox::bpf;
 use sandbox::ipc::Channel;
-use sandbox::launch::Deferred;
+use sandbox::launch::InPlace;
 use sandbox::lockdown::{build_root, lock_down, Config, OptOut, SeccompChoice, SingleThreaded};
 use sandbox::policy::arch::Arch;
 use std::ffi::CString;
@@ -21,8 +21,8 @@ type Ctl = Channel<FromStage, ToStage>;
 type Received = (Config, Program, Vec<OwnedFd>, Option<std::path::PathBuf>);
 
 /// The in-sandbox stage (pid 1). Never returns.
-pub(super) fn stage(network: Deferred) -> ! {
-    let code = match stage_inner(network) {
+pub(super) fn stage(start: InPlace) -> ! {
+    let code = match stage_inner(start) {
         Ok(code) => code,
         // Told to the supervisor, which says it.
         Err(RunError::Told(_)) => EXIT_SETUP,
@@ -41,18 +41,18 @@ struct Program {
     env: Vec<String>,
 }
 
-fn stage_inner(network: Deferred) -> Result<i32, RunError> {
+fn stage_inner(mut start: InPlace) -> Result<i32, RunError> {
     let setup = |e: String| RunError::Setup(e);
     let supervisor = nix::unistd::getppid().as_raw();
     let fd =
         sandbox::renderer::take_channel().map_err(|e| setup(format!("no control channel: {e}")))?;
     let mut ctl: Ctl = Channel::from_fd(fd, limits()).map_err(|e| setup(e.to_string()))?;
-    // The empty network, made here while the supervisor prepares the plan; a failure
-    // is told once the plan is read (the supervisor, still sending it, would see a
-    // reset connection rather than the reason).
-    let network = network.unshare();
     let (mut config, program, trees, scratch_dir) = receive_plan(&mut ctl)?;
-    if let Err(e) = network {
+    // The empty network, made right after the clone (when in place) while the
+    // supervisor prepared the plan; a failure is told once the plan is read (the
+    // supervisor, still sending it, would see a reset connection rather than the
+    // reason).
+    if let Err(e) = start.namespaces() {
         let why = format!(
             "lockdown failed at namespaces: cannot make the network namespace \
              (unshare): {}{}",
@@ -86,6 +86,11 @@ fn stage_inner(network: Deferred) -> Result<i32, RunError> {
         RunError::Setup(why) | RunError::Cgroup(why) => report_failure(&ctl, why),
         other => other,
     })?;
+    // Off the CPU of its own (see `sandbox::launch::spawn_in_place`): the program runs
+    // on the caller's CPUs.
+    start
+        .release_cpus()
+        .map_err(|e| report_failure(&ctl, format!("cannot take the CPU set back: {e}")))?;
     let child = one_thread
         .fork()
         .map_err(|e| report_failure(&ctl, e.to_string()))?;

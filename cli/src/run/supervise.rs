@@ -52,13 +52,13 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         nix::unistd::getegid().as_raw(),
     );
     let trees = idmapped_trees(&plan.binds, plan.grants.clone(), caller, plan.outside)?;
-    // (A stage cloned in place went on without being waited for: see `start_stage`.)
-    stage.started()?;
-    send_plan(&mut ctl, plan_message(&args, &plan), &trees)?;
+    send_plan(&mut ctl, plan_message(&args, &plan), &trees)
+        .map_err(|e| or_start_failure(&mut stage, e))?;
     // While the stage builds the root: the cgroups, the filter, the services.
     let mut groups = Cgroups::new(args.pids(), args.mem(), also_counted(&plan))?;
     let filter = filter(&args, recorder.is_some())?;
-    send_payload(&mut ctl, &groups, payload_message(&args, &groups, filter))?;
+    send_payload(&mut ctl, &groups, payload_message(&args, &groups, filter))
+        .map_err(|e| or_start_failure(&mut stage, e))?;
     // Its fork off the path: the stage is building the root meanwhile.
     groups.start_janitor();
     let files = if args.brokers_files() {
@@ -80,6 +80,8 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         )),
         None => None,
     };
+    // (A stage cloned in place went on without being waited for: see `start_stage`.)
+    stage.started()?;
     let start = Instant::now();
     let (status, listener, payload) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
     let scratch = plan.scratch_dir.as_ref().map(|d| d.path());
@@ -238,6 +240,15 @@ fn stage_reason(ctl: &mut Ctl, e: impl std::fmt::Display) -> RunError {
         }
     }
     RunError::Io(e.to_string())
+}
+
+/// An error while talking to a stage cloned in place: its failure to start, if that is
+/// what happened (its report says more than the broken channel).
+fn or_start_failure(stage: &mut Spawned, e: RunError) -> RunError {
+    match stage.started() {
+        Err(failed) => RunError::Launch(failed),
+        Ok(()) => e,
+    }
 }
 
 /// The stage's own failure, with the diagnosis of AppArmor's restriction where it

@@ -18,7 +18,7 @@
 use super::ids::{joined_id, write_id_maps};
 use super::namespaces::{Namespaces, NetMode};
 use super::LaunchError;
-pub use crate::sys::spawn::Deferred;
+pub use crate::sys::spawn::InPlace;
 use crate::sys::spawn::{clone_and_exec, Join, PreparedExec};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -183,15 +183,17 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
 /// too) and this process's memory; `proof` says there is no other thread whose locks
 /// the copy could inherit, so `entry` may run any code.
 ///
-/// A fresh network namespace is not made by the clone: `entry` gets it as a
-/// [`Deferred`] and makes it with [`Deferred::unshare`] (owned by the new user
-/// namespace all the same), on its own CPU while this process goes on — the network
-/// namespace is most of a spawn's kernel work. An `entry` that does not is caught by
-/// [`verify_from_outside`](super::verify_from_outside).
+/// A fresh network namespace is not made by the clone but by the child right after
+/// it (owned by the new user namespace all the same), on a CPU of its own while this
+/// process writes its id maps and goes on — the network namespace is most of a
+/// spawn's kernel work. `entry` learns whether it was made from its [`InPlace`]
+/// ([`InPlace::namespaces`]), and runs narrowed to that CPU until
+/// [`InPlace::release_cpus`] (or the `InPlace` is dropped). A missing namespace is
+/// also caught by [`verify_from_outside`](super::verify_from_outside).
 pub fn spawn_in_place(
     spec: &SpawnSpec,
     _proof: crate::lockdown::SingleThreaded,
-    entry: fn(Deferred) -> !,
+    entry: fn(InPlace) -> !,
 ) -> Result<Spawned, LaunchError> {
     if spec.outside_id.is_some() || matches!(spec.namespaces.net, NetMode::Reuse(_)) {
         return Err(LaunchError::msg(
@@ -237,6 +239,10 @@ fn start(
         }),
         _ => None,
     };
+    // The child runs on a CPU other than this process's from its clone to its exec or
+    // entry, and this process keeps to its own meanwhile: woken by the child, it is
+    // not queued behind it (see `sys::cpus`).
+    let stay = crate::sys::cpus::StayHere::pin();
     let first = clone_and_exec(
         flags,
         prepared,
@@ -246,30 +252,29 @@ fn start(
         [go_w.as_raw_fd(), rep_r.as_raw_fd()],
     )
     .map_err(ns_err("clone"))?;
+    if join.is_none() {
+        prepared.place_apart(first);
+    }
     drop(go_r);
     drop(rep_w);
     let mut report = std::fs::File::from(rep_r);
     let mut child = await_ready(&mut report, first, join.is_some())?;
+    if join.is_some() {
+        prepared.place_apart(child.pid());
+    }
     if spec.namespaces.user && join.is_none() {
         if let Err(e) = write_id_maps(child.pid(), spec.extra_id, spec.outside_id) {
             let _ = child.kill();
             return Err(e);
         }
     }
-    // Released on a CPU other than this process's (see `place_apart`); it takes its
-    // CPU set back itself.
-    crate::sys::spawn::place_apart(child.pid());
     if prepared.in_place_child() {
-        // It goes on with work of its own (see `Deferred`), and so does this process:
+        // It goes on with work of its own (see `InPlace`), and so does this process:
         // whether it placed its descriptors is read later (`Spawned::started`).
         release(go_w)?;
         child.pending = Some(report);
         return Ok(child);
     }
-    // Woken by the exec, this process must not queue behind the child on the child's
-    // CPU (where the scheduler puts a task woken this way when it takes the other CPU
-    // for busy, as an idle virtual CPU often looks) while the child starts its program.
-    let stay = crate::sys::spawn::StayHere::pin();
     release(go_w)?;
     let ended = read_release(&mut report, &mut child, "fd setup or execve");
     drop(stay);

@@ -2,6 +2,7 @@
 //! `unsafe`; each block says which invariant makes it sound.
 #![allow(unsafe_code)]
 
+pub mod cpus;
 pub mod memfd;
 pub mod mount;
 pub mod notify;

@@ -2,6 +2,7 @@
 //! async-signal-safe code (raw syscalls on memory prepared before the clone) until it
 //! calls `execve`.
 
+use super::cpus::{self, CpuSet};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
@@ -32,147 +33,61 @@ pub struct PreparedExec {
     /// walk the path (a binary under `/root/…` of a root spawner).
     exe_fd: Option<RawFd>,
     /// Run this instead of exec (see [`PreparedExec::in_place`]).
-    entry: Option<fn(Deferred) -> !>,
-    /// CLONE_NEW* flags the in-place child makes itself (see [`Deferred`]).
+    entry: Option<fn(InPlace) -> !>,
+    /// CLONE_NEW* flags the child makes itself, right after its clone (see
+    /// [`InPlace`]).
     deferred: libc::c_int,
-    /// The CPUs the parent may run on (and so the child, at the clone), for the child
-    /// to take back after [`Deferred::unshare`]: see [`place_apart`].
-    cpus: Option<libc::cpu_set_t>,
+    /// The CPUs the parent may run on (and so the child, at the clone): the child
+    /// takes them back ([`InPlace::release_cpus`], or before its exec) after the
+    /// parent narrowed it ([`PreparedExec::place_apart`]).
+    cpus: Option<CpuSet>,
 }
 
-/// Namespaces an in-place child makes for itself once its parent has gone on: the
-/// costly ones (a network namespace is ~0.6 ms of kernel work) made on a CPU of the
-/// child's own (see [`place_apart`]) while the parent works on its own. Dropping it
-/// unused makes nothing; a checker from outside (`launch::verify_from_outside`) then
-/// sees the namespace missing. Either way the child gets its CPU set back.
+/// What an in-place child's entry gets: whether the namespaces deferred to it (see
+/// [`PreparedExec::in_place`]) were made, and its CPU set to take back. The child
+/// makes the deferred ones right after its clone, on a CPU of its own, while its
+/// parent writes its id maps and goes on; it stays narrowed to that CPU (see
+/// `cpus::place_apart`) until [`InPlace::release_cpus`] — or until this is dropped:
+/// nothing it forks afterwards runs narrowed.
 #[derive(Debug)]
-#[must_use = "the deferred namespaces are made only by `unshare`"]
-pub struct Deferred {
-    flags: libc::c_int,
+pub struct InPlace {
+    /// 0, or the errno of the deferred namespaces' `unshare`.
+    unshared: libc::c_int,
     /// The CPU set to take back (the parent's, which the clone gave the child before
     /// the parent narrowed it).
-    cpus: Option<libc::cpu_set_t>,
+    cpus: Option<CpuSet>,
 }
 
-impl Deferred {
-    /// Nothing deferred: for the same entry reached by exec, whose clone made all.
-    pub fn none() -> Deferred {
-        Deferred {
-            flags: 0,
+impl InPlace {
+    /// Nothing deferred, nothing narrowed: for the same entry reached by exec, whose
+    /// clone made every namespace and whose CPU set came back before the exec.
+    pub fn none() -> InPlace {
+        InPlace {
+            unshared: 0,
             cpus: None,
         }
     }
 
-    /// Make them (`unshare(2)`); nothing to do is `Ok`. Then the CPU set the parent
-    /// had is this process's again (everything it forks inherits it). An error is
-    /// unshare's; failing to restore the CPU set is an error of its own.
-    pub fn unshare(mut self) -> io::Result<()> {
-        let made = if self.flags == 0 {
-            Ok(())
-        } else {
-            // SAFETY: unshare takes flags only; it changes this process's namespaces.
-            match unsafe { libc::unshare(self.flags) } {
-                0 => Ok(()),
-                _ => Err(io::Error::last_os_error()),
-            }
-        };
-        let restored = self.restore_cpus();
-        made?;
-        restored.map_err(|e| io::Error::other(format!("cannot restore the CPU set: {e}")))
-    }
-
-    fn restore_cpus(&mut self) -> io::Result<()> {
-        let Some(all) = self.cpus.take() else {
-            return Ok(());
-        };
-        // SAFETY: `all` is a live cpu_set_t passed with its own size.
-        match unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) } {
+    /// Whether the deferred namespaces were made (their `unshare`'s error if not).
+    pub fn namespaces(&self) -> io::Result<()> {
+        match self.unshared {
             0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    /// Take the parent's CPU set back (once; then nothing to do).
+    pub fn release_cpus(&mut self) -> io::Result<()> {
+        match self.cpus.take() {
+            Some(all) => cpus::take(&all),
+            None => Ok(()),
         }
     }
 }
 
-impl Drop for Deferred {
-    /// Unused: the CPU set is taken back all the same (nothing the child forks may
-    /// stay narrowed to one CPU).
+impl Drop for InPlace {
     fn drop(&mut self) {
-        let _ = self.restore_cpus();
-    }
-}
-
-/// The CPUs this process may run on (`None` if unknown).
-fn own_cpus() -> Option<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is plain data (all zero is an empty set); sched_getaffinity
-    // writes only the live set passed with its size.
-    unsafe {
-        let mut all: libc::cpu_set_t = std::mem::zeroed();
-        (libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) == 0).then_some(all)
-    }
-}
-
-/// Narrow a child that is waiting to be released (asleep, so the change costs no
-/// migration) to one CPU of the caller's set other than the one the caller runs on,
-/// when the set has two or more: released, it starts there rather than queue behind
-/// the caller on the caller's CPU, where the scheduler's wake-up placement would
-/// otherwise often put it (the two then take turns on one CPU while the other idles).
-/// The child takes its set back itself ([`Deferred`]). `false` if nothing changed.
-pub fn place_apart(child: libc::pid_t) -> bool {
-    let Some(all) = own_cpus() else {
-        return false;
-    };
-    // SAFETY: sched_getcpu takes nothing.
-    let here = unsafe { libc::sched_getcpu() };
-    // SAFETY: CPU_COUNT and CPU_ISSET read the live set `all`; CPU_SET writes the
-    // live, zeroed `one`; sched_setaffinity reads `one` with its size.
-    unsafe {
-        if here < 0 || libc::CPU_COUNT(&all) < 2 {
-            return false;
-        }
-        let Some(other) = (0..libc::CPU_SETSIZE as usize)
-            .find(|&c| c as libc::c_int != here && libc::CPU_ISSET(c, &all))
-        else {
-            return false;
-        };
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(other, &mut one);
-        libc::sched_setaffinity(child, std::mem::size_of_val(&one), &one) == 0
-    }
-}
-
-/// This thread kept on the CPU it runs on until dropped (then its CPU set is what
-/// it was): for a parent about to block until its child's exec, so that the wake-up
-/// brings it back here rather than behind the child (see `launch::spawn`).
-pub struct StayHere(Option<libc::cpu_set_t>);
-
-impl StayHere {
-    /// Pinned where it runs, if its set has another CPU (else nothing changes).
-    pub fn pin() -> StayHere {
-        let Some(all) = own_cpus() else {
-            return StayHere(None);
-        };
-        // SAFETY: sched_getcpu takes nothing; CPU_COUNT reads the live set `all`;
-        // CPU_SET writes the live, zeroed `one`; sched_setaffinity reads `one` with
-        // its size.
-        unsafe {
-            let here = libc::sched_getcpu();
-            if here < 0 || libc::CPU_COUNT(&all) < 2 {
-                return StayHere(None);
-            }
-            let mut one: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(here as usize, &mut one);
-            let pinned = libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) == 0;
-            StayHere(pinned.then_some(all))
-        }
-    }
-}
-
-impl Drop for StayHere {
-    fn drop(&mut self) {
-        if let Some(all) = self.0.take() {
-            // SAFETY: `all` is a live cpu_set_t passed with its own size.
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) };
-        }
+        let _ = self.release_cpus();
     }
 }
 
@@ -181,9 +96,9 @@ impl Drop for StayHere {
 /// read `/proc/PID/cmdline` — no permission check guards it — would otherwise see
 /// the caller's arguments), then `entry`; a panic in it ends the process (exit 125)
 /// rather than unwind into the caller's frames, whose descriptors are closed here.
-fn start_in_place(entry: fn(Deferred) -> !, deferred: Deferred) -> ! {
+fn start_in_place(entry: fn(InPlace) -> !, start: InPlace) -> ! {
     blank_arguments_and_environment();
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(deferred)));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(start)));
     // SAFETY: _exit ends the process without running anything of the caller's.
     unsafe { libc::_exit(125) }
 }
@@ -266,7 +181,7 @@ impl PreparedExec {
             exe_fd: None,
             entry: None,
             deferred: 0,
-            cpus: own_cpus(),
+            cpus: cpus::own(),
         })
     }
 
@@ -281,7 +196,7 @@ impl PreparedExec {
     /// `entry` may run any code.
     pub fn in_place(
         remaps: &[(RawFd, RawFd)],
-        entry: fn(Deferred) -> !,
+        entry: fn(InPlace) -> !,
         deferred: libc::c_int,
     ) -> io::Result<PreparedExec> {
         let mut prepared = PreparedExec::new("", &[], &[], remaps)?;
@@ -292,10 +207,18 @@ impl PreparedExec {
 }
 
 impl PreparedExec {
-    /// Whether the child runs an entry in place (and takes back its CPU set: see
-    /// [`place_apart`]).
+    /// Whether the child runs an entry in place.
     pub fn in_place_child(&self) -> bool {
         self.entry.is_some()
+    }
+
+    /// Narrow `child` (cloned from this, not yet running the entry or the program) to
+    /// a CPU of the parent's set other than the one the caller runs on: see
+    /// `cpus::place_apart`. The child takes the set back itself.
+    pub fn place_apart(&self, child: libc::pid_t) -> bool {
+        self.cpus
+            .as_ref()
+            .is_some_and(|all| cpus::place_apart(child, all))
     }
 
     /// An id of its own outside, without supplementary groups. A plain child takes
@@ -407,8 +330,14 @@ pub fn fork_like(flags: libc::c_int) -> io::Result<libc::pid_t> {
 
 /// Write `E` + errno to `report` and exit 127.
 fn fail(report: RawFd, errno: libc::c_int) -> ! {
+    fail_with(report, b'E', errno)
+}
+
+/// Write `tag` and `errno` to `report` and exit 127 (`N`: the deferred namespaces
+/// could not be made).
+fn fail_with(report: RawFd, tag: u8, errno: libc::c_int) -> ! {
     let e = errno.to_ne_bytes();
-    let bytes = [b'E', e[0], e[1], e[2], e[3]];
+    let bytes = [tag, e[0], e[1], e[2], e[3]];
     // SAFETY: write and _exit are async-signal-safe; `bytes` is a live local.
     unsafe {
         libc::write(report, bytes.as_ptr().cast(), bytes.len());
@@ -502,6 +431,14 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
         if libc::write(report, b"R".as_ptr().cast(), 1) != 1 {
             libc::_exit(126);
         }
+        // The namespaces deferred to the child (the network one, the costliest to
+        // make): made now, while the parent writes the maps and goes on. A failure is
+        // told once released (the parent is not reading yet).
+        let unshared = if exec.deferred != 0 && libc::unshare(exec.deferred) != 0 {
+            errno()
+        } else {
+            0
+        };
         // The parent writes one byte once the id maps are written. EOF means it died
         // before that (possibly before PDEATHSIG was armed): end here.
         let mut byte = 0u8;
@@ -539,15 +476,18 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
             close_all_but(&exec.remaps, exec.park_base);
             start_in_place(
                 entry,
-                Deferred {
-                    flags: exec.deferred,
+                InPlace {
+                    unshared,
                     cpus: exec.cpus,
                 },
             );
         }
+        if unshared != 0 {
+            fail_with(report, b'N', unshared);
+        }
         // The CPU set the parent narrowed (`place_apart`), back before the program.
-        if let Some(cpus) = &exec.cpus {
-            if libc::sched_setaffinity(0, std::mem::size_of_val(cpus), cpus) != 0 {
+        if let Some(all) = &exec.cpus {
+            if cpus::take(all).is_err() {
                 fail(errno());
             }
         }

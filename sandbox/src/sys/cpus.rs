@@ -1,0 +1,97 @@
+//! CPU sets for a parent and the child it releases. A released child queued behind
+//! its parent on the parent's CPU waits until the parent blocks, while the other CPU
+//! idles: the scheduler puts a task woken by a process that goes on running on the
+//! waker's CPU when the other one looks busy, and an idle virtual CPU looks busy to
+//! the guest. So the parent narrows the sleeping child to a CPU other than its own
+//! ([`place_apart`]) and keeps to its own CPU while it may be woken by the child
+//! ([`StayHere`]); each gets its set back.
+
+use std::io;
+
+/// A set of CPUs (`cpu_set_t`).
+pub type CpuSet = libc::cpu_set_t;
+
+/// The CPUs this thread may run on (`None` if unknown).
+pub fn own() -> Option<CpuSet> {
+    // SAFETY: cpu_set_t is plain data (all zero is an empty set); sched_getaffinity
+    // writes only the live set passed with its size.
+    unsafe {
+        let mut all: CpuSet = std::mem::zeroed();
+        (libc::sched_getaffinity(0, std::mem::size_of_val(&all), &mut all) == 0).then_some(all)
+    }
+}
+
+/// Let this thread run on `set` (a thread running on a CPU of `set` stays there).
+pub fn take(set: &CpuSet) -> io::Result<()> {
+    // SAFETY: `set` is a live cpu_set_t passed with its own size.
+    match unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(set), set) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// The CPU this thread runs on (`None` if unknown).
+fn here() -> Option<usize> {
+    // SAFETY: sched_getcpu takes nothing.
+    usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+}
+
+/// `{cpu}` alone.
+fn only(cpu: usize) -> CpuSet {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes the live, zeroed set (it ignores
+    // a CPU beyond the set's size).
+    unsafe {
+        let mut one: CpuSet = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        one
+    }
+}
+
+/// Narrow `child` to one CPU of `from` (the caller's set) other than the one the
+/// caller runs on, when `from` has two or more. Cheap while the child sleeps or waits
+/// to run (no migration of a running task). `false` if nothing changed.
+pub fn place_apart(child: libc::pid_t, from: &CpuSet) -> bool {
+    let Some(here) = here() else {
+        return false;
+    };
+    // SAFETY: CPU_COUNT and CPU_ISSET read the live set `from`.
+    let other = unsafe {
+        if libc::CPU_COUNT(from) < 2 {
+            return false;
+        }
+        (0..libc::CPU_SETSIZE as usize).find(|&c| c != here && libc::CPU_ISSET(c, from))
+    };
+    let Some(other) = other else {
+        return false;
+    };
+    let one = only(other);
+    // SAFETY: `one` is a live cpu_set_t passed with its own size.
+    unsafe { libc::sched_setaffinity(child, std::mem::size_of_val(&one), &one) == 0 }
+}
+
+/// This thread kept on the CPU it runs on until dropped (then its set is what it was):
+/// for a parent that a child it released is about to wake, so that the wake-up brings
+/// it back here rather than behind the child.
+pub struct StayHere(Option<CpuSet>);
+
+impl StayHere {
+    /// Pinned where it runs, if its set has another CPU (else nothing changes).
+    pub fn pin() -> StayHere {
+        let (Some(all), Some(here)) = (own(), here()) else {
+            return StayHere(None);
+        };
+        // SAFETY: CPU_COUNT reads the live set `all`.
+        if unsafe { libc::CPU_COUNT(&all) } < 2 {
+            return StayHere(None);
+        }
+        StayHere(take(&only(here)).ok().map(|()| all))
+    }
+}
+
+impl Drop for StayHere {
+    fn drop(&mut self) {
+        if let Some(all) = self.0.take() {
+            let _ = take(&all);
+        }
+    }
+}
