@@ -268,6 +268,7 @@ fn run_with_channel<P: Protocol>(
             None => SeccompChoice::Preset(preset),
         },
         opt_outs: setup.opt_outs.clone(),
+        dumpable_until_exec: false,
     };
     if let Some(template) = violation_template::<P>(&channel) {
         let _ = sys::install_violation_reporter(channel.as_fd_raw(), &template);

@@ -49,19 +49,9 @@ mod watch;
 pub use options::RunArgs;
 use stage::stage;
 
-/// The stage, exec'd as `sandbox __run-stage` (its clone made every namespace).
-pub fn exec_stage() -> ! {
-    stage(sandbox::launch::InPlace::none())
-}
-
 use sandbox::launch::LaunchError;
 use std::time::Duration;
 
-/// The argument that makes this binary the in-sandbox stage (where the stage is
-/// exec'd rather than cloned in place: see `supervise::start_stage`).
-pub const STAGE_ARG: &str = "__run-stage";
-/// Where an exec'd stage finds its own executable (exec'd as /proc/self/fd/N).
-const STAGE_EXE_FD: i32 = 4;
 /// Exit status after a seccomp violation (128 + SIGSYS, as a shell reports it).
 pub const EXIT_VIOLATION: i32 = 159;
 /// Exit status when the wall-clock limit ended the program (as timeout(1)).

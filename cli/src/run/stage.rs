@@ -53,18 +53,7 @@ fn stage_inner(mut start: InPlace) -> Result<i32, RunError> {
     // supervisor, still sending it, would see a reset connection rather than the
     // reason).
     if let Err(e) = start.namespaces() {
-        let why = format!(
-            "lockdown failed at namespaces: cannot make the network namespace \
-             (unshare): {}{}",
-            e.raw_os_error()
-                .map_or_else(|| e.to_string(), crate::words::errno),
-            if e.raw_os_error() == Some(libc::ENOSPC) {
-                " — the limit user.max_net_namespaces is reached"
-            } else {
-                ""
-            }
-        );
-        return Err(report_failure(&ctl, why));
+        return Err(report_failure(&ctl, network_failure(&e)));
     }
     // A copy of the supervisor holds its environment: no core file of it.
     let no_core = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
@@ -111,6 +100,21 @@ fn stage_inner(mut start: InPlace) -> Result<i32, RunError> {
     };
     let _ = ctl.send(&ended, &[]);
     Ok(0)
+}
+
+/// Why the sandbox's network namespace could not be made (by the stage itself, after
+/// its clone), in words.
+fn network_failure(e: &std::io::Error) -> String {
+    format!(
+        "lockdown failed at namespaces: cannot make the network namespace (unshare): {}{}",
+        e.raw_os_error()
+            .map_or_else(|| e.to_string(), crate::words::errno),
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            " — the limit user.max_net_namespaces is reached"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Tell the supervisor why the stage stops; the error to stop with.
@@ -170,6 +174,9 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
         seccomp_listener: true,
         switch_to,
         opt_outs,
+        // The supervisor checks the program's process from outside before its exec,
+        // whatever its own privileges: see `supervise::start_stage`.
+        dumpable_until_exec: true,
         ..Config::default()
     };
     Ok((

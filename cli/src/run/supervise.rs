@@ -20,10 +20,7 @@ use super::watch::Watch;
 use super::*;
 use crate::learn::record::Recorder;
 use sandbox::ipc::Channel;
-use sandbox::launch::{
-    can_inspect_in_place_children, spawn, spawn_in_place, verify_from_outside, Asked, SpawnSpec,
-    Spawned,
-};
+use sandbox::launch::{spawn_in_place, verify_from_outside, Asked, SpawnSpec, Spawned};
 use sandbox::lockdown::{Rlimits, SingleThreaded, Status};
 use sandbox::policy::arch::Arch;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -80,7 +77,7 @@ pub(super) fn supervise(args: RunArgs, recorder: Option<&mut Recorder>) -> Resul
         )),
         None => None,
     };
-    // (A stage cloned in place went on without being waited for: see `start_stage`.)
+    // (The stage went on without being waited for: see `start_stage`.)
     stage.started()?;
     let start = Instant::now();
     let (status, listener, payload) = await_lockdown(&mut ctl, &stage, &plan, &groups, &args)?;
@@ -163,43 +160,35 @@ const DEGRADED_NO_NAMESPACES: &str = "--no-namespaces: no namespace at all. The 
      every process of yours (RLIMIT_NPROC); a kernel bug reachable from it meets the \
      host's namespaces";
 
-/// Step 2: the stage, in its namespaces. Where this process can inspect a
-/// non-dumpable copy of itself (CAP_SYS_PTRACE: a root caller, usually), a copy of
-/// this process (single-threaded, checked) cloned in place, running
-/// [`stage`](super::stage) with the channel as fd 3 and stdio: no exec of this binary
-/// again (~0.4 ms: a static binary's start-up, most of it the C library's CPU-feature
-/// probing), and the network namespace made by the stage while the plan is prepared.
-/// Otherwise this binary exec'd as `__run-stage` through a descriptor opened here (the
-/// sandbox's user may not be able to walk the path to it): see
-/// [`can_inspect_in_place_children`].
+/// Step 2: the stage, in its namespaces: a copy of this process (single-threaded,
+/// checked) cloned in place, running [`stage`](super::stage) with the channel as fd 3
+/// and stdio — no exec of this binary again (~0.5 ms: a static binary's start-up,
+/// most of it the C library's CPU-feature probing, which a virtual machine traps), and
+/// the network namespace made by the copy itself while this process prepares the plan.
+/// The program's process stays dumpable until its exec
+/// (`Config::dumpable_until_exec`), so that this process can check it from outside
+/// without CAP_SYS_PTRACE (an unprivileged caller; root in a container that drops it):
+/// see `sandbox::launch::spawn_in_place`. The stage's failure to start is read only
+/// before the payload's report is awaited, or when a send to it fails.
 fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
     let (ours, theirs) =
         sandbox::ipc::socket_pair().map_err(|e| RunError::Io(format!("socketpair: {e}")))?;
     let ctl = Channel::from_fd(ours, limits()).map_err(|e| RunError::Io(e.to_string()))?;
-    let mut spec = SpawnSpec {
+    let spec = SpawnSpec {
         fds: vec![(0, 0), (1, 1), (2, 2), (theirs.as_raw_fd(), 3)],
         namespaces: plan.namespaces.clone(),
         extra_id: plan.extra_id,
         // The stage stays root outside to build the root (the program takes an id of
         // its own through `extra_id` and `switch_to`).
         outside_id: None,
-        ..SpawnSpec::new(format!("/proc/self/fd/{STAGE_EXE_FD}"), &[STAGE_ARG])
+        ..SpawnSpec::new("", &[])
     };
-    // Nothing buffered may be written twice (a copy would flush it again at exit).
-    let flushed = std::io::Write::flush(&mut std::io::stdout()).is_ok();
-    // (Without namespaces there is nothing in /proc/PID/ns to inspect.)
-    let in_place = can_inspect_in_place_children() || plan.without_namespaces();
-    let stage = if flushed && in_place {
-        let one_thread = SingleThreaded::check()
-            .map_err(|e| RunError::Setup(format!("cannot start the stage: {e}")))?;
-        spawn_in_place(&spec, one_thread, super::stage)?
-    } else {
-        let exe = std::env::current_exe().map_err(|e| RunError::Io(e.to_string()))?;
-        let self_exe = std::fs::File::open(exe)
-            .map_err(|e| RunError::Io(format!("cannot open the sandbox binary: {e}")))?;
-        spec.fds.push((self_exe.as_raw_fd(), STAGE_EXE_FD));
-        spawn(&spec)?
-    };
+    // Nothing buffered may be written twice (the copy would flush it again at exit).
+    std::io::Write::flush(&mut std::io::stdout())
+        .map_err(|e| RunError::Io(format!("cannot flush standard output: {e}")))?;
+    let one_thread = SingleThreaded::check()
+        .map_err(|e| RunError::Setup(format!("cannot start the stage: {e}")))?;
+    let stage = spawn_in_place(&spec, one_thread, super::stage)?;
     Ok((stage, ctl))
 }
 

@@ -98,6 +98,9 @@ impl Spawned {
         let Some(mut report) = self.pending.take() else {
             return Ok(());
         };
+        // Woken by the child's exec (or its entry), this process stays on its own CPU
+        // rather than queue behind the child's start (see `sys::cpus`).
+        let _stay = crate::sys::cpus::StayHere::pin();
         read_release(&mut report, self, "fd setup")
     }
 
@@ -190,6 +193,13 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
 /// ([`InPlace::namespaces`]), and runs narrowed to that CPU until
 /// [`InPlace::release_cpus`] (or the `InPlace` is dropped). A missing namespace is
 /// also caught by [`verify_from_outside`](super::verify_from_outside).
+///
+/// That check reads the child's `/proc/PID/ns/*`. For a process that is not dumpable
+/// the kernel then asks for CAP_SYS_PTRACE over the user namespace its *memory* was
+/// exec'd in — for an in-place child (or a fork of it) the spawner's, where an
+/// unprivileged spawner has none. So a child checked before it execs its program stays
+/// dumpable until then (`lockdown::Config::dumpable_until_exec`); the exec makes it
+/// dumpable anyway, and its memory then belongs to its own user namespace.
 pub fn spawn_in_place(
     spec: &SpawnSpec,
     _proof: crate::lockdown::SingleThreaded,
@@ -205,20 +215,6 @@ pub fn spawn_in_place(
     let prepared =
         PreparedExec::in_place(&spec.fds, entry, deferred).map_err(ns_err("prepare child"))?;
     start(spec, spec.namespaces.clone_flags() & !deferred, &prepared)
-}
-
-/// Whether this process can read the `/proc/PID/ns/*` and `fd/*` of a child of
-/// [`spawn_in_place`] (or a fork of it) that has made itself non-dumpable, as a
-/// locked-down process has — what [`verify_from_outside`](super::verify_from_outside)
-/// reads. For a non-dumpable process the kernel asks for CAP_SYS_PTRACE over the user
-/// namespace its *memory* was exec'd in: for an exec'd child its own new namespace,
-/// which the spawner owns; for an in-place child the spawner's, where an unprivileged
-/// caller (or root in a container without CAP_SYS_PTRACE) has no such capability.
-/// Such callers spawn with [`spawn`].
-pub fn can_inspect_in_place_children() -> bool {
-    const CAP_SYS_PTRACE: u32 = 19;
-    crate::sys::process::capget()
-        .is_ok_and(|(effective, _, _)| effective & (1 << CAP_SYS_PTRACE) != 0)
 }
 
 /// Clone the child `prepared` describes, map its ids, release it and wait for its

@@ -54,6 +54,9 @@ fn skipped_by(opt_outs: &[OptOut]) -> Vec<Layer> {
     skipped
 }
 
+/// The namespaces `/proc/PID/ns/` names that [`verify_from_outside`] compares.
+const NAMESPACES: [&str; 7] = ["user", "pid", "net", "mnt", "ipc", "uts", "cgroup"];
+
 /// Read `/proc/PID/status` and `/proc/PID/ns/*` of `pid` and check them, and the
 /// renderer's own `report`, against what was `asked`: the report must carry exactly
 /// the opt-outs asked, list every layer asked for as requested, applied and verified
@@ -69,6 +72,11 @@ pub fn verify_from_outside(
     let mut problems = Vec::new();
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| vec![format!("/proc/{pid}/status: {e}")])?;
+    // Each of its namespaces, read once (`None`: unreadable).
+    let their_ns: Vec<(&str, Option<std::path::PathBuf>)> = NAMESPACES
+        .iter()
+        .map(|ns| (*ns, std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()))
+        .collect();
     let num = |name: &str| {
         field(&text, name)
             .and_then(|v| v.parse::<u32>().ok())
@@ -90,14 +98,13 @@ pub fn verify_from_outside(
             hex("CapBnd:"),
             hex("CapAmb:"),
         ],
-        new_namespaces: ["user", "pid", "net", "mnt", "ipc", "uts", "cgroup"]
+        new_namespaces: their_ns
             .iter()
-            .filter(|ns| {
-                let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok();
+            .filter(|(ns, t)| {
                 let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).ok();
-                theirs.is_some() && theirs != ours
+                t.is_some() && *t != ours
             })
-            .map(|s| s.to_string())
+            .map(|(ns, _)| ns.to_string())
             .collect(),
     };
     let mut theirs = report.opt_outs.clone();
@@ -145,7 +152,8 @@ pub fn verify_from_outside(
         problems.push(format!("capabilities not empty: {:x?}", view.caps));
     }
     for ns in asked.new_namespaces {
-        if std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).is_err() {
+        let readable = their_ns.iter().any(|(n, t)| n == ns && t.is_some());
+        if !readable {
             problems.push(format!(
                 "cannot read /proc/{pid}/ns/{ns} (has the renderer exited?)"
             ));

@@ -1,6 +1,6 @@
 //! Capabilities: securebits locked, bounding and ambient sets emptied, effective,
-//! permitted and inheritable sets emptied; the process made non-dumpable; the
-//! parent-death signal checked.
+//! permitted and inheritable sets emptied; the process made non-dumpable (unless it is
+//! about to exec: `Config::dumpable_until_exec`); the parent-death signal checked.
 //!
 //! Order matters: securebits and the bounding set need CAP_SETPCAP, so they go first;
 //! capset empties the sets last. An unprivileged process ([`OptOut::NoNamespaces`](super::OptOut::NoNamespaces)) has no
@@ -22,6 +22,7 @@ pub(super) fn drop_all(
     cap_last_cap: u32,
     switch_to: Option<(u32, u32)>,
     unprivileged: bool,
+    dumpable: bool,
 ) -> Result<(), LockdownError> {
     if unprivileged && switch_to.is_some() {
         return Err(LockdownError::msg(
@@ -60,7 +61,9 @@ pub(super) fn drop_all(
             .map_err(|e| LockdownError::new(Layer::Capabilities, "setresuid", e.into()))?;
     }
     capset_none().map_err(err("capset"))?;
-    prctl_int(libc::PR_SET_DUMPABLE, 0, 0).map_err(err("prctl(PR_SET_DUMPABLE)"))?;
+    // (Set either way: a change of user id has just made the process non-dumpable.)
+    prctl_int(libc::PR_SET_DUMPABLE, libc::c_ulong::from(dumpable), 0)
+        .map_err(err("prctl(PR_SET_DUMPABLE)"))?;
     // The spawner arms PR_SET_PDEATHSIG before exec (and checks the race); a renderer
     // started some other way gets it here.
     if nix::sys::prctl::get_pdeathsig().ok().flatten() != Some(nix::sys::signal::Signal::SIGKILL) {
@@ -72,8 +75,13 @@ pub(super) fn drop_all(
 }
 
 /// Read everything back; any difference is an error (`unprivileged`: the bounding set
-/// and securebits are not asked to have changed).
-pub(super) fn verify(cap_last_cap: u32, unprivileged: bool) -> Result<String, LockdownError> {
+/// and securebits are not asked to have changed; `dumpable`: the process was asked to
+/// stay dumpable until its exec).
+pub(super) fn verify(
+    cap_last_cap: u32,
+    unprivileged: bool,
+    dumpable: bool,
+) -> Result<String, LockdownError> {
     let (eff, prm, inh) = capget().map_err(err("capget"))?;
     let mut bounding = 0u64;
     for cap in 0..=cap_last_cap.min(63) {
@@ -95,10 +103,11 @@ pub(super) fn verify(cap_last_cap: u32, unprivileged: bool) -> Result<String, Lo
     let ambient_any = ambient_any.map_err(err("prctl(PR_CAP_AMBIENT_IS_SET)"))?;
     let secbits =
         prctl_int(libc::PR_GET_SECUREBITS, 0, 0).map_err(err("prctl(PR_GET_SECUREBITS)"))?;
-    let dumpable = prctl_int(libc::PR_GET_DUMPABLE, 0, 0).map_err(err("prctl(PR_GET_DUMPABLE)"))?;
+    let dumpable_now =
+        prctl_int(libc::PR_GET_DUMPABLE, 0, 0).map_err(err("prctl(PR_GET_DUMPABLE)"))?;
     let pdeathsig = nix::sys::prctl::get_pdeathsig().ok().flatten();
     let detail = format!(
-        "eff={eff:#x} prm={prm:#x} inh={inh:#x} bnd={bounding:#x} amb={ambient_any} securebits={secbits:#x} dumpable={dumpable} pdeathsig={pdeathsig:?}"
+        "eff={eff:#x} prm={prm:#x} inh={inh:#x} bnd={bounding:#x} amb={ambient_any} securebits={secbits:#x} dumpable={dumpable_now} pdeathsig={pdeathsig:?}"
     );
     let kept = if unprivileged {
         "; bounding set and securebits kept (no CAP_SETPCAP; no_new_privs)"
@@ -112,7 +121,7 @@ pub(super) fn verify(cap_last_cap: u32, unprivileged: bool) -> Result<String, Lo
         && (unprivileged || bounding == 0)
         && !ambient_any
         && (unprivileged || secbits as libc::c_ulong == SECUREBITS)
-        && dumpable == 0
+        && dumpable_now == i32::from(dumpable)
         && pdeathsig == Some(nix::sys::signal::Signal::SIGKILL);
     if ok {
         Ok(detail)

@@ -187,6 +187,13 @@ pub struct Config {
     pub seccomp: SeccompChoice,
     /// Explicit opt-outs.
     pub opt_outs: Vec<OptOut>,
+    /// The process stays dumpable: for a process about to `execve` a program (which
+    /// the kernel makes dumpable again anyway, a readable binary run without a change
+    /// of ids), so that its checker from outside may read its `/proc/PID/ns/*` without
+    /// CAP_SYS_PTRACE in the user namespace the process's memory belongs to (a copy of
+    /// an unprivileged caller). Off by default: a renderer, which never execs, is not
+    /// dumpable.
+    pub dumpable_until_exec: bool,
 }
 
 impl Default for Config {
@@ -203,6 +210,7 @@ impl Default for Config {
             switch_to: None,
             seccomp: SeccompChoice::Preset(Preset::Renderer),
             opt_outs: Vec::new(),
+            dumpable_until_exec: false,
         }
     }
 }
@@ -415,8 +423,17 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
 
     let t = Instant::now();
     let unprivileged = config.opted_out(OptOut::NoNamespaces);
-    caps::drop_all(before.cap_last_cap, config.switch_to, unprivileged)?;
-    let caps_detail = caps::verify(before.cap_last_cap, unprivileged)?;
+    caps::drop_all(
+        before.cap_last_cap,
+        config.switch_to,
+        unprivileged,
+        config.dumpable_until_exec,
+    )?;
+    let caps_detail = caps::verify(
+        before.cap_last_cap,
+        unprivileged,
+        config.dumpable_until_exec,
+    )?;
     status.record(Layer::Capabilities, true, true, caps_detail);
     status.time(Layer::Capabilities, t.elapsed());
 

@@ -34,7 +34,7 @@ pub struct PreparedExec {
     exe_fd: Option<RawFd>,
     /// Run this instead of exec (see [`PreparedExec::in_place`]).
     entry: Option<fn(InPlace) -> !>,
-    /// CLONE_NEW* flags the child makes itself, right after its clone (see
+    /// CLONE_NEW* flags the in-place child makes itself, right after its clone (see
     /// [`InPlace`]).
     deferred: libc::c_int,
     /// The CPUs the parent may run on (and so the child, at the clone): the child
@@ -59,15 +59,6 @@ pub struct InPlace {
 }
 
 impl InPlace {
-    /// Nothing deferred, nothing narrowed: for the same entry reached by exec, whose
-    /// clone made every namespace and whose CPU set came back before the exec.
-    pub fn none() -> InPlace {
-        InPlace {
-            unshared: 0,
-            cpus: None,
-        }
-    }
-
     /// Whether the deferred namespaces were made (their `unshare`'s error if not).
     pub fn namespaces(&self) -> io::Result<()> {
         match self.unshared {
@@ -330,14 +321,8 @@ pub fn fork_like(flags: libc::c_int) -> io::Result<libc::pid_t> {
 
 /// Write `E` + errno to `report` and exit 127.
 fn fail(report: RawFd, errno: libc::c_int) -> ! {
-    fail_with(report, b'E', errno)
-}
-
-/// Write `tag` and `errno` to `report` and exit 127 (`N`: the deferred namespaces
-/// could not be made).
-fn fail_with(report: RawFd, tag: u8, errno: libc::c_int) -> ! {
     let e = errno.to_ne_bytes();
-    let bytes = [tag, e[0], e[1], e[2], e[3]];
+    let bytes = [b'E', e[0], e[1], e[2], e[3]];
     // SAFETY: write and _exit are async-signal-safe; `bytes` is a live local.
     unsafe {
         libc::write(report, bytes.as_ptr().cast(), bytes.len());
@@ -431,9 +416,9 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
         if libc::write(report, b"R".as_ptr().cast(), 1) != 1 {
             libc::_exit(126);
         }
-        // The namespaces deferred to the child (the network one, the costliest to
-        // make): made now, while the parent writes the maps and goes on. A failure is
-        // told once released (the parent is not reading yet).
+        // The namespaces deferred to an in-place child (the network one, the costliest
+        // to make): made now, while the parent writes the maps and goes on; the entry
+        // learns the outcome (`InPlace::namespaces`).
         let unshared = if exec.deferred != 0 && libc::unshare(exec.deferred) != 0 {
             errno()
         } else {
@@ -481,9 +466,6 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
                     cpus: exec.cpus,
                 },
             );
-        }
-        if unshared != 0 {
-            fail_with(report, b'N', unshared);
         }
         // The CPU set the parent narrowed (`place_apart`), back before the program.
         if let Some(all) = &exec.cpus {
