@@ -57,6 +57,8 @@ pub(super) const TREES_PER_MESSAGE: usize = sandbox::ipc::MAX_FDS_CEILING;
 /// Stage → supervisor.
 #[derive(Serialize, Deserialize)]
 pub(super) enum FromStage {
+    /// The stage has forked the payload (which now locks down).
+    Forked,
     /// Locked down; the listener comes with it.
     Ready(Box<Status>),
     Failed(String),

@@ -58,16 +58,18 @@ fn stage_inner(mut start: InPlace) -> Result<i32, RunError> {
     // A copy of the supervisor holds its environment: no core file of it.
     let no_core = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     no_core.map_err(|e| report_failure(&ctl, format!("setrlimit(RLIMIT_CORE): {e}")))?;
-    let one_thread = SingleThreaded::check().map_err(|e| report_failure(&ctl, e.to_string()))?;
+    let one_thread = match start.single_threaded() {
+        Some(proof) => proof,
+        None => SingleThreaded::check().map_err(|e| report_failure(&ctl, e.to_string()))?,
+    };
     // --no-namespaces: no root to build; the payload's process group stands in for
     // the pid namespace (see `group`).
     let grouped = config.opt_outs.contains(&OptOut::NoNamespaces);
     let supervisor_gone = if grouped {
         group::prepare(supervisor).map_err(|e| report_failure(&ctl, e.to_string()))?
     } else {
-        let in_user_ns = sandbox::lockdown::inside_user_namespace();
-        let method = build_root(&config).map_err(|e| report_failure(&ctl, e.to_string()))?;
-        config.root_built = Some((method, in_user_ns));
+        let built = build_root(&config).map_err(|e| report_failure(&ctl, e.to_string()))?;
+        config.root_built = Some(built);
         false
     };
     drop(trees);
@@ -87,6 +89,8 @@ fn stage_inner(mut start: InPlace) -> Result<i32, RunError> {
         let code = payload(ctl, &config, &program, grouped);
         std::process::exit(code);
     }
+    // The supervisor checks from outside what it can while the payload locks down.
+    let _ = ctl.send(&FromStage::Forked, &[]);
     let ended = if grouped {
         let ended = group::reap(child, supervisor_gone)?;
         if let Some(dir) = scratch_dir {

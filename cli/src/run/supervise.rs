@@ -20,7 +20,9 @@ use super::watch::Watch;
 use super::*;
 use crate::learn::record::Recorder;
 use sandbox::ipc::Channel;
-use sandbox::launch::{spawn_in_place, verify_from_outside, Asked, SpawnSpec, Spawned};
+use sandbox::launch::{
+    spawn_in_place, verify_with_namespaces, Asked, NamespaceLinks, SpawnSpec, Spawned,
+};
 use sandbox::lockdown::{Rlimits, SingleThreaded, Status};
 use sandbox::policy::arch::Arch;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -316,7 +318,10 @@ fn send_payload(ctl: &mut Ctl, groups: &Cgroups, message: ToStage) -> Result<(),
 }
 
 /// Step 5: the payload's status report and its seccomp listener; the report checked
-/// against what was asked and from outside, and the cgroups checked to hold it.
+/// against what was asked and from outside, and the cgroups checked to hold it. The
+/// stage says when it has forked the payload (which runs only this binary's code until
+/// its exec): the payload's pid, namespaces and cgroups are checked then, while it
+/// locks down, and its locked-down state (`/proc/PID/status`) once it reports.
 fn await_lockdown(
     ctl: &mut Ctl,
     stage: &Spawned,
@@ -324,35 +329,52 @@ fn await_lockdown(
     groups: &Cgroups,
     args: &RunArgs,
 ) -> Result<(Box<Status>, OwnedFd, i32), RunError> {
-    let (status, listener) = match ctl.recv_timeout(Duration::from_secs(10)) {
-        Ok((FromStage::Ready(status), mut fds)) => (status, fds.pop()),
-        Ok((FromStage::Failed(why), _)) => return Err(stage_failed(why)),
-        Ok(_) => {
-            return Err(RunError::Setup(
-                "unexpected message from the sandbox".into(),
-            ))
+    let mut early = None;
+    let (status, listener) = loop {
+        match ctl.recv_timeout(Duration::from_secs(10)) {
+            Ok((FromStage::Forked, _)) if early.is_none() => {
+                early = Some(payload_seen(stage, groups)?);
+            }
+            Ok((FromStage::Ready(status), mut fds)) => break (status, fds.pop()),
+            Ok((FromStage::Failed(why), _)) => return Err(stage_failed(why)),
+            Ok(_) => {
+                return Err(RunError::Setup(
+                    "unexpected message from the sandbox".into(),
+                ))
+            }
+            Err(e) => return Err(RunError::Setup(format!("the sandbox did not start: {e}"))),
         }
-        Err(e) => return Err(RunError::Setup(format!("the sandbox did not start: {e}"))),
     };
     let listener = listener.ok_or(RunError::Setup("no notification listener".into()))?;
     // Wake the supervisor on the caller's CPU for each notification (Linux 6.6; a
     // kernel without it is only slower at answering memfd_create).
     let _ = sandbox::seccomp::wake_synchronously(listener.as_fd());
-    let payload = payload_pid(stage.pid())
-        .ok_or(RunError::Setup("cannot find the program's process".into()))?;
+    // (The report may come first when the stage was slow to say it forked.)
+    let (payload, namespaces) = match early {
+        Some(seen) => seen,
+        None => payload_seen(stage, groups)?,
+    };
     let opt_outs = opt_outs(args);
     let asked = Asked {
         opt_outs: &opt_outs,
         new_namespaces: &plan.namespaces.expected_new(),
     };
-    if let Err(problems) = verify_from_outside(payload, &status, &asked) {
+    if let Err(problems) = verify_with_namespaces(payload, &status, &asked, &namespaces) {
         return Err(RunError::Setup(format!(
             "the sandbox is not what was asked: {}",
             problems.join("; ")
         )));
     }
-    groups.verify(payload)?;
     Ok((status, listener, payload))
+}
+
+/// The payload (the stage's child), its namespaces, and the check that the cgroups
+/// hold it.
+fn payload_seen(stage: &Spawned, groups: &Cgroups) -> Result<(i32, NamespaceLinks), RunError> {
+    let payload = payload_pid(stage.pid())
+        .ok_or(RunError::Setup("cannot find the program's process".into()))?;
+    groups.verify(payload)?;
+    Ok((payload, NamespaceLinks::read(payload)))
 }
 
 /// Step 6: `--status-json`.

@@ -28,7 +28,7 @@ pub use ids::{map_ids, own_id, OWN_ID_BASE, OWN_ID_RANGE};
 pub use namespaces::{Namespaces, NetMode};
 pub use network::EmptyNetwork;
 pub use spawn::{spawn, spawn_in_place, InPlace, SpawnSpec, Spawned};
-pub use verify::{verify_from_outside, Asked, OutsideView};
+pub use verify::{verify_from_outside, verify_with_namespaces, Asked, NamespaceLinks, OutsideView};
 
 use std::io;
 

@@ -57,6 +57,47 @@ fn skipped_by(opt_outs: &[OptOut]) -> Vec<Layer> {
 /// The namespaces `/proc/PID/ns/` names that [`verify_from_outside`] compares.
 const NAMESPACES: [&str; 7] = ["user", "pid", "net", "mnt", "ipc", "uts", "cgroup"];
 
+/// A process's namespaces seen from outside (`/proc/PID/ns/*`, each read once) next to
+/// the caller's. A process keeps its namespaces unless it changes them itself: a
+/// spawner whose child runs only the spawner's code until it execs may read them as
+/// soon as the child exists, while it locks down, and check the rest later
+/// ([`verify_with_namespaces`]).
+#[derive(Clone, Debug)]
+pub struct NamespaceLinks {
+    /// (name, the process's link if readable, whether it differs from the caller's)
+    links: Vec<(&'static str, bool, bool)>,
+}
+
+impl NamespaceLinks {
+    /// Read `pid`'s and the caller's.
+    pub fn read(pid: i32) -> NamespaceLinks {
+        let links = NAMESPACES
+            .iter()
+            .map(|ns| {
+                let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok();
+                let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).ok();
+                let new = theirs.is_some() && theirs != ours;
+                (*ns, theirs.is_some(), new)
+            })
+            .collect();
+        NamespaceLinks { links }
+    }
+
+    fn readable(&self, ns: &str) -> bool {
+        self.links
+            .iter()
+            .any(|(n, readable, _)| *n == ns && *readable)
+    }
+
+    fn new_ones(&self) -> Vec<String> {
+        self.links
+            .iter()
+            .filter(|(_, _, new)| *new)
+            .map(|(ns, _, _)| ns.to_string())
+            .collect()
+    }
+}
+
 /// Read `/proc/PID/status` and `/proc/PID/ns/*` of `pid` and check them, and the
 /// renderer's own `report`, against what was `asked`: the report must carry exactly
 /// the opt-outs asked, list every layer asked for as requested, applied and verified
@@ -69,14 +110,20 @@ pub fn verify_from_outside(
     report: &Status,
     asked: &Asked<'_>,
 ) -> Result<OutsideView, Vec<String>> {
+    verify_with_namespaces(pid, report, asked, &NamespaceLinks::read(pid))
+}
+
+/// [`verify_from_outside`] with `pid`'s namespaces read earlier (see
+/// [`NamespaceLinks`]).
+pub fn verify_with_namespaces(
+    pid: i32,
+    report: &Status,
+    asked: &Asked<'_>,
+    namespaces: &NamespaceLinks,
+) -> Result<OutsideView, Vec<String>> {
     let mut problems = Vec::new();
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| vec![format!("/proc/{pid}/status: {e}")])?;
-    // Each of its namespaces, read once (`None`: unreadable).
-    let their_ns: Vec<(&str, Option<std::path::PathBuf>)> = NAMESPACES
-        .iter()
-        .map(|ns| (*ns, std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()))
-        .collect();
     let num = |name: &str| {
         field(&text, name)
             .and_then(|v| v.parse::<u32>().ok())
@@ -98,14 +145,7 @@ pub fn verify_from_outside(
             hex("CapBnd:"),
             hex("CapAmb:"),
         ],
-        new_namespaces: their_ns
-            .iter()
-            .filter(|(ns, t)| {
-                let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).ok();
-                t.is_some() && *t != ours
-            })
-            .map(|(ns, _)| ns.to_string())
-            .collect(),
+        new_namespaces: namespaces.new_ones(),
     };
     let mut theirs = report.opt_outs.clone();
     let mut ours = asked.opt_outs.to_vec();
@@ -152,8 +192,7 @@ pub fn verify_from_outside(
         problems.push(format!("capabilities not empty: {:x?}", view.caps));
     }
     for ns in asked.new_namespaces {
-        let readable = their_ns.iter().any(|(n, t)| n == ns && t.is_some());
-        if !readable {
+        if !namespaces.readable(ns) {
             problems.push(format!(
                 "cannot read /proc/{pid}/ns/{ns} (has the renderer exited?)"
             ));

@@ -174,9 +174,9 @@ pub struct Config {
     /// with it.
     pub scratch_tmp: Option<u64>,
     /// The root was already built by [`build_root`] (in a parent of this process):
-    /// lockdown only verifies it. The parent also says whether it was in a user
-    /// namespace of its own (read from /proc before the root was replaced).
-    pub root_built: Option<(RootMethod, bool)>,
+    /// lockdown only verifies it, and takes what the parent read from /proc before
+    /// the root was replaced.
+    pub root_built: Option<RootBuilt>,
     /// Install the filter with a user-notification listener (on every thread) and hand
     /// it back in [`LockedDown::take_listener`].
     pub seccomp_listener: bool,
@@ -289,11 +289,38 @@ pub fn close_descriptors_except(keep: &[RawFd]) -> io::Result<()> {
     fds::close_all_but(keep).map_err(|e| e.source)
 }
 
+/// What a parent that built the root ([`build_root`]) knows for the process it forks
+/// to lock down, read before /proc went away with the old root.
+#[derive(Clone, Copy, Debug)]
+pub struct RootBuilt {
+    /// How the root was entered.
+    pub method: RootMethod,
+    /// Whether the parent was in a user namespace of its own.
+    pub in_user_ns: bool,
+    /// The kernel's highest capability (`/proc/sys/kernel/cap_last_cap`), if it
+    /// could be read (the child otherwise probes it, one `prctl` a capability).
+    pub cap_last_cap: Option<u32>,
+}
+
 /// Build the empty root (with `config.binds` and `config.mount_proc`) without the
 /// other layers — for a parent that then forks the process to lock down (and that
 /// passes the result as [`Config::root_built`]).
-pub fn build_root(config: &Config) -> Result<RootMethod, LockdownError> {
-    root::enter_empty_root(config)
+pub fn build_root(config: &Config) -> Result<RootBuilt, LockdownError> {
+    let in_user_ns = inside_user_namespace();
+    let cap_last_cap = read_cap_last_cap();
+    let method = root::enter_empty_root(config)?;
+    Ok(RootBuilt {
+        method,
+        in_user_ns,
+        cap_last_cap,
+    })
+}
+
+/// `/proc/sys/kernel/cap_last_cap`, if it can be read.
+fn read_cap_last_cap() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Proof that the process was single-threaded when checked; consumed by the fork.
@@ -303,6 +330,12 @@ pub fn build_root(config: &Config) -> Result<RootMethod, LockdownError> {
 pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
 
 impl SingleThreaded {
+    /// The proof for a fresh fork-like copy of a process that held one (the copy has
+    /// one thread, the caller's, and has started none).
+    pub(crate) fn of_fresh_copy() -> SingleThreaded {
+        SingleThreaded(std::marker::PhantomData)
+    }
+
     /// Check that the process has exactly one thread.
     pub fn check() -> io::Result<SingleThreaded> {
         if crate::sys::single_threaded()? {
@@ -331,12 +364,12 @@ struct Before {
 }
 
 fn read_before(config: &Config) -> Result<Before, LockdownError> {
-    if config.root_built.is_some() {
+    if let Some(built) = config.root_built {
         // Forked from a single-threaded parent (checked by `fork_single_threaded`)
         // that already replaced the root: /proc may be gone, and there is one thread.
         return Ok(Before {
             threads: 1,
-            cap_last_cap: probe_cap_last_cap(),
+            cap_last_cap: built.cap_last_cap.unwrap_or_else(probe_cap_last_cap),
         });
     }
     let status = std::fs::read_to_string("/proc/self/status")
@@ -346,10 +379,7 @@ fn read_before(config: &Config) -> Result<Before, LockdownError> {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1);
-    let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(probe_cap_last_cap);
+    let cap_last_cap = read_cap_last_cap().unwrap_or_else(probe_cap_last_cap);
     Ok(Before {
         threads,
         cap_last_cap,
@@ -374,7 +404,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
     let mut status = Status::new(config);
     let before = read_before(config)?;
     status.record_namespaces(match config.root_built {
-        Some((_, in_user_ns)) => in_user_ns,
+        Some(built) => built.in_user_ns,
         None => inside_user_namespace(),
     });
     if config.opted_out(OptOut::NoUserNamespace) || config.opted_out(OptOut::NoNamespaces) {
@@ -395,7 +425,7 @@ pub fn lock_down(config: &Config) -> Result<LockedDown, LockdownError> {
         status.skip(Layer::EmptyRoot);
     } else {
         let method = match config.root_built {
-            Some((m, _)) => m,
+            Some(built) => built.method,
             None => root::enter_empty_root(config)?,
         };
         let listing = root::verify_empty(config)?;

@@ -56,6 +56,8 @@ pub struct InPlace {
     /// The CPU set to take back (the parent's, which the clone gave the child before
     /// the parent narrowed it).
     cpus: Option<CpuSet>,
+    /// Whether the proof of one thread is still to be taken.
+    fresh: bool,
 }
 
 impl InPlace {
@@ -65,6 +67,13 @@ impl InPlace {
             0 => Ok(()),
             e => Err(io::Error::from_raw_os_error(e)),
         }
+    }
+
+    /// Proof that this process has one thread: a copy of a single-threaded caller
+    /// (`spawn_in_place` took its proof), as long as the entry has started none. Once:
+    /// the proof is consumed by a fork.
+    pub fn single_threaded(&mut self) -> Option<crate::lockdown::SingleThreaded> {
+        std::mem::take(&mut self.fresh).then(crate::lockdown::SingleThreaded::of_fresh_copy)
     }
 
     /// Take the parent's CPU set back (once; then nothing to do).
@@ -464,6 +473,7 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
                 InPlace {
                     unshared,
                     cpus: exec.cpus,
+                    fresh: true,
                 },
             );
         }
