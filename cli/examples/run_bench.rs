@@ -22,6 +22,9 @@ fn time(cmd: &mut Command) -> Duration {
     start.elapsed()
 }
 
+/// The label prefix of the rows run as uid 65534 (compared with bwrap as uid 65534).
+const AS_NOBODY: &str = "as uid 65534: ";
+
 fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
     v[v.len() / 2].as_secs_f64() * 1e3
@@ -129,6 +132,30 @@ fn main() {
         let label = format!("the same with `{name}`");
         commands.push((label, Box::new(move || run_with(&other, &[]))));
     }
+    // As root, the same two commands as uid 65534 (an unprivileged caller: no
+    // cgroups, no idmapped grants; std drops the supplementary groups), each against
+    // bwrap as uid 65534.
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        let nobody = |mut c: Command| {
+            use std::os::unix::process::CommandExt;
+            c.uid(65534).gid(65534);
+            c
+        };
+        commands.push((
+            format!(
+                "{AS_NOBODY}`sandbox run --ro /usr --ro /lib --ro /lib64 --ro /bin -- /bin/true`"
+            ),
+            Box::new({
+                let sandbox = sandbox.clone();
+                move || nobody(run_with(&sandbox, &[]))
+            }),
+        ));
+        commands.push((
+            format!("{AS_NOBODY}`bwrap --unshare-all --ro-bind / / /bin/true`"),
+            Box::new(move || nobody(bwrap())),
+        ));
+    }
     for _ in 0..5 {
         for (_, cmd) in &commands {
             time(&mut cmd());
@@ -145,14 +172,22 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&copies);
     let medians: Vec<f64> = times.into_iter().map(median).collect();
-    let bwrap_ms = commands
-        .iter()
-        .position(|(label, _)| label.starts_with("`bwrap"))
-        .and_then(|i| medians.get(i).copied())
-        .expect("a bwrap row");
+    // Each row against bwrap run by the same user.
+    let bwrap_ms = |prefix: &str| {
+        commands
+            .iter()
+            .position(|(label, _)| label.starts_with(&format!("{prefix}`bwrap")))
+            .and_then(|i| medians.get(i).copied())
+            .expect("a bwrap row")
+    };
     println!("| command (median of 100, interleaved) | ms | vs bwrap |");
     println!("|---|---:|---:|");
     for ((label, _), ms) in commands.iter().zip(&medians) {
-        println!("| {label} | {ms:.2} | {:.2}× |", ms / bwrap_ms);
+        let base = if label.starts_with(AS_NOBODY) {
+            bwrap_ms(AS_NOBODY)
+        } else {
+            bwrap_ms("")
+        };
+        println!("| {label} | {ms:.2} | {:.2}× |", ms / base);
     }
 }

@@ -13,14 +13,16 @@
 //! │ the stage builds the root: makes the pids and memory cgroups (`Cgroups`) and the
 //! │ cleanup child, sends the program's limits and filter with the cgroups' join
 //! │ descriptors.
-//! ├─ stage: a copy of the supervisor cloned in place (with CAP_SYS_PTRACE; else this
-//! │  binary exec'd, `__run-stage`), pid 1 of new user/pid/net/mount/ipc/uts/cgroup
-//! │  namespaces (the network one made by the stage itself when in place), on a CPU
-//! │  other than the supervisor's until then. Builds the root (empty read-only tmpfs,
-//! │  the --ro/--rw/--dev binds, --proc), joins the cgroups, then forks:
-//! │    └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock)
-//! │       and installs the filter with a user-notification listener *last*, sends
-//! │       its status and the listener to the supervisor, waits for "go", execve()s.
+//! ├─ stage: a copy of the supervisor cloned in place, pid 1 of new
+//! │  user/pid/net/mount/ipc/uts/cgroup namespaces (the network one made by the copy
+//! │  itself right after the clone), on a CPU other than the supervisor's until it
+//! │  forks. Builds the root (empty read-only tmpfs, the --ro/--rw/--dev binds,
+//! │  --proc), joins the cgroups, then forks (and says so: the supervisor checks the
+//! │  new process's namespaces and cgroups meanwhile):
+//! │    └─ payload: locks down (fds, rlimits, capabilities, no_new_privs, Landlock;
+//! │       dumpable until its exec) and installs the filter with a user-notification
+//! │       listener *last*, sends its status and the listener to the supervisor, waits
+//! │       for "go", execve()s.
 //! └─ cleanup child: waits for the supervisor's end, removes the cgroups.
 //! ```
 //!

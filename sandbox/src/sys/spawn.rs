@@ -44,7 +44,7 @@ pub struct PreparedExec {
 }
 
 /// What an in-place child's entry gets: whether the namespaces deferred to it (see
-/// [`PreparedExec::in_place`]) were made, and its CPU set to take back. The child
+/// `launch::spawn_in_place`) were made, and its CPU set to take back. The child
 /// makes the deferred ones right after its clone, on a CPU of its own, while its
 /// parent writes its id maps and goes on; it stays narrowed to that CPU (see
 /// `cpus::place_apart`) until [`InPlace::release_cpus`] — or until this is dropped:

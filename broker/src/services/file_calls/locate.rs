@@ -78,7 +78,7 @@ fn contains(outer: &HeldGrant, inner: &HeldGrant) -> bool {
 }
 
 /// Whether `path` (as a caller wrote it) lands beneath one of `files`' grants — the
-/// calls [`answer`] would serve rather than refuse as missing.
+/// calls [`answer`](super::answer) would serve rather than refuse as missing.
 pub fn beneath_a_grant(files: &FileService, path: &[u8]) -> bool {
     locate(files, path).is_ok()
 }
