@@ -43,11 +43,7 @@ impl Cgroups {
         also_counted: u64,
     ) -> Result<Cgroups, RunError> {
         let name = format!("{CGROUP_PREFIX}{}", std::process::id());
-        let places = if std::env::var_os("SBX_NOCG").is_some() {
-            Places::from_text("", "")
-        } else {
-            Places::read()
-        };
+        let places = Places::read();
         let (pids, no_pids) = made(PidsCgroup::create(
             &places,
             &name,
