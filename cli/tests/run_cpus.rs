@@ -1,8 +1,7 @@
-//! The program runs on every CPU its caller may use. The stage is released on a CPU
-//! other than the supervisor's (`sandbox::launch::spawn`), narrowed to it, and must
-//! take the caller's set back before anything it forks runs the program — cloned in
-//! place (a root caller) and exec'd (uid 65534), with and without a network namespace
-//! of its own.
+//! The program runs on every CPU its caller may use. The stage runs on a CPU other
+//! than the supervisor's (`sandbox::launch::spawn_in_place`), narrowed to it, and must
+//! take the caller's set back before anything it forks runs the program — as root
+//! and as uid 65534, with and without a network namespace of its own.
 
 mod common;
 

@@ -42,7 +42,8 @@ pub(super) struct Trees {
     /// Index in the plan's binds, and the tree's descriptor.
     pub(super) trees: Vec<(usize, OwnedFd)>,
     pub(super) views: Vec<GrantView>,
-    /// The mapping, kept until the plan is sent: its maker is reaped when it drops.
+    /// The mapping, kept with the trees (dropped once the program has been told "go"):
+    /// its maker is reaped when it drops, long after it exited.
     pub(super) _idmap: Option<Idmap>,
 }
 

@@ -23,6 +23,9 @@ pub(super) enum ToStage {
         /// The opt-outs asked (`--no-userns`: [`OptOut::NoUserNamespace`]).
         opt_outs: Vec<sandbox::lockdown::OptOut>,
         switch_to: Option<(u32, u32)>,
+        /// The payload stays dumpable until its exec: the supervisor could not read
+        /// its `/proc/PID/ns/*` otherwise (see `supervise::start_stage`).
+        dumpable_until_exec: bool,
     },
     /// After the plan, made while the stage builds the root: what the program's process
     /// gets besides, and the cgroups the stage joins before it forks that process.

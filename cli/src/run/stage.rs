@@ -9,8 +9,11 @@ use super::*;
 use sandbox::bpf;
 use sandbox::ipc::Channel;
 use sandbox::launch::InPlace;
-use sandbox::lockdown::{build_root, lock_down, Config, OptOut, SeccompChoice, SingleThreaded};
+use sandbox::lockdown::{
+    build_root, lock_down, Config, OptOut, Rlimits, SeccompChoice, SingleThreaded,
+};
 use sandbox::policy::arch::Arch;
+use sandbox::policy::presets::Preset;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -130,8 +133,7 @@ fn report_failure(ctl: &Ctl, why: String) -> RunError {
 }
 
 /// The idmapped trees and the plan: the configuration that builds the root (its
-/// lockdown part still [`Config::default`]'s, the strictest, until
-/// [`receive_payload`]), the program, and the trees' descriptors (each bind with a
+/// rlimits and filter still the strictest, until [`receive_payload`]), the program, and the trees' descriptors (each bind with a
 /// tree names it; kept open until the root is built).
 /// (And the scratch folder to remove, without namespaces.)
 fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
@@ -156,6 +158,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
         scratch_dir,
         opt_outs,
         switch_to,
+        dumpable_until_exec,
     } = plan
     else {
         return Err(setup("expected a plan".into()));
@@ -170,6 +173,10 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
     }
     let config = Config {
         keep_fds: vec![0, 1, 2, 3],
+        // Until `receive_payload`: the strictest (and never used before it, as the
+        // payload is forked only after it).
+        rlimits: Rlimits::default(),
+        seccomp: SeccompChoice::Preset(Preset::Renderer),
         binds,
         landlock_min_abi: 1,
         mount_proc,
@@ -178,10 +185,7 @@ fn receive_plan(ctl: &mut Ctl) -> Result<Received, RunError> {
         seccomp_listener: true,
         switch_to,
         opt_outs,
-        // The supervisor checks the program's process from outside before its exec,
-        // whatever its own privileges: see `supervise::start_stage`.
-        dumpable_until_exec: true,
-        ..Config::default()
+        dumpable_until_exec,
     };
     Ok((
         config,

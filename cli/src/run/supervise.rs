@@ -21,7 +21,8 @@ use super::*;
 use crate::learn::record::Recorder;
 use sandbox::ipc::Channel;
 use sandbox::launch::{
-    spawn_in_place, verify_with_namespaces, Asked, NamespaceLinks, SpawnSpec, Spawned,
+    can_inspect_in_place_children, spawn_in_place, verify_with_namespaces, Asked, NamespaceLinks,
+    SpawnSpec, Spawned,
 };
 use sandbox::lockdown::{Rlimits, SingleThreaded, Status};
 use sandbox::policy::arch::Arch;
@@ -167,9 +168,9 @@ const DEGRADED_NO_NAMESPACES: &str = "--no-namespaces: no namespace at all. The 
 /// and stdio — no exec of this binary again (~0.5 ms: a static binary's start-up,
 /// most of it the C library's CPU-feature probing, which a virtual machine traps), and
 /// the network namespace made by the copy itself while this process prepares the plan.
-/// The program's process stays dumpable until its exec
-/// (`Config::dumpable_until_exec`), so that this process can check it from outside
-/// without CAP_SYS_PTRACE (an unprivileged caller; root in a container that drops it):
+/// Where this process lacks CAP_SYS_PTRACE (an unprivileged caller; root in a
+/// container that drops it), the program's process stays dumpable until its exec
+/// (`Config::dumpable_until_exec`), so that this process can check it from outside:
 /// see `sandbox::launch::spawn_in_place`. The stage's failure to start is read only
 /// before the payload's report is awaited, or when a send to it fails.
 fn start_stage(plan: &Plan) -> Result<(Spawned, Ctl), RunError> {
@@ -206,6 +207,8 @@ fn plan_message(args: &RunArgs, plan: &Plan) -> ToStage {
         scratch_tmp: plan.scratch_tmp,
         scratch_dir: plan.scratch_dir.as_ref().map(|d| d.path().to_path_buf()),
         switch_to: plan.switch_to,
+        // (Without namespaces there is no /proc/PID/ns to read.)
+        dumpable_until_exec: !plan.without_namespaces() && !can_inspect_in_place_children(),
     }
 }
 
@@ -215,22 +218,23 @@ fn send_plan(ctl: &mut Ctl, message: ToStage, trees: &Trees) -> Result<(), RunEr
         let at = chunk.iter().map(|(i, _)| *i).collect();
         let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_fd()).collect();
         let sent = ctl.send(&ToStage::Trees(at), &fds);
-        sent.map_err(|e| stage_reason(ctl, e))?;
+        sent.map_err(|e| stage_reason(ctl, RunError::Io(e.to_string())))?;
     }
     let sent = ctl.send(&message, &[]);
-    sent.map_err(|e| stage_reason(ctl, e))
+    sent.map_err(|e| stage_reason(ctl, RunError::Io(e.to_string())))
 }
 
-/// A send to the stage failed: the reason the stage gave, if it stopped and said why
-/// (it says so once it has read the plan — a network namespace it could not make,
-/// say — and a broken channel says less); else the send's error.
-fn stage_reason(ctl: &mut Ctl, e: impl std::fmt::Display) -> RunError {
+/// Talking to the stage failed: the reason the stage gave, if it stopped and said why
+/// (a network namespace it could not make, say), else `e`. A broken channel says
+/// less — and a stage that exits with a message of ours unread makes the kernel
+/// report a reset connection here before the messages it sent last.
+fn stage_reason(ctl: &mut Ctl, e: RunError) -> RunError {
     while let Ok(Some((message, _))) = ctl.try_recv() {
         if let FromStage::Failed(why) = message {
             return stage_failed(why);
         }
     }
-    RunError::Io(e.to_string())
+    e
 }
 
 /// An error while talking to a stage cloned in place: its failure to start, if that is
@@ -314,7 +318,7 @@ fn send_payload(ctl: &mut Ctl, groups: &Cgroups, message: ToStage) -> Result<(),
     let joins = groups.open_self_joins()?;
     let fds: Vec<_> = joins.iter().map(|f| f.as_fd()).collect();
     let sent = ctl.send(&message, &fds);
-    sent.map_err(|e| stage_reason(ctl, e))
+    sent.map_err(|e| stage_reason(ctl, RunError::Io(e.to_string())))
 }
 
 /// Step 5: the payload's status report and its seccomp listener; the report checked
@@ -332,8 +336,10 @@ fn await_lockdown(
     let mut early = None;
     let (status, listener) = loop {
         match ctl.recv_timeout(Duration::from_secs(10)) {
+            // (Not there any more — the payload failed and was reaped — is left for
+            // its own report, which says why.)
             Ok((FromStage::Forked, _)) if early.is_none() => {
-                early = Some(payload_seen(stage, groups)?);
+                early = payload_seen(stage, groups).ok();
             }
             Ok((FromStage::Ready(status), mut fds)) => break (status, fds.pop()),
             Ok((FromStage::Failed(why), _)) => return Err(stage_failed(why)),
@@ -342,7 +348,10 @@ fn await_lockdown(
                     "unexpected message from the sandbox".into(),
                 ))
             }
-            Err(e) => return Err(RunError::Setup(format!("the sandbox did not start: {e}"))),
+            Err(e) => {
+                let e = RunError::Setup(format!("the sandbox did not start: {e}"));
+                return Err(stage_reason(ctl, e));
+            }
         }
     };
     let listener = listener.ok_or(RunError::Setup("no notification listener".into()))?;

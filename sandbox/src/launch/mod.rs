@@ -27,7 +27,9 @@ pub use idmap::Idmap;
 pub use ids::{map_ids, own_id, OWN_ID_BASE, OWN_ID_RANGE};
 pub use namespaces::{Namespaces, NetMode};
 pub use network::EmptyNetwork;
-pub use spawn::{spawn, spawn_in_place, InPlace, SpawnSpec, Spawned};
+pub use spawn::{
+    can_inspect_in_place_children, spawn, spawn_in_place, InPlace, SpawnSpec, Spawned,
+};
 pub use verify::{verify_from_outside, verify_with_namespaces, Asked, NamespaceLinks, OutsideView};
 
 use std::io;

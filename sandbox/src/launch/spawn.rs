@@ -100,7 +100,7 @@ impl Spawned {
         };
         // Woken by the child's exec (or its entry), this process stays on its own CPU
         // rather than queue behind the child's start (see `sys::cpus`).
-        let _stay = crate::sys::cpus::StayHere::pin();
+        let _stay = crate::sys::cpus::StayHere::pin(crate::sys::cpus::own().as_ref());
         read_release(&mut report, self, "fd setup")
     }
 
@@ -197,9 +197,10 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, LaunchError> {
 /// That check reads the child's `/proc/PID/ns/*`. For a process that is not dumpable
 /// the kernel then asks for CAP_SYS_PTRACE over the user namespace its *memory* was
 /// exec'd in — for an in-place child (or a fork of it) the spawner's, where an
-/// unprivileged spawner has none. So a child checked before it execs its program stays
-/// dumpable until then (`lockdown::Config::dumpable_until_exec`); the exec makes it
-/// dumpable anyway, and its memory then belongs to its own user namespace.
+/// unprivileged spawner has none ([`can_inspect_in_place_children`]). Such a spawner's
+/// child, checked before it execs its program, stays dumpable until then
+/// (`lockdown::Config::dumpable_until_exec`); the exec makes it dumpable anyway, and
+/// its memory then belongs to its own user namespace.
 pub fn spawn_in_place(
     spec: &SpawnSpec,
     _proof: crate::lockdown::SingleThreaded,
@@ -215,6 +216,18 @@ pub fn spawn_in_place(
     let prepared =
         PreparedExec::in_place(&spec.fds, entry, deferred).map_err(ns_err("prepare child"))?;
     start(spec, spec.namespaces.clone_flags() & !deferred, &prepared)
+}
+
+/// Whether this process can read the `/proc/PID/ns/*` of a child of
+/// [`spawn_in_place`] (or a fork of it) once it has made itself non-dumpable, as a
+/// locked-down process does — what [`verify_from_outside`](super::verify_from_outside)
+/// reads: CAP_SYS_PTRACE over this process's own user namespace, which an
+/// unprivileged caller (or root in a container that drops it) lacks. Such a child must
+/// then stay dumpable until it execs (`lockdown::Config::dumpable_until_exec`).
+pub fn can_inspect_in_place_children() -> bool {
+    const CAP_SYS_PTRACE: u32 = 19;
+    crate::sys::process::capget()
+        .is_ok_and(|(effective, _, _)| effective & (1 << CAP_SYS_PTRACE) != 0)
 }
 
 /// Clone the child `prepared` describes, map its ids, release it and wait for its
@@ -238,7 +251,9 @@ fn start(
     // The child runs on a CPU other than this process's from its clone to its exec or
     // entry, and this process keeps to its own meanwhile: woken by the child, it is
     // not queued behind it (see `sys::cpus`).
-    let stay = crate::sys::cpus::StayHere::pin();
+    // (Only with the set read before, which the child takes back: it inherits the
+    // narrowed one.)
+    let stay = crate::sys::cpus::StayHere::pin(prepared.cpus());
     let first = clone_and_exec(
         flags,
         prepared,

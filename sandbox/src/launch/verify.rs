@@ -64,7 +64,8 @@ const NAMESPACES: [&str; 7] = ["user", "pid", "net", "mnt", "ipc", "uts", "cgrou
 /// ([`verify_with_namespaces`]).
 #[derive(Clone, Debug)]
 pub struct NamespaceLinks {
-    /// (name, the process's link if readable, whether it differs from the caller's)
+    /// (name, whether the process's link was readable, whether it differs from the
+    /// caller's)
     links: Vec<(&'static str, bool, bool)>,
 }
 

@@ -30,20 +30,37 @@ pub fn take(set: &CpuSet) -> io::Result<()> {
     }
 }
 
+/// Take `set` back after a narrowing; if the kernel refuses it (EINVAL: a cpuset
+/// changed meanwhile leaves none of its CPUs), every CPU, which the kernel narrows to
+/// what is allowed. Never leaves this thread on the one CPU it was narrowed to when
+/// more are allowed. Allocates nothing (for a fork-like child).
+pub fn take_back(set: &CpuSet) -> io::Result<()> {
+    take(set).or_else(|_| {
+        // SAFETY: cpu_set_t is plain data, an array of bit words: all ones is every
+        // CPU the set can name.
+        let every: CpuSet =
+            unsafe { std::mem::transmute([u8::MAX; std::mem::size_of::<CpuSet>()]) };
+        take(&every)
+    })
+}
+
 /// The CPU this thread runs on (`None` if unknown).
 fn here() -> Option<usize> {
     // SAFETY: sched_getcpu takes nothing.
     usize::try_from(unsafe { libc::sched_getcpu() }).ok()
 }
 
-/// `{cpu}` alone.
-fn only(cpu: usize) -> CpuSet {
-    // SAFETY: cpu_set_t is plain data; CPU_SET writes the live, zeroed set (it ignores
-    // a CPU beyond the set's size).
+/// `{cpu}` alone (`None` past the set's size).
+fn only(cpu: usize) -> Option<CpuSet> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return None;
+    }
+    // SAFETY: cpu_set_t is plain data (all zero is an empty set); CPU_SET writes the
+    // bit of `cpu`, checked above to be within the live, zeroed set.
     unsafe {
         let mut one: CpuSet = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut one);
-        one
+        Some(one)
     }
 }
 
@@ -61,37 +78,41 @@ pub fn place_apart(child: libc::pid_t, from: &CpuSet) -> bool {
         }
         (0..libc::CPU_SETSIZE as usize).find(|&c| c != here && libc::CPU_ISSET(c, from))
     };
-    let Some(other) = other else {
+    let Some(one) = other.and_then(only) else {
         return false;
     };
-    let one = only(other);
     // SAFETY: `one` is a live cpu_set_t passed with its own size.
     unsafe { libc::sched_setaffinity(child, std::mem::size_of_val(&one), &one) == 0 }
 }
 
-/// This thread kept on the CPU it runs on until dropped (then its set is what it was):
+/// This thread kept on the CPU it runs on until dropped (then its set is `all` again):
 /// for a parent that a child it released is about to wake, so that the wake-up brings
-/// it back here rather than behind the child.
+/// it back here rather than behind the child. A child cloned meanwhile inherits the
+/// narrowed set: it must take `all` back (see `spawn::PreparedExec`).
 pub struct StayHere(Option<CpuSet>);
 
 impl StayHere {
-    /// Pinned where it runs, if its set has another CPU (else nothing changes).
-    pub fn pin() -> StayHere {
-        let (Some(all), Some(here)) = (own(), here()) else {
+    /// Pinned where it runs, if `all` (the caller's set, read before) has another CPU
+    /// (else, or without `all`, nothing changes).
+    pub fn pin(all: Option<&CpuSet>) -> StayHere {
+        let (Some(all), Some(here)) = (all, here()) else {
             return StayHere(None);
         };
         // SAFETY: CPU_COUNT reads the live set `all`.
-        if unsafe { libc::CPU_COUNT(&all) } < 2 {
+        if unsafe { libc::CPU_COUNT(all) } < 2 {
             return StayHere(None);
         }
-        StayHere(take(&only(here)).ok().map(|()| all))
+        match only(here).map(|one| take(&one)) {
+            Some(Ok(())) => StayHere(Some(*all)),
+            _ => StayHere(None),
+        }
     }
 }
 
 impl Drop for StayHere {
     fn drop(&mut self) {
         if let Some(all) = self.0.take() {
-            let _ = take(&all);
+            let _ = take_back(&all);
         }
     }
 }

@@ -70,8 +70,9 @@ impl InPlace {
     }
 
     /// Proof that this process has one thread: a copy of a single-threaded caller
-    /// (`spawn_in_place` took its proof), as long as the entry has started none. Once:
-    /// the proof is consumed by a fork.
+    /// (`spawn_in_place` took its proof). Valid only when taken before the entry
+    /// starts any thread — the entry's contract: take it first, or check with
+    /// `SingleThreaded::check`. Once (a fork consumes it).
     pub fn single_threaded(&mut self) -> Option<crate::lockdown::SingleThreaded> {
         std::mem::take(&mut self.fresh).then(crate::lockdown::SingleThreaded::of_fresh_copy)
     }
@@ -79,7 +80,7 @@ impl InPlace {
     /// Take the parent's CPU set back (once; then nothing to do).
     pub fn release_cpus(&mut self) -> io::Result<()> {
         match self.cpus.take() {
-            Some(all) => cpus::take(&all),
+            Some(all) => cpus::take_back(&all),
             None => Ok(()),
         }
     }
@@ -212,6 +213,11 @@ impl PreparedExec {
         self.entry.is_some()
     }
 
+    /// The caller's CPU set, read before the clone (what the child takes back).
+    pub fn cpus(&self) -> Option<&CpuSet> {
+        self.cpus.as_ref()
+    }
+
     /// Narrow `child` (cloned from this, not yet running the entry or the program) to
     /// a CPU of the parent's set other than the one the caller runs on: see
     /// `cpus::place_apart`. The child takes the set back itself.
@@ -266,11 +272,14 @@ pub struct Join {
 /// closes `parent_ends` (the parent's ends of `go` and `report`: a child holding the
 /// write end of `go` would never see its end of file); then it
 /// sets PR_SET_PDEATHSIG to SIGKILL; makes itself dumpable until exec; writes `R` to
-/// `report` once the parent may write its id maps; waits for one byte on `go` (EOF —
-/// the parent died or gave up — ends it: this closes the race between clone and
-/// PDEATHSIG); moves the remapped fds into place; execs. On any failure it writes `E`
-/// and its errno (4 bytes) to `report` and exits 127. Both `go` and `report` must be
-/// close-on-exec.
+/// `report` once the parent may write its id maps; makes the namespaces deferred to it
+/// (an in-place child's network one: see [`InPlace`]); waits for one byte on `go`
+/// (EOF — the parent died or gave up — ends it: this closes the race between clone and
+/// PDEATHSIG); moves the remapped fds into place; takes the parent's CPU set back (an
+/// exec'd child; the parent may have narrowed it: `cpus::place_apart`); execs — or
+/// closes every other descriptor and calls its entry (in place). On any failure it
+/// writes `E` and its errno (4 bytes) to `report` and exits 127. Both `go` and
+/// `report` must be close-on-exec.
 ///
 /// With `join`, a first stage joins `join.user` and then `join.net`, and clones the
 /// renderer from there with CLONE_PARENT (so it is still the caller's child) and
@@ -479,7 +488,7 @@ fn child(exec: &PreparedExec, go: RawFd, report: RawFd, map_self: bool) -> ! {
         }
         // The CPU set the parent narrowed (`place_apart`), back before the program.
         if let Some(all) = &exec.cpus {
-            if cpus::take(all).is_err() {
+            if cpus::take_back(all).is_err() {
                 fail(errno());
             }
         }
