@@ -35,11 +35,11 @@ pub fn take(set: &CpuSet) -> io::Result<()> {
 /// what is allowed. Never leaves this thread on the one CPU it was narrowed to when
 /// more are allowed. Allocates nothing (for a fork-like child).
 pub fn take_back(set: &CpuSet) -> io::Result<()> {
+    const BYTES: usize = std::mem::size_of::<CpuSet>();
     take(set).or_else(|_| {
-        // SAFETY: cpu_set_t is plain data, an array of bit words: all ones is every
-        // CPU the set can name.
-        let every: CpuSet =
-            unsafe { std::mem::transmute([u8::MAX; std::mem::size_of::<CpuSet>()]) };
+        // SAFETY: cpu_set_t is plain data, an array of bit words of BYTES bytes: all
+        // ones is every CPU the set can name.
+        let every: CpuSet = unsafe { std::mem::transmute([u8::MAX; BYTES]) };
         take(&every)
     })
 }
