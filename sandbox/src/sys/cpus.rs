@@ -116,3 +116,34 @@ impl Drop for StayHere {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(set: &CpuSet) -> i32 {
+        // SAFETY: CPU_COUNT reads the live set.
+        unsafe { libc::CPU_COUNT(set) }
+    }
+
+    /// A set the kernel refuses (here: empty, EINVAL) is not left half-applied: the
+    /// thread gets every CPU it is allowed, not the one it was narrowed to. (In a
+    /// thread of its own: CPU sets are per thread.)
+    #[test]
+    fn taking_back_a_refused_set_gives_every_allowed_cpu() {
+        let before = own().expect("own set");
+        let after = std::thread::spawn(|| {
+            // SAFETY: cpu_set_t is plain data; all zero is the empty set.
+            let empty: CpuSet = unsafe { std::mem::zeroed() };
+            assert!(take(&empty).is_err(), "an empty set is refused");
+            if let Some(one) = here().and_then(only) {
+                take(&one).expect("narrowed to one CPU");
+            }
+            take_back(&empty).expect("falls back");
+            own().expect("own set")
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(count(&after), count(&before));
+    }
+}
