@@ -66,10 +66,13 @@ impl Cache {
     }
 
     /// `(name, path)` of this architecture's entries, in the cache's order, as bytes.
-    /// An entry whose strings are not within the data ends the entries.
+    /// An entry whose strings are not within the data is left out — as [`lookup`]
+    /// leaves it out (the two agree on what the cache holds).
+    ///
+    /// [`lookup`]: Cache::lookup
     fn raw_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.slots()
-            .map_while(|(key, value)| Some((self.string_at(key)?, self.string_at(value)?)))
+            .filter_map(|(key, value)| Some((self.string_at(key)?, self.string_at(value)?)))
     }
 
     /// This architecture's entries, in the cache's order (entries that are not UTF-8
@@ -180,5 +183,36 @@ mod tests {
         let mut big = data.clone();
         big[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(count(&big), 2, "a lying count stops at the data's end");
+    }
+
+    proptest::proptest! {
+        /// A cache damaged anywhere (bytes overwritten, cut short) never panics, and a
+        /// lookup finds only what the entries list.
+        #[test]
+        fn damaged_caches_are_read_without_panics(
+            at in 0usize..200,
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            cut in 0usize..260,
+        ) {
+            let mut data = cache_with(&[
+                (CACHE_FLAGS, "libc.so.6", "/lib/x/libc.so.6"),
+                (CACHE_FLAGS, "libm.so.6", "/usr/lib/y/libm.so.6"),
+                (0x0003, "libc.so.6", "/lib32/libc.so.6"),
+            ]);
+            for (i, b) in junk.iter().enumerate() {
+                if let Some(d) = data.get_mut(at + i) {
+                    *d = *b;
+                }
+            }
+            data.truncate(cut);
+            let cache = Cache::from_bytes(data);
+            let listed: Vec<PathBuf> = cache.entries().map(|(_, p)| PathBuf::from(p)).collect();
+            for name in ["libc.so.6", "libm.so.6", ""] {
+                for found in cache.lookup(name) {
+                    proptest::prop_assert!(listed.contains(&found), "{found:?} not listed");
+                }
+            }
+            let _ = cache.folders();
+        }
     }
 }
